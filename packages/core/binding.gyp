@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "tsray_arena",
+      "sources": ["native/arena.cc"],
+      "cflags_cc": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-cast-function-type"],
+      "libraries": ["-lpthread"]
+    }
+  ]
+}

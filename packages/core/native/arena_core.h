@@ -1,0 +1,202 @@
+// tsray shared-memory arena: one memfd per node, mapped by every process on
+// the node, with a first-fit allocator whose state lives inside the mapping so
+// that any process can allocate and free synchronously under a robust,
+// process-shared mutex.
+//
+// Layout of the mapping:
+//   [arena_hdr_t | padding to 4 KiB][block][block]...[block]
+// Every block starts with a 64-byte header; payloads are 64-byte aligned.
+// Blocks carry boundary tags (size, prev_size) so that a freed block merges
+// with free neighbours in O(1); free blocks form an address-ordered list so
+// that allocation reuses the lowest (already faulted) addresses first.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <atomic>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ARENA_MAGIC 0x7473726179617231ULL /* "tsrayar1" */
+#define ARENA_VERSION 1
+#define BLOCK_MAGIC 0xb10cb10cU
+#define HDR_RESERVED 4096
+#define ALIGN 64
+#define MIN_SPLIT 256
+
+enum { ST_FREE = 0, ST_ALLOC = 1, ST_SEALED = 2 };
+
+typedef struct {
+  uint64_t size;      /* whole block, header included, multiple of ALIGN */
+  uint64_t prev_size; /* size of the block just before, 0 for the first */
+  uint32_t state;
+  uint32_t creator;   /* process slot that allocated it */
+  uint32_t owner;     /* process slot that owns it once sealed */
+  uint32_t magic;
+  uint64_t next_free; /* offsets from the base; 0 = none */
+  uint64_t prev_free;
+  uint64_t tag;
+  uint64_t reserved;
+} block_t;
+
+static_assert(sizeof(block_t) == ALIGN, "block header must be 64 bytes");
+
+typedef struct {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t reserved0;
+  uint64_t size;
+  uint64_t heap_start;
+  uint64_t heap_end;
+  uint64_t free_head;
+  uint64_t used;     /* bytes in allocated and sealed blocks, headers included */
+  uint64_t nalloc;   /* number of allocated and sealed blocks */
+  uint64_t total_allocs;
+  pthread_mutex_t mu;
+} arena_hdr_t;
+
+typedef struct {
+  uint8_t *base;
+  uint64_t size;
+  int fd;
+  std::atomic<int> refs;   /* 1 for the handle itself + 1 per live view */
+  std::atomic<int> closed;
+} arena_t;
+
+/* ------------------------------------------------------------------------ */
+/* allocator (callers hold the mutex)                                         */
+
+static inline block_t *blk(arena_t *a, uint64_t off) { return (block_t *)(a->base + off); }
+static inline arena_hdr_t *hdr(arena_t *a) { return (arena_hdr_t *)a->base; }
+
+static int lock(arena_t *a) {
+  int rc = pthread_mutex_lock(&hdr(a)->mu);
+  if (rc == EOWNERDEAD) {
+    /* a process died holding the lock; the allocator's operations are short
+       and ordered so that the list stays walkable: mark it consistent. */
+    pthread_mutex_consistent(&hdr(a)->mu);
+    rc = 0;
+  }
+  return rc;
+}
+static void unlock(arena_t *a) { pthread_mutex_unlock(&hdr(a)->mu); }
+
+static void list_remove(arena_t *a, uint64_t off) {
+  block_t *b = blk(a, off);
+  if (b->prev_free) blk(a, b->prev_free)->next_free = b->next_free;
+  else hdr(a)->free_head = b->next_free;
+  if (b->next_free) blk(a, b->next_free)->prev_free = b->prev_free;
+  b->next_free = b->prev_free = 0;
+}
+
+/* insert keeping address order */
+static void list_insert(arena_t *a, uint64_t off) {
+  arena_hdr_t *h = hdr(a);
+  block_t *b = blk(a, off);
+  uint64_t prev = 0, cur = h->free_head;
+  while (cur && cur < off) { prev = cur; cur = blk(a, cur)->next_free; }
+  b->prev_free = prev;
+  b->next_free = cur;
+  if (prev) blk(a, prev)->next_free = off; else h->free_head = off;
+  if (cur) blk(a, cur)->prev_free = off;
+}
+
+static inline uint64_t next_of(arena_t *a, uint64_t off) {
+  uint64_t n = off + blk(a, off)->size;
+  return n < hdr(a)->heap_end ? n : 0;
+}
+
+static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot) {
+  arena_hdr_t *h = hdr(a);
+  uint64_t need = ((want + sizeof(block_t) + ALIGN - 1) / ALIGN) * ALIGN;
+  if (want == 0) need = sizeof(block_t) + ALIGN;
+  for (uint64_t cur = h->free_head; cur; cur = blk(a, cur)->next_free) {
+    block_t *b = blk(a, cur);
+    if (b->size < need) continue;
+    uint64_t rest = b->size - need;
+    if (rest >= MIN_SPLIT) {
+      /* split: the tail becomes a free block taking this block's list slot */
+      uint64_t toff = cur + need;
+      block_t *t = blk(a, toff);
+      memset(t, 0, sizeof(*t));
+      t->size = rest;
+      t->prev_size = need;
+      t->state = ST_FREE;
+      t->magic = BLOCK_MAGIC;
+      t->prev_free = b->prev_free;
+      t->next_free = b->next_free;
+      if (t->prev_free) blk(a, t->prev_free)->next_free = toff; else h->free_head = toff;
+      if (t->next_free) blk(a, t->next_free)->prev_free = toff;
+      uint64_t after = next_of(a, toff);
+      if (after) blk(a, after)->prev_size = rest;
+      b->size = need;
+      b->next_free = b->prev_free = 0;
+    } else {
+      list_remove(a, cur);
+    }
+    b->state = ST_ALLOC;
+    b->creator = slot;
+    b->owner = slot;
+    b->tag = 0;
+    h->used += b->size;
+    h->nalloc += 1;
+    h->total_allocs += 1;
+    return (int64_t)(cur + sizeof(block_t));
+  }
+  return -1;
+}
+
+/* returns 0 on success, -1 if off is not the payload of a live block */
+static int arena_free_locked(arena_t *a, uint64_t payload) {
+  arena_hdr_t *h = hdr(a);
+  if (payload < h->heap_start + sizeof(block_t) || payload >= h->heap_end) return -1;
+  if (payload % ALIGN) return -1;
+  uint64_t off = payload - sizeof(block_t);
+  block_t *b = blk(a, off);
+  if (b->magic != BLOCK_MAGIC || b->state == ST_FREE) return -1;
+  h->used -= b->size;
+  h->nalloc -= 1;
+  b->state = ST_FREE;
+  b->tag = 0;
+  /* merge with the next block */
+  uint64_t nx = next_of(a, off);
+  if (nx && blk(a, nx)->state == ST_FREE) {
+    list_remove(a, nx);
+    b->size += blk(a, nx)->size;
+    blk(a, nx)->magic = 0;
+  }
+  /* merge with the previous block (already in the list) */
+  if (b->prev_size) {
+    uint64_t pv = off - b->prev_size;
+    block_t *p = blk(a, pv);
+    if (p->state == ST_FREE) {
+      p->size += b->size;
+      b->magic = 0;
+      uint64_t after = next_of(a, pv);
+      if (after) blk(a, after)->prev_size = p->size;
+      return 0;
+    }
+  }
+  uint64_t after = next_of(a, off);
+  if (after) blk(a, after)->prev_size = b->size;
+  list_insert(a, off);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* handle lifetime                                                            */
+
+static void arena_unref(arena_t *a) {
+  if (a->refs.fetch_sub(1) == 1) {
+    munmap(a->base, a->size);
+    if (a->fd >= 0) close(a->fd);
+    delete a;
+  }
+}
+

@@ -1,0 +1,40 @@
+/**
+ * The process's runtime (one per process, like Ray's global worker): set by
+ * `init()` in a driver and at start in a worker. Kept on globalThis so every
+ * copy of tsray loaded in the process sees the same one.
+ * @internal
+ */
+import { NotInitializedError } from '../../errors';
+import type { CoreWorker } from '../runtime/core-worker';
+
+/** What the public verbs need from the process's runtime. */
+export interface Runtime {
+  readonly mode: 'driver' | 'worker';
+  readonly core: CoreWorker;
+  readonly jobId: string;
+  readonly nodeId: string;
+  readonly namespace: string;
+  readonly headAddress: string;
+  readonly rayletAddress: string;
+  shutdown(): Promise<void>;
+}
+
+const KEY = Symbol.for('tsray.runtime');
+type Holder = Record<symbol, Runtime | undefined>;
+
+/** The current runtime, or undefined. */
+export function currentRuntime(): Runtime | undefined {
+  return (globalThis as unknown as Holder)[KEY];
+}
+
+/** The current runtime; throws NotInitializedError naming `what` without one. */
+export function runtime(what: string): Runtime {
+  const r = currentRuntime();
+  if (!r) throw new NotInitializedError(what);
+  return r;
+}
+
+/** Installs (or clears) the process's runtime. */
+export function setRuntime(r: Runtime | undefined): void {
+  (globalThis as unknown as Holder)[KEY] = r;
+}

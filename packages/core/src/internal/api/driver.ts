@@ -1,0 +1,205 @@
+/**
+ * The driver's runtime: starts a local cluster (or joins one), registers a
+ * job, and connects the driver's CoreWorker. Stops everything it started at
+ * `shutdown()` or when the process exits.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RaySystemError } from '../../errors';
+import { randomId } from '../ids';
+import { log } from '../log';
+import { ObjectStoreClient } from '../objects/object-store';
+import { MT, type Address, type JobConfig, type NodeInfo } from '../protocol/messages';
+import { Endpoint } from '../transport/endpoint';
+import { CoreWorker } from '../runtime/core-worker';
+import { createSessionDir, ipcAddress, removeIpcFile, tsrayTmpRoot } from '../cluster/session';
+import { nodeSpec } from '../cluster/node-resources';
+import { startService, waitExit, type Service } from '../cluster/processes';
+import { loaderFlags } from '../raylet/worker-pool';
+import type { HeadConfig, HeadReady } from '../head/main';
+import { forceGc } from './gc';
+import type { InitConfig } from './options';
+import type { Runtime } from './context';
+
+const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
+
+/** File where `tsray start --head` records the address of the cluster it started. */
+export function clusterFile(): string {
+  return path.join(tsrayTmpRoot(), 'cluster.json');
+}
+
+/** Turns `init({ address })` into the head's ZeroMQ address. */
+function headAddressOf(address: string): string {
+  if (address === 'auto') {
+    try {
+      const info = JSON.parse(fs.readFileSync(clusterFile(), 'utf8')) as { address?: string };
+      if (info.address) return `tcp://${info.address}`;
+    } catch {
+      /* fall through */
+    }
+    throw new RaySystemError(`init({ address: 'auto' }) found no running cluster on this machine (${clusterFile()}); start one with \`tsray start --head\`, or call init() without an address`);
+  }
+  if (address.startsWith('tcp://') || address.startsWith('ipc://')) return address;
+  if (!/^[^:]+:\d+$/.test(address)) throw new TypeError(`options.address must be 'auto' or HOST:PORT, got ${JSON.stringify(address)}`);
+  return `tcp://${address}`;
+}
+
+function printLogs(lines: Array<[number, string, string]>): void {
+  for (const [stream, prefix, text] of lines) {
+    (stream === 0 ? process.stdout : process.stderr).write(`(${prefix}) ${text}\n`);
+  }
+}
+
+/** See the module comment. */
+export class DriverRuntime implements Runtime {
+  readonly mode = 'driver' as const;
+  private closed = false;
+  private readonly onExit = (): void => this.killSync();
+
+  private constructor(
+    readonly core: CoreWorker,
+    readonly jobId: string,
+    readonly nodeId: string,
+    readonly namespace: string,
+    readonly headAddress: string,
+    readonly rayletAddress: string,
+    private readonly endpoint: Endpoint,
+    private readonly store: ObjectStoreClient,
+    private readonly cluster: Service<HeadReady> | undefined,
+  ) {
+    process.on('exit', this.onExit);
+  }
+
+  /** Starts or joins a cluster and connects this driver to it. */
+  static async start(cfg: InitConfig): Promise<DriverRuntime> {
+    let cluster: Service<HeadReady> | undefined;
+    let headAddress: string;
+    let rayletAddress: string;
+    let nodeId: string;
+    let sessionDir: string;
+    if (cfg.address === undefined) {
+      sessionDir = createSessionDir();
+      const spec = nodeSpec({ numCpus: cfg.numCpus, numGpus: cfg.numGpus, resources: cfg.resources, objectStoreMemory: cfg.objectStoreMemory });
+      const headCfg: HeadConfig = { sessionDir, node: { ...spec, nodeAddress: '127.0.0.1' }, ownsSession: true };
+      try {
+        cluster = await startService<HeadReady>(HEAD_MAIN, headCfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
+      } catch (e) {
+        fs.rmSync(sessionDir, { recursive: true, force: true });
+        throw e;
+      }
+      headAddress = cluster.info.headAddress;
+      rayletAddress = cluster.info.rayletAddress;
+      nodeId = cluster.info.nodeId;
+    } else {
+      headAddress = headAddressOf(cfg.address);
+      const node = await DriverRuntime.localNode(headAddress);
+      sessionDir = node.sessionDir;
+      rayletAddress = node.endpoint;
+      nodeId = node.nodeId;
+    }
+    const workerId = randomId(8);
+    let core: CoreWorker | undefined;
+    let endpoint: Endpoint | undefined;
+    try {
+      endpoint = await Endpoint.bind(ipcAddress(sessionDir, `d-${workerId}`), workerId, (m, from) => core?.onMessage(m, from), { idleExit: true });
+      endpoint.keepAlive(1);
+      const job = (await endpoint.call(headAddress, { t: MT.RegisterJob, driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 }, ns: cfg.namespace, pid: process.pid }, 30_000)).data as {
+        jobId: string;
+        ns: string;
+      };
+      const jobCfg: JobConfig = {
+        jobId: job.jobId,
+        ns: job.ns,
+        env: cfg.env,
+        cwd: process.cwd(),
+        execArgv: loaderFlags(process.execArgv),
+        logToDriver: cfg.logToDriver,
+        driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 },
+        jestGlobals: process.env.JEST_WORKER_ID !== undefined,
+      };
+      const reg = (await endpoint.call(rayletAddress, { t: MT.RegisterClient, kind: 'driver', workerId, pid: process.pid, endpoint: endpoint.address, job: jobCfg }, 30_000)).data as {
+        slot: number;
+        arenaPath: string;
+        spillDir: string;
+      };
+      const self: Address = { workerId, nodeId, endpoint: endpoint.address, slot: reg.slot };
+      const spillDir = cfg.spillDir ? path.join(cfg.spillDir, workerId) : reg.spillDir;
+      const store = ObjectStoreClient.open(reg.arenaPath, nodeId, reg.slot, spillDir, () => {
+        forceGc();
+        return (core?.refs.sweepCollected() ?? 0) > 0;
+      });
+      core = new CoreWorker({
+        mode: 'driver',
+        self,
+        jobId: job.jobId,
+        namespace: job.ns,
+        endpoint,
+        headAddress,
+        rayletAddress,
+        store,
+        testGlobals: false,
+        jobEnv: cfg.env,
+        warn: (msg) => process.stderr.write(`[tsray] warning: ${msg}\n`),
+        onLogs: cfg.logToDriver ? printLogs : undefined,
+      });
+      endpoint.keepAlive(-1);
+      return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster);
+    } catch (e) {
+      endpoint?.close();
+      if (cluster) {
+        cluster.proc.kill('SIGTERM');
+        await waitExit(cluster.proc, 5000);
+      }
+      throw e;
+    }
+  }
+
+  /** Finds the node of a running cluster that lives on this machine. */
+  private static async localNode(headAddress: string): Promise<NodeInfo> {
+    const probe = await Endpoint.bind(`tcp://127.0.0.1:0`, `probe-${randomId(4)}`, () => undefined);
+    try {
+      const nodes = (await probe.call(headAddress, { t: MT.GetClusterInfo }, 5000).catch((e: Error) => {
+        throw new RaySystemError(`no tsray head answers at ${headAddress.replace('tcp://', '')} (${e.message}); is the cluster running? Start it with \`tsray start --head\``);
+      })).data as NodeInfo[];
+      const local = nodes.find((n) => n.alive && fs.existsSync(n.sessionDir) && n.endpoint.startsWith('ipc://') && fs.existsSync(n.endpoint.slice(6)));
+      if (!local) throw new RaySystemError(`the cluster at ${headAddress} has no node on this machine; start one with \`tsray start --address ...\``);
+      return local;
+    } finally {
+      probe.close();
+    }
+  }
+
+  /** Stops the job and, for a local cluster, the cluster. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    process.removeListener('exit', this.onExit);
+    this.core.close();
+    try {
+      await this.endpoint.call(this.headAddress, { t: MT.JobFinished, jobId: this.jobId }, 3000);
+    } catch (e) {
+      log.debug(`job finish not acknowledged: ${(e as Error).message}`);
+    }
+    const address = this.endpoint.address;
+    this.endpoint.close();
+    this.store.close();
+    if (this.cluster) {
+      this.cluster.proc.kill('SIGTERM');
+      await waitExit(this.cluster.proc, 10_000);
+    } else removeIpcFile(address);
+  }
+
+  /** At process exit: stop the local cluster (synchronously). */
+  private killSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.cluster?.proc.pid) {
+      try {
+        process.kill(this.cluster.proc.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+    } else removeIpcFile(this.endpoint.address);
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Options are validated at the public boundary and compiled here, in one
+ * place, into complete configurations. Every message names the option and
+ * what is wrong with it.
+ * @internal
+ */
+import type { Resources } from '../protocol/messages';
+import type { ActorMethodOptions, ActorOptions, InitOptions, RuntimeEnv, TaskOptions } from './types';
+
+type Kind = 'init' | 'task' | 'actor' | 'method';
+
+const KNOWN: Record<Kind, readonly string[]> = {
+  init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory'],
+  task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns'],
+  actor: [
+    'name',
+    'namespace',
+    'lifetime',
+    'getIfExists',
+    'maxRestarts',
+    'maxTaskRetries',
+    'maxConcurrency',
+    'numCpus',
+    'numGpus',
+    'memory',
+    'resources',
+    'runtimeEnv',
+  ],
+  method: ['numReturns', 'name'],
+};
+
+const WHERE: Record<Kind, string> = {
+  init: 'init()',
+  task: 'remote function',
+  actor: 'actor',
+  method: 'actor method',
+};
+
+function checkObject(o: unknown, kind: Kind): Record<string, unknown> {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+    throw new TypeError(`${WHERE[kind]} options must be an object, got ${o === null ? 'null' : Array.isArray(o) ? 'an array' : typeof o}`);
+  }
+  const rec = o as Record<string, unknown>;
+  for (const k of Object.keys(rec)) {
+    if (!KNOWN[kind].includes(k)) {
+      const close = KNOWN[kind].find((x) => x.toLowerCase() === k.toLowerCase().replace(/_/g, ''));
+      throw new TypeError(
+        `unknown ${WHERE[kind]} option '${k}'` + (close ? ` (did you mean '${close}'?)` : `; known options: ${KNOWN[kind].join(', ')}`),
+      );
+    }
+  }
+  return rec;
+}
+
+function nonNegative(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new RangeError(`options.${name} must be a non-negative number, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
+function integer(v: unknown, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    throw new RangeError(`options.${name} must be an integer >= ${min}, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
+function bool(v: unknown, name: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new TypeError(`options.${name} must be a boolean, got ${describeValue(v)}`);
+  return v;
+}
+
+function str(v: unknown, name: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`options.${name} must be a non-empty string, got ${describeValue(v)}`);
+  return v;
+}
+
+/** A value as it appears in error messages. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'function') return 'a function';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v;
+}
+
+function customResources(v: unknown, name: string): Resources {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`options.${name} must be an object of resource amounts, got ${describeValue(v)}`);
+  const out: Resources = {};
+  for (const [k, amount] of Object.entries(v as Record<string, unknown>)) {
+    if (k === 'CPU' || k === 'GPU' || k === 'memory') {
+      throw new TypeError(`options.${name} cannot set '${k}'; use options.${k === 'CPU' ? 'numCpus' : k === 'GPU' ? 'numGpus' : 'memory'}`);
+    }
+    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+      throw new RangeError(`options.${name}.${k} must be a non-negative number, got ${describeValue(amount)}`);
+    }
+    out[k] = amount;
+  }
+  return out;
+}
+
+function runtimeEnv(v: unknown): Record<string, string> | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`options.runtimeEnv must be an object like { env: {...} }, got ${describeValue(v)}`);
+  const r = v as RuntimeEnv & Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (k !== 'env') throw new TypeError(`unknown runtimeEnv field '${k}'; supported: env`);
+  }
+  if (r.env === undefined) return undefined;
+  if (typeof r.env !== 'object' || r.env === null || Array.isArray(r.env)) throw new TypeError('options.runtimeEnv.env must be an object of strings');
+  for (const [k, val] of Object.entries(r.env)) {
+    if (typeof val !== 'string') throw new TypeError(`options.runtimeEnv.env.${k} must be a string, got ${describeValue(val)}`);
+  }
+  return { ...r.env };
+}
+
+function gpus(v: unknown): number | undefined {
+  const n = nonNegative(v, 'numGpus');
+  if (n !== undefined && n > 1 && !Number.isInteger(n)) throw new RangeError(`options.numGpus above 1 must be a whole number, got ${n}`);
+  return n;
+}
+
+function numReturns(v: unknown): number | 'streaming' | undefined {
+  if (v === undefined || v === 'streaming') return v;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new RangeError(`options.numReturns must be a non-negative integer or 'streaming', got ${describeValue(v)}`);
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+
+/** init() options, complete. */
+export interface InitConfig {
+  address: string | undefined;
+  numCpus: number | undefined;
+  numGpus: number | undefined;
+  resources: Resources;
+  objectStoreMemory: number | undefined;
+  namespace: string | undefined;
+  env: Record<string, string>;
+  logToDriver: boolean;
+  ignoreReinitError: boolean;
+  spillDir: string | undefined;
+}
+
+/** Validates init() options. */
+export function compileInitOptions(o: InitOptions | undefined): InitConfig {
+  const r = checkObject(o, 'init');
+  const store = nonNegative(r.objectStoreMemory, 'objectStoreMemory');
+  if (store !== undefined && store < 1024 * 1024) throw new RangeError(`options.objectStoreMemory must be at least 1 MiB (1048576), got ${store}`);
+  return {
+    address: str(r.address, 'address'),
+    numCpus: nonNegative(r.numCpus, 'numCpus'),
+    numGpus: gpus(r.numGpus),
+    resources: customResources(r.resources, 'resources'),
+    objectStoreMemory: store,
+    namespace: str(r.namespace, 'namespace'),
+    env: runtimeEnv(r.runtimeEnv) ?? {},
+    logToDriver: bool(r.logToDriver, 'logToDriver') ?? true,
+    ignoreReinitError: bool(r.ignoreReinitError, 'ignoreReinitError') ?? false,
+    spillDir: str(r.objectSpillingDirectory, 'objectSpillingDirectory'),
+  };
+}
+
+/** A remote function's options, complete. */
+export interface TaskConfig {
+  resources: Resources;
+  maxRetries: number;
+  retryExceptions: boolean | string[];
+  name: string | undefined;
+  env: Record<string, string> | undefined;
+  numReturns: number | 'streaming';
+  /** queue key: tasks with the same key share leased workers */
+  schedKey: string;
+}
+
+function resourceSet(r: Record<string, unknown>, defaultCpu: number): Resources {
+  const res: Resources = { CPU: nonNegative(r.numCpus, 'numCpus') ?? defaultCpu };
+  const g = gpus(r.numGpus);
+  if (g) res.GPU = g;
+  const mem = nonNegative(r.memory, 'memory');
+  if (mem) res.memory = mem;
+  Object.assign(res, customResources(r.resources, 'resources'));
+  for (const k of Object.keys(res)) if (res[k] === 0) delete res[k];
+  return res;
+}
+
+function keyOf(res: Resources, env: Record<string, string> | undefined): string {
+  const parts = Object.keys(res)
+    .sort()
+    .map((k) => `${k}=${res[k]}`);
+  return `${parts.join(',')}|${env ? JSON.stringify(Object.entries(env).sort()) : ''}`;
+}
+
+/** Validates task options and merges them over `base`. */
+export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOptions): { options: TaskOptions; config: TaskConfig } {
+  checkObject(o, 'task');
+  const merged = { ...(base ?? {}), ...(o ?? {}) } as TaskOptions;
+  const r = merged as Record<string, unknown>;
+  const resources = resourceSet(r, 1);
+  const env = runtimeEnv(r.runtimeEnv);
+  let retryExceptions: boolean | string[] = false;
+  const re = r.retryExceptions;
+  if (re !== undefined) {
+    if (typeof re === 'boolean') retryExceptions = re;
+    else if (Array.isArray(re)) {
+      retryExceptions = re.map((x, i) => {
+        if (typeof x === 'string') return x;
+        if (typeof x === 'function' && typeof x.name === 'string' && x.name) return x.name;
+        throw new TypeError(`options.retryExceptions[${i}] must be an error name or an error class, got ${describeValue(x)}`);
+      });
+    } else throw new TypeError(`options.retryExceptions must be a boolean or a list of error names or classes, got ${describeValue(re)}`);
+  }
+  const config: TaskConfig = {
+    resources,
+    maxRetries: integer(r.maxRetries, 'maxRetries', -1) ?? 3,
+    retryExceptions,
+    name: str(r.name, 'name'),
+    env,
+    numReturns: numReturns(r.numReturns) ?? 1,
+    schedKey: keyOf(resources, env),
+  };
+  if (config.maxRetries < 0) config.maxRetries = Number.MAX_SAFE_INTEGER;
+  return { options: merged, config };
+}
+
+/** An actor class's options, complete. */
+export interface ActorConfig {
+  name: string | undefined;
+  namespace: string | undefined;
+  detached: boolean;
+  getIfExists: boolean;
+  maxRestarts: number;
+  maxTaskRetries: number;
+  maxConcurrency: number;
+  /** needed to place the actor */
+  placement: Resources;
+  /** held while it lives */
+  hold: Resources;
+  env: Record<string, string> | undefined;
+}
+
+/** Validates actor options and merges them over `base`. */
+export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOptions): { options: ActorOptions; config: ActorConfig } {
+  checkObject(o, 'actor');
+  const merged = { ...(base ?? {}), ...(o ?? {}) } as ActorOptions;
+  const r = merged as Record<string, unknown>;
+  const lifetime = r.lifetime;
+  if (lifetime !== undefined && lifetime !== 'detached' && lifetime !== 'non_detached') {
+    throw new TypeError(`options.lifetime must be 'detached' or 'non_detached', got ${describeValue(lifetime)}`);
+  }
+  const name = str(r.name, 'name');
+  const getIfExists = bool(r.getIfExists, 'getIfExists') ?? false;
+  if (getIfExists && name === undefined) throw new TypeError('options.getIfExists needs options.name');
+  const hold = resourceSet(r, 0);
+  const placement = { ...hold };
+  if (r.numCpus === undefined) placement.CPU = 1;
+  const config: ActorConfig = {
+    name,
+    namespace: str(r.namespace, 'namespace'),
+    detached: lifetime === 'detached',
+    getIfExists,
+    maxRestarts: integer(r.maxRestarts, 'maxRestarts', -1) ?? 0,
+    maxTaskRetries: integer(r.maxTaskRetries, 'maxTaskRetries', -1) ?? 0,
+    maxConcurrency: integer(r.maxConcurrency, 'maxConcurrency', 1) ?? 1,
+    placement,
+    hold,
+    env: runtimeEnv(r.runtimeEnv),
+  };
+  return { options: merged, config };
+}
+
+/** Validates actor method options. */
+export function compileMethodOptions(o: ActorMethodOptions | undefined): ActorMethodOptions {
+  const r = checkObject(o, 'method');
+  const out: ActorMethodOptions = {};
+  const n = numReturns(r.numReturns);
+  if (n !== undefined) out.numReturns = n;
+  const name = str(r.name, 'name');
+  if (name !== undefined) out.name = name;
+  return out;
+}

@@ -1,0 +1,234 @@
+/**
+ * Public types: options of init, tasks and actors, and the typed shapes of
+ * remote functions, actor classes and actor handles.
+ */
+import type { ObjectRef, ObjectRefGenerator } from './object-ref';
+
+/** Environment a job, task or actor runs with. */
+export interface RuntimeEnv {
+  /** Environment variables; task and actor values override the job's. */
+  env?: Record<string, string>;
+}
+
+/** Options of {@link init}. */
+export interface InitOptions {
+  /**
+   * Address of a running cluster (`HOST:PORT` of its head, or `'auto'` for
+   * the one `tsray start` started on this machine). Without it, `init`
+   * starts a local cluster that stops with `shutdown()` or when the
+   * process exits.
+   */
+  address?: string;
+  /** CPUs of the local node. @default the machine's cores */
+  numCpus?: number;
+  /** GPUs of the local node. @default detected with nvidia-smi, else 0 */
+  numGpus?: number;
+  /** Custom resources of the local node, e.g. `{ custom: 2 }`. */
+  resources?: Record<string, number>;
+  /** Bytes of shared memory for the object store. @default 30% of RAM, at most 8 GiB */
+  objectStoreMemory?: number;
+  /** Namespace for named actors. @default a new anonymous namespace */
+  namespace?: string;
+  /** Environment of every task and actor of this job. */
+  runtimeEnv?: RuntimeEnv;
+  /** Print workers' output here, prefixed with the task and pid. @default true */
+  logToDriver?: boolean;
+  /** Make a second `init()` a no-op instead of an error. @default false */
+  ignoreReinitError?: boolean;
+  /** Directory for objects spilled when the store is full. @default the session directory */
+  objectSpillingDirectory?: string;
+}
+
+/** Options of a remote function (`remote(options, fn)` or `.options()`). */
+export interface TaskOptions {
+  /** CPUs the task holds while it runs. @default 1 */
+  numCpus?: number;
+  /** GPUs the task holds; it sees exactly those in CUDA_VISIBLE_DEVICES. @default 0 */
+  numGpus?: number;
+  /** Bytes of memory to reserve (a logical resource). @default 0 */
+  memory?: number;
+  /** Custom resources, e.g. `{ custom: 1 }`. */
+  resources?: Record<string, number>;
+  /** Retries when the worker process dies. @default 3 */
+  maxRetries?: number;
+  /**
+   * Also retry (up to maxRetries) when the function throws: `true` for any
+   * error, or the error names (or classes) to retry. @default false
+   */
+  retryExceptions?: boolean | ReadonlyArray<string | (new (...args: never[]) => Error)>;
+  /** Name in logs and errors. @default the function's name */
+  name?: string;
+  /** Environment of this task (overrides the job's). */
+  runtimeEnv?: RuntimeEnv;
+  /** How many values the function returns: a number, or `'streaming'` for generators. @default 1 */
+  numReturns?: number | 'streaming';
+}
+
+/** Options of an actor class (`remote(options, Class)` or `.options()`). */
+export interface ActorOptions {
+  /** Name to find the actor with `getActor`; unique in its namespace. */
+  name?: string;
+  /** Namespace of the name. @default the job's namespace */
+  namespace?: string;
+  /** `'detached'` actors outlive their creator until killed. */
+  lifetime?: 'detached' | 'non_detached';
+  /** With a name: return the existing actor of that name instead of failing. @default false */
+  getIfExists?: boolean;
+  /** Times to restart the actor when its process dies (-1: forever). @default 0 */
+  maxRestarts?: number;
+  /** Times to retry a call that was running when the actor died (-1: forever). @default 0 */
+  maxTaskRetries?: number;
+  /** Calls that may run at once; async methods overlap when > 1. @default 1 */
+  maxConcurrency?: number;
+  /** CPUs held while the actor lives. @default 0 (it needs 1 to be placed) */
+  numCpus?: number;
+  /** GPUs held while the actor lives. @default 0 */
+  numGpus?: number;
+  /** Bytes of memory to reserve. @default 0 */
+  memory?: number;
+  /** Custom resources held while the actor lives. */
+  resources?: Record<string, number>;
+  /** Environment of the actor's process (overrides the job's). */
+  runtimeEnv?: RuntimeEnv;
+}
+
+/** Options of one actor method call (`handle.method.options({...})`). */
+export interface ActorMethodOptions {
+  /** How many values the method returns, or `'streaming'`. @default 1 */
+  numReturns?: number | 'streaming';
+  /** Name in logs and errors. */
+  name?: string;
+}
+
+/** Any function. */
+export type AnyFunction = (...args: never[]) => unknown;
+/** Any class. */
+export type AnyClass = new (...args: never[]) => object;
+
+/** Arguments of a remote call: each may be the value or an ObjectRef to it. */
+export type RemoteArgs<P extends readonly unknown[]> = { [K in keyof P]: P[K] | ObjectRef<P[K]> };
+
+/** What a generator function yields. */
+export type YieldOf<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? Y : R extends Generator<infer Y, unknown, unknown> ? Y : unknown;
+
+/** ObjectRefs of a function that returns several values. */
+export type MultiRefs<R> = R extends readonly unknown[] ? { [K in keyof R]: ObjectRef<R[K]> } : ObjectRef<unknown>[];
+
+/** A remote function: call it with `.remote(...args)`. */
+export interface RemoteFunction<F extends AnyFunction> {
+  /** Submits a task; returns a ref to its result at once. */
+  remote(...args: RemoteArgs<Parameters<F>>): ObjectRef<Awaited<ReturnType<F>>>;
+  /** The same function with other options for the calls made through it. */
+  options(options: TaskOptions & { numReturns: 'streaming' }): StreamingRemoteFunction<F>;
+  options(options: TaskOptions & { numReturns: number }): MultiReturnRemoteFunction<F>;
+  options(options: TaskOptions): RemoteFunction<F>;
+}
+
+/** A remote generator function run with `numReturns: 'streaming'`. */
+export interface StreamingRemoteFunction<F extends AnyFunction> {
+  remote(...args: RemoteArgs<Parameters<F>>): ObjectRefGenerator<YieldOf<ReturnType<F>>>;
+  options(options: TaskOptions): StreamingRemoteFunction<F>;
+}
+
+/** A remote function with `numReturns` > 1. */
+export interface MultiReturnRemoteFunction<F extends AnyFunction> {
+  remote(...args: RemoteArgs<Parameters<F>>): MultiRefs<Awaited<ReturnType<F>>>;
+  options(options: TaskOptions): MultiReturnRemoteFunction<F>;
+}
+
+/** An actor class: `.remote(...args)` creates an actor. */
+export interface ActorClass<C extends AnyClass> {
+  /** Creates an actor; returns its handle at once. */
+  remote(...args: RemoteArgs<ConstructorParameters<C>>): ActorHandleOf<InstanceType<C>>;
+  /** The same class with other options for the actors made through it. */
+  options(options: ActorOptions): ActorClass<C>;
+}
+
+/** Names of the methods of `T`. */
+export type MethodNames<T> = { [K in keyof T]: T[K] extends AnyFunction ? K : never }[keyof T] & string;
+
+/** A method of an actor handle: call it with `.remote(...args)`. */
+export interface ActorMethod<F> {
+  remote(...args: F extends AnyFunction ? RemoteArgs<Parameters<F>> : never[]): ObjectRef<F extends AnyFunction ? Awaited<ReturnType<F>> : never>;
+  options(options: ActorMethodOptions & { numReturns: 'streaming' }): StreamingActorMethod<F>;
+  options(options: ActorMethodOptions): ActorMethod<F>;
+}
+
+/** An actor method run with `numReturns: 'streaming'`. */
+export interface StreamingActorMethod<F> {
+  remote(...args: F extends AnyFunction ? RemoteArgs<Parameters<F>> : never[]): ObjectRefGenerator<F extends AnyFunction ? YieldOf<ReturnType<F>> : never>;
+}
+
+/** The methods of a handle to an actor of type `T`. */
+export type ActorMethods<T> = { readonly [K in MethodNames<T>]: ActorMethod<T[K]> };
+
+/** Common members of every actor handle. */
+export interface ActorHandleBase {
+  /** The actor's id. */
+  readonly actorId: string;
+  /** Name of the actor's class. */
+  readonly className: string;
+}
+
+/** A handle to an actor of type `T` (see {@link ActorHandle}). */
+export type ActorHandleOf<T> = ActorHandleBase & ActorMethods<T>;
+
+/** A node of the cluster, as `nodes()` reports it. */
+export interface NodeInfo {
+  nodeId: string;
+  alive: boolean;
+  /** address other nodes reach it at */
+  address: string;
+  isHead: boolean;
+  /** resources in total */
+  resources: Record<string, number>;
+  /** resources not in use */
+  available: Record<string, number>;
+}
+
+/** What `getRuntimeContext()` returns. */
+export interface RuntimeContext {
+  readonly jobId: string;
+  readonly nodeId: string;
+  /** id of the running task or actor call; undefined in the driver */
+  readonly taskId: string | undefined;
+  /** id of the actor this runs in; undefined outside actors */
+  readonly actorId: string | undefined;
+  readonly namespace: string;
+  /** ids of the GPUs the current task or actor may use */
+  getGpuIds(): string[];
+  /** true in an actor that was restarted after its process died */
+  readonly wasCurrentActorRestarted: boolean;
+  /** aborted when the running task is cancelled; undefined in the driver */
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Options of {@link wait}. */
+export interface WaitOptions {
+  /** How many ready refs to wait for. @default 1 */
+  numReturns?: number;
+  /** Give up after this many milliseconds and return what is ready. @default no limit */
+  timeoutMs?: number;
+  /** Accepted for Ray compatibility; objects on this node are always local. @default true */
+  fetchLocal?: boolean;
+}
+
+/** Options of {@link get}. */
+export interface GetOptions {
+  /** Reject with GetTimeoutError after this many milliseconds. @default no limit */
+  timeoutMs?: number;
+}
+
+/** Options of {@link cancel}. */
+export interface CancelOptions {
+  /** Kill the worker running the task (for tasks stuck in synchronous code). @default false */
+  force?: boolean;
+  /** Also cancel the tasks this task submitted. @default true */
+  recursive?: boolean;
+}
+
+/** Options of {@link kill}. */
+export interface KillOptions {
+  /** Do not restart the actor even if it has restarts left. @default true */
+  noRestart?: boolean;
+}

@@ -1,0 +1,434 @@
+/**
+ * The head (Ray's GCS): cluster metadata. Nodes and their resources, jobs,
+ * actors (it schedules them on nodes, restarts them, and tells subscribers
+ * where they live), named actors per namespace, and a small KV store.
+ * @internal
+ */
+import { jobIdFromNumber, randomId } from '../ids';
+import { log } from '../log';
+import {
+  ActorState,
+  MT,
+  type ActorInfo,
+  type ActorSpec,
+  type Address,
+  type Message,
+  type MessageOf,
+  type NodeInfo,
+  type Resources,
+} from '../protocol/messages';
+import { encodeValue, toInlineBlob } from '../serialization/value-codec';
+import { Endpoint, type Peer } from '../transport/endpoint';
+import { fits } from '../raylet/resources';
+
+interface ActorRecord {
+  spec: ActorSpec;
+  info: ActorInfo;
+  /** node and worker it runs on */
+  nodeId: string | undefined;
+  workerId: string | undefined;
+  leaseReqId: string | undefined;
+  noRestart: boolean;
+  /** why it is being killed, if it is */
+  killReason: string | undefined;
+}
+
+interface Job {
+  jobId: string;
+  driver: Address;
+  ns: string;
+  alive: boolean;
+}
+
+const peerKey = (p: Peer): string => (p.kind === 'router' ? p.key : p.address);
+
+/** See the module comment. */
+export class Head {
+  private endpoint!: Endpoint;
+  private readonly nodes = new Map<string, NodeInfo & { peer: Peer }>();
+  private readonly jobs = new Map<string, Job>();
+  private jobCounter = 0;
+  private readonly actors = new Map<string, ActorRecord>();
+  private readonly aliases = new Map<string, string>();
+  private readonly named = new Map<string, string>();
+  private readonly subs = new Map<string, Map<string, { peer: Peer; as: string }>>();
+  private readonly kv = new Map<string, Map<string, Uint8Array>>();
+  private readonly nodeWaiters: Array<() => void> = [];
+
+  /** Listens at each address (the first is the one given to others). */
+  async start(addresses: string[]): Promise<string> {
+    const [first, ...rest] = addresses;
+    this.endpoint = await Endpoint.bind(first as string, `head-${randomId(4)}`, (m, from) => this.onMessage(m, from), {}, rest);
+    return this.endpoint.address;
+  }
+
+  get address(): string {
+    return this.endpoint.address;
+  }
+
+  /** All addresses the head listens at. */
+  get addresses(): string[] {
+    return this.endpoint.addresses;
+  }
+
+  /** Resolves once `n` nodes registered. */
+  waitForNodes(n: number): Promise<void> {
+    if (this.nodes.size >= n) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.nodes.size >= n) resolve();
+        else this.nodeWaiters.push(check);
+      };
+      check();
+    });
+  }
+
+  private onMessage(m: Message, from: Peer): void {
+    switch (m.t) {
+      case MT.RegisterNode: {
+        this.nodes.set(m.nodeId, {
+          nodeId: m.nodeId,
+          endpoint: m.endpoint,
+          address: m.address,
+          alive: true,
+          total: m.total,
+          available: { ...m.total },
+          pid: m.pid,
+          isHead: m.isHead,
+          sessionDir: m.sessionDir,
+          arenaPath: m.arenaPath,
+          peer: from,
+        });
+        this.endpoint.respond(from, m.reqId, true);
+        for (const w of this.nodeWaiters.splice(0)) w();
+        this.scheduleWaiting();
+        break;
+      }
+      case MT.NodeResources: {
+        const n = this.nodes.get(m.nodeId);
+        if (n) n.available = m.available;
+        break;
+      }
+      case MT.RegisterJob: {
+        const jobId = jobIdFromNumber(++this.jobCounter);
+        const ns = m.ns ?? `anonymous-${randomId(6)}`;
+        this.jobs.set(jobId, { jobId, driver: m.driver, ns, alive: true });
+        this.endpoint.respond(from, m.reqId, true, { jobId, ns });
+        break;
+      }
+      case MT.JobFinished:
+        this.onJobFinished(m.jobId);
+        if (m.reqId !== undefined) this.endpoint.respond(from, m.reqId, true);
+        break;
+      case MT.GetClusterInfo:
+        this.endpoint.respond(
+          from,
+          m.reqId,
+          true,
+          [...this.nodes.values()].map(({ peer: _p, ...n }) => n),
+        );
+        break;
+      case MT.RegisterActor:
+        this.onRegisterActor(m, from);
+        break;
+      case MT.ActorCreated:
+        this.onActorCreated(m);
+        break;
+      case MT.SubscribeActor:
+        this.subscribe(m.actorId, from);
+        break;
+      case MT.UnsubscribeActor:
+        this.subs.get(this.aliases.get(m.actorId) ?? m.actorId)?.delete(peerKey(from));
+        break;
+      case MT.GetActor: {
+        const id = this.named.get(`${m.ns}\0${m.name}`);
+        const rec = id ? this.actors.get(id) : undefined;
+        if (!rec || rec.info.state === ActorState.Dead) {
+          this.endpoint.respond(from, m.reqId, false, undefined, `no live actor is named '${m.name}' in namespace '${m.ns}'`, 'NOT_FOUND');
+        } else this.endpoint.respond(from, m.reqId, true, rec.info);
+        break;
+      }
+      case MT.ListNamedActors: {
+        const out: Array<{ name: string; namespace: string }> = [];
+        for (const [key, id] of this.named) {
+          const [ns, name] = key.split('\0') as [string, string];
+          const rec = this.actors.get(id);
+          if (!rec || rec.info.state === ActorState.Dead) continue;
+          if (m.all || ns === m.ns) out.push({ name, namespace: ns });
+        }
+        this.endpoint.respond(from, m.reqId, true, out);
+        break;
+      }
+      case MT.KillActor: {
+        const rec = this.actors.get(this.aliases.get(m.actorId) ?? m.actorId);
+        if (rec) this.kill(rec, m.noRestart, 'it was killed with ray.kill()');
+        if (m.reqId !== undefined) this.endpoint.respond(from, m.reqId, true);
+        break;
+      }
+      case MT.ActorOutOfScope: {
+        if (this.aliases.delete(m.actorId)) break;
+        const rec = this.actors.get(m.actorId);
+        if (rec && !rec.spec.detached) this.kill(rec, true, 'all references to it were dropped');
+        break;
+      }
+      case MT.WorkerDied:
+        this.onWorkerDied(m);
+        break;
+      case MT.LeaseGranted:
+        this.onActorLease(m);
+        break;
+      case MT.LeaseInfeasible:
+        log.warn(m.message);
+        break;
+      case MT.KvPut: {
+        const ns = this.kvNs(m.ns);
+        const exists = ns.has(m.key);
+        if (!exists || m.overwrite) ns.set(m.key, m.value);
+        this.endpoint.respond(from, m.reqId, true, !exists);
+        break;
+      }
+      case MT.KvGet:
+        this.endpoint.respond(from, m.reqId, true, this.kv.get(m.ns)?.get(m.key) ?? null);
+        break;
+      case MT.KvDel:
+        this.endpoint.respond(from, m.reqId, true, this.kv.get(m.ns)?.delete(m.key) ?? false);
+        break;
+      case MT.KvKeys:
+        this.endpoint.respond(from, m.reqId, true, [...(this.kv.get(m.ns)?.keys() ?? [])].filter((k) => k.startsWith(m.prefix)));
+        break;
+      default:
+        log.debug(`head ignored a message of type ${m.t}`);
+    }
+  }
+
+  private kvNs(ns: string): Map<string, Uint8Array> {
+    let m = this.kv.get(ns);
+    if (!m) this.kv.set(ns, (m = new Map()));
+    return m;
+  }
+
+  // ------------------------------------------------------------------ actors
+
+  private onRegisterActor(m: MessageOf<MT.RegisterActor>, from: Peer): void {
+    const spec = m.spec;
+    if (spec.name !== undefined) {
+      const key = `${spec.ns}\0${spec.name}`;
+      const existingId = this.named.get(key);
+      const existing = existingId ? this.actors.get(existingId) : undefined;
+      if (existing && existing.info.state !== ActorState.Dead) {
+        if (m.getIfExists) {
+          this.aliases.set(spec.id, existing.info.id);
+          this.endpoint.respond(from, m.reqId, true, { existing: existing.info.id });
+          this.moveSubscribers(spec.id, existing.info.id);
+          return;
+        }
+        this.endpoint.respond(
+          from,
+          m.reqId,
+          false,
+          undefined,
+          `an actor named '${spec.name}' already exists in namespace '${spec.ns}' (actor ${existing.info.id}). ` +
+            "Pass getIfExists: true to get that actor, look it up with ray.getActor(), or choose another name.",
+          'NAME_TAKEN',
+        );
+        return;
+      }
+      this.named.set(key, spec.id);
+    }
+    const rec: ActorRecord = {
+      spec,
+      info: {
+        id: spec.id,
+        state: ActorState.Pending,
+        className: spec.cls.name,
+        ns: spec.ns,
+        jobId: spec.jobId,
+        methods: spec.methods,
+        cls: spec.cls,
+        maxTaskRetries: spec.maxTaskRetries,
+        numRestarts: 0,
+        owner: spec.owner,
+        detached: spec.detached,
+        ...(spec.name !== undefined ? { name: spec.name } : {}),
+      },
+      nodeId: undefined,
+      workerId: undefined,
+      leaseReqId: undefined,
+      noRestart: false,
+      killReason: undefined,
+    };
+    this.actors.set(spec.id, rec);
+    this.endpoint.respond(from, m.reqId, true, { existing: null });
+    this.publish(rec);
+    this.schedule(rec);
+  }
+
+  /** Picks a node for an actor and asks it for a worker. */
+  private schedule(rec: ActorRecord): void {
+    const need: Resources = { ...rec.spec.placement, ...rec.spec.hold };
+    const candidates = [...this.nodes.values()].filter((n) => n.alive && fits(need, n.total));
+    if (candidates.length === 0) {
+      if (this.nodes.size > 0) log.warn(`actor ${rec.info.className} (${rec.info.id}) waits: no node has ${JSON.stringify(need)}`);
+      return;
+    }
+    const node = candidates.find((n) => fits(need, n.available)) ?? candidates[0];
+    if (!node) return;
+    rec.nodeId = node.nodeId;
+    rec.leaseReqId = `actor-${rec.info.id}-${rec.info.numRestarts}`;
+    this.endpoint.send(node.endpoint, {
+      t: MT.RequestLease,
+      leaseReqId: rec.leaseReqId,
+      jobId: rec.spec.jobId,
+      resources: rec.spec.hold,
+      placement: rec.spec.placement,
+      ...(rec.spec.env ? { env: rec.spec.env } : {}),
+      actorId: rec.info.id,
+      name: rec.info.className,
+    });
+  }
+
+  private scheduleWaiting(): void {
+    for (const rec of this.actors.values()) {
+      if ((rec.info.state === ActorState.Pending || rec.info.state === ActorState.Restarting) && !rec.leaseReqId) this.schedule(rec);
+    }
+  }
+
+  private onActorLease(m: MessageOf<MT.LeaseGranted>): void {
+    const rec = [...this.actors.values()].find((r) => r.leaseReqId === m.leaseReqId);
+    if (!rec || rec.info.state === ActorState.Dead) {
+      // killed while waiting: the worker is dedicated, so end it
+      const node = this.nodes.get(m.worker.nodeId);
+      if (node) this.endpoint.send(node.endpoint, { t: MT.KillWorker, workerId: m.worker.workerId, force: true, reason: 'its actor was killed' });
+      return;
+    }
+    rec.leaseReqId = undefined;
+    rec.workerId = m.worker.workerId;
+    rec.info.address = m.worker;
+    rec.info.pid = m.pid;
+    this.endpoint.send(m.worker.endpoint, { t: MT.CreateActor, spec: rec.spec, numRestarts: rec.info.numRestarts, gpus: m.gpus });
+  }
+
+  private onActorCreated(m: MessageOf<MT.ActorCreated>): void {
+    const rec = this.actors.get(m.actorId);
+    if (!rec || rec.workerId !== m.workerId || rec.info.state === ActorState.Dead) return;
+    if (m.ok) {
+      rec.info.state = ActorState.Alive;
+      this.publish(rec);
+      return;
+    }
+    rec.noRestart = true;
+    this.markDead(rec, 'its constructor threw', m.err);
+    this.killWorker(rec, 'its constructor threw');
+  }
+
+  private kill(rec: ActorRecord, noRestart: boolean, reason: string): void {
+    if (rec.info.state === ActorState.Dead) return;
+    rec.noRestart = rec.noRestart || noRestart;
+    rec.killReason = reason;
+    if (rec.workerId) {
+      this.killWorker(rec, reason);
+      return;
+    }
+    if (rec.leaseReqId && rec.nodeId) {
+      const node = this.nodes.get(rec.nodeId);
+      if (node) this.endpoint.send(node.endpoint, { t: MT.CancelLeaseRequest, leaseReqId: rec.leaseReqId });
+    }
+    this.markDead(rec, reason);
+  }
+
+  private killWorker(rec: ActorRecord, reason: string): void {
+    const node = rec.nodeId ? this.nodes.get(rec.nodeId) : undefined;
+    if (node && rec.workerId) this.endpoint.send(node.endpoint, { t: MT.KillWorker, workerId: rec.workerId, force: true, reason });
+  }
+
+  private onWorkerDied(m: MessageOf<MT.WorkerDied>): void {
+    for (const rec of this.actors.values()) {
+      if (rec.workerId === m.workerId && rec.info.state !== ActorState.Dead) this.onActorProcessDied(rec, m.reason);
+    }
+    // actors owned by the process that died go with it (unless detached)
+    for (const rec of this.actors.values()) {
+      if (rec.info.owner.workerId === m.workerId && !rec.spec.detached && rec.info.state !== ActorState.Dead) {
+        this.kill(rec, true, 'its owner (the process that created it) exited');
+      }
+    }
+    for (const job of this.jobs.values()) if (job.alive && job.driver.workerId === m.workerId) this.onJobFinished(job.jobId);
+    for (const s of this.subs.values()) s.delete(m.workerId);
+  }
+
+  private onActorProcessDied(rec: ActorRecord, reason: string): void {
+    rec.workerId = undefined;
+    rec.info.address = undefined;
+    const max = rec.spec.maxRestarts;
+    const canRestart = !rec.noRestart && (max < 0 || rec.info.numRestarts < max) && this.ownerAlive(rec);
+    if (canRestart) {
+      rec.info.numRestarts++;
+      rec.info.state = ActorState.Restarting;
+      this.publish(rec);
+      this.schedule(rec);
+      return;
+    }
+    this.markDead(rec, rec.killReason ?? `its process died (${reason})${max !== 0 ? ' and it has no restarts left' : ''}`);
+  }
+
+  private ownerAlive(rec: ActorRecord): boolean {
+    if (rec.spec.detached) return true;
+    const job = this.jobs.get(rec.spec.jobId);
+    return job?.alive ?? false;
+  }
+
+  private markDead(rec: ActorRecord, reason: string, cause?: Uint8Array): void {
+    rec.info.state = ActorState.Dead;
+    rec.info.death = reason;
+    if (cause) rec.info.cause = cause;
+    rec.info.address = undefined;
+    if (rec.spec.name !== undefined) {
+      const key = `${rec.spec.ns}\0${rec.spec.name}`;
+      if (this.named.get(key) === rec.info.id) this.named.delete(key);
+    }
+    this.publish(rec);
+  }
+
+  private onJobFinished(jobId: string): void {
+    const job = this.jobs.get(jobId);
+    if (!job || !job.alive) return;
+    job.alive = false;
+    for (const rec of this.actors.values()) {
+      if (rec.spec.jobId === jobId && !rec.spec.detached) this.kill(rec, true, 'its job finished');
+    }
+    for (const n of this.nodes.values()) this.endpoint.send(n.endpoint, { t: MT.JobFinished, jobId });
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  private subscribe(id: string, from: Peer): void {
+    const real = this.aliases.get(id) ?? id;
+    let s = this.subs.get(real);
+    if (!s) this.subs.set(real, (s = new Map()));
+    s.set(peerKey(from), { peer: from, as: id });
+    const rec = this.actors.get(real);
+    if (rec) this.endpoint.reply(from, { t: MT.ActorUpdate, info: rec.info, as: id });
+  }
+
+  private moveSubscribers(from: string, to: string): void {
+    const s = this.subs.get(from);
+    if (!s) return;
+    this.subs.delete(from);
+    for (const { peer } of s.values()) this.subscribe(from, peer);
+    void to;
+  }
+
+  private publish(rec: ActorRecord): void {
+    const s = this.subs.get(rec.info.id);
+    if (!s) return;
+    for (const { peer, as } of s.values()) this.endpoint.reply(peer, { t: MT.ActorUpdate, info: rec.info, as });
+  }
+
+  /** Serializes an error for ActorInfo.cause. */
+  static errorBlob(e: Error): Uint8Array {
+    return toInlineBlob(encodeValue(e));
+  }
+
+  stop(): void {
+    this.endpoint?.close();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Entry point of the head process. It also starts the node manager of the
+ * head node as its child, and reports readiness to its parent.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomId } from '../ids';
+import { log, setLogRole } from '../log';
+import type { Resources } from '../protocol/messages';
+import { ipcAddress } from '../cluster/session';
+import { reportError, reportReady, startService, waitExit, watchParent, type Service } from '../cluster/processes';
+import { Head } from './head';
+
+/** What the head is started with (TSRAY_CONFIG). */
+export interface HeadConfig {
+  sessionDir: string;
+  /** also listen on tcp (for other nodes and remote drivers) */
+  tcp?: { host: string; port: number };
+  node: { resources: Resources; gpuIds: string[]; objectStoreMemory: number; nodeAddress: string };
+  /** remove the session directory at exit */
+  ownsSession: boolean;
+}
+
+/** What the head reports when ready. */
+export interface HeadReady {
+  headAddress: string;
+  addresses: string[];
+  nodeId: string;
+  rayletAddress: string;
+  pid: number;
+}
+
+const RAYLET_MAIN = path.join(__dirname, '..', 'raylet', 'main.js');
+
+async function main(): Promise<void> {
+  setLogRole('head');
+  const cfg = JSON.parse(process.env.TSRAY_CONFIG ?? '{}') as HeadConfig;
+  delete process.env.TSRAY_CONFIG;
+  const head = new Head();
+  let raylet: Service<{ endpoint: string }> | undefined;
+  let stopping = false;
+  const stop = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    if (raylet) {
+      raylet.proc.kill('SIGTERM');
+      await waitExit(raylet.proc, 5000);
+    }
+    head.stop();
+    if (cfg.ownsSession) fs.rmSync(cfg.sessionDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void stop(0));
+  process.on('SIGINT', () => void stop(0));
+  watchParent(() => void stop(0));
+  try {
+    const addresses = [ipcAddress(cfg.sessionDir, 'head')];
+    if (cfg.tcp) addresses.push(`tcp://${cfg.tcp.host}:${cfg.tcp.port}`);
+    const headAddress = await head.start(addresses);
+    const nodeId = randomId(8);
+    raylet = await startService<{ endpoint: string }>(
+      RAYLET_MAIN,
+      {
+        nodeId,
+        sessionDir: cfg.sessionDir,
+        headAddress,
+        resources: cfg.node.resources,
+        gpuIds: cfg.node.gpuIds,
+        objectStoreMemory: cfg.node.objectStoreMemory,
+        spillDir: path.join(cfg.sessionDir, 'spill', nodeId),
+        isHead: true,
+        nodeAddress: cfg.node.nodeAddress,
+      },
+      { detached: false, timeoutMs: 30_000, what: 'the node manager' },
+    );
+    raylet.proc.on('exit', (code, signal) => {
+      if (!stopping) {
+        log.error(`the node manager exited unexpectedly (${signal ?? `code ${code}`}); stopping the cluster`);
+        void stop(1);
+      }
+    });
+    await head.waitForNodes(1);
+    const ready: HeadReady = { headAddress, addresses: head.addresses, nodeId, rayletAddress: raylet.info.endpoint, pid: process.pid };
+    reportReady(ready);
+  } catch (e) {
+    reportError(e);
+    await stop(1);
+  }
+}
+
+void main();

@@ -1,0 +1,383 @@
+/**
+ * Every message that crosses a socket, with its schema. A message is an
+ * object whose `t` field is its type number; `MessageOf<T>` is its type.
+ * Receivers validate each message against its schema and drop (and log) what
+ * does not match.
+ * @internal
+ */
+import { S, type Check, type Infer } from './schema';
+
+/** Version of the wire protocol; frames of another version are dropped. */
+export const PROTOCOL_VERSION = 1;
+
+// ---------------------------------------------------------------------------
+// shared shapes
+
+/** Where a process can be reached. */
+/** `slot` is the process's index on its node (for the object store), -1 if none. */
+export const AddressS = S.obj({ workerId: S.str, nodeId: S.str, endpoint: S.str, slot: S.int });
+export type Address = Infer<typeof AddressS>;
+
+/** Resource amounts by name. */
+export const ResourcesS = S.record(S.num);
+export type Resources = Infer<typeof ResourcesS>;
+
+/** Where an object's bytes are: in a node's arena, or spilled to a file. */
+export const LocationS = S.obj({
+  node: S.str,
+  off: S.optional(S.num),
+  size: S.num,
+  spill: S.optional(S.str),
+});
+export type Location = Infer<typeof LocationS>;
+
+/** A reference as it travels: object id and its owner. */
+export const RefWireS = S.obj({ id: S.str, owner: AddressS });
+export type RefWire = Infer<typeof RefWireS>;
+
+/** The value of an object: inline bytes, a location, or an error. */
+export const ObjectValueS = S.obj({
+  blob: S.optional(S.bin),
+  loc: S.optional(LocationS),
+  /** refs contained in the value, already registered for the receiver */
+  refs: S.optional(S.arr(RefWireS)),
+});
+export type ObjectValue = Infer<typeof ObjectValueS>;
+
+/** A top-level ObjectRef argument, resolved by the submitter before the push. */
+export const DepS = S.obj({ i: S.int, ref: RefWireS, val: S.optional(ObjectValueS) });
+export type Dep = Infer<typeof DepS>;
+
+/** Where the code of a remote function or actor class lives. */
+export const CodeRefS = S.obj({ module: S.str, key: S.str, name: S.str });
+export type CodeRef = Infer<typeof CodeRefS>;
+
+/** A normal task as pushed to a leased worker. */
+export const TaskSpecS = S.obj({
+  id: S.str,
+  att: S.int,
+  fn: CodeRefS,
+  args: S.bin,
+  deps: S.optional(S.arr(DepS)),
+  /** number of returns; -1 streams (async generator) */
+  nret: S.int,
+  env: S.optional(S.record(S.str)),
+  gpus: S.optional(S.arr(S.str)),
+});
+export type TaskSpec = Infer<typeof TaskSpecS>;
+
+/** A returned object. */
+export const ReturnObjectS = S.obj({ id: S.str, val: ObjectValueS });
+export type ReturnObject = Infer<typeof ReturnObjectS>;
+
+/** Status of a finished task. */
+export enum TaskStatus {
+  Ok = 0,
+  UserError = 1,
+  Cancelled = 2,
+  /** not started; the owner may push it elsewhere */
+  Requeue = 3,
+  /** the runtime could not run it (function not found, bad arguments) */
+  SystemError = 4,
+}
+
+export const TaskResultS = S.obj({
+  id: S.str,
+  att: S.int,
+  st: S.int,
+  rets: S.optional(S.arr(ReturnObjectS)),
+  /** serialized error (a value blob) */
+  err: S.optional(S.bin),
+  /** execution time in microseconds */
+  us: S.optional(S.num),
+  /** number of items a streaming task produced */
+  items: S.optional(S.int),
+});
+export type TaskResult = Infer<typeof TaskResultS>;
+
+/** Everything needed to create (and recreate) an actor. */
+export const ActorSpecS = S.obj({
+  id: S.str,
+  jobId: S.str,
+  cls: CodeRefS,
+  name: S.optional(S.str),
+  ns: S.str,
+  detached: S.bool,
+  maxRestarts: S.int,
+  maxTaskRetries: S.int,
+  maxConcurrency: S.int,
+  /** resources needed to place the actor */
+  placement: ResourcesS,
+  /** resources held while it runs */
+  hold: ResourcesS,
+  env: S.optional(S.record(S.str)),
+  owner: AddressS,
+  methods: S.arr(S.str),
+  args: S.bin,
+  deps: S.optional(S.arr(DepS)),
+});
+export type ActorSpec = Infer<typeof ActorSpecS>;
+
+export enum ActorState {
+  Pending = 0,
+  Alive = 1,
+  Restarting = 2,
+  Dead = 3,
+}
+
+/** What the head tells subscribers about an actor. */
+export const ActorInfoS = S.obj({
+  id: S.str,
+  state: S.int,
+  className: S.str,
+  name: S.optional(S.str),
+  ns: S.str,
+  jobId: S.str,
+  methods: S.arr(S.str),
+  cls: CodeRefS,
+  maxTaskRetries: S.int,
+  address: S.optional(AddressS),
+  numRestarts: S.int,
+  owner: AddressS,
+  detached: S.bool,
+  /** why it died, in words */
+  death: S.optional(S.str),
+  /** the constructor's error, serialized */
+  cause: S.optional(S.bin),
+  pid: S.optional(S.int),
+});
+export type ActorInfo = Infer<typeof ActorInfoS>;
+
+/** An actor method call. */
+export const ActorCallS = S.obj({
+  id: S.str,
+  att: S.int,
+  seq: S.int,
+  m: S.str,
+  args: S.bin,
+  deps: S.optional(S.arr(DepS)),
+  nret: S.int,
+});
+export type ActorCall = Infer<typeof ActorCallS>;
+
+/** A node as the head reports it. */
+export const NodeInfoS = S.obj({
+  nodeId: S.str,
+  endpoint: S.str,
+  address: S.str,
+  alive: S.bool,
+  total: ResourcesS,
+  available: ResourcesS,
+  pid: S.int,
+  isHead: S.bool,
+  sessionDir: S.str,
+  arenaPath: S.str,
+  labels: S.optional(S.record(S.str)),
+});
+export type NodeInfo = Infer<typeof NodeInfoS>;
+
+/** Per-job settings the node manager uses to start the job's workers. */
+export const JobConfigS = S.obj({
+  jobId: S.str,
+  ns: S.str,
+  env: S.record(S.str),
+  cwd: S.str,
+  execArgv: S.arr(S.str),
+  logToDriver: S.bool,
+  driver: AddressS,
+  /** jest and other runners set globals that test files use at top level */
+  jestGlobals: S.optional(S.bool),
+});
+export type JobConfig = Infer<typeof JobConfigS>;
+
+// ---------------------------------------------------------------------------
+// the registry
+
+/** Message type numbers. */
+export enum MT {
+  // replies
+  Reply = 1,
+  // head
+  RegisterNode = 10,
+  RegisterJob = 11,
+  JobFinished = 12,
+  GetClusterInfo = 13,
+  NodeResources = 14,
+  RegisterActor = 15,
+  GetActor = 16,
+  ListNamedActors = 17,
+  KillActor = 18,
+  SubscribeActor = 19,
+  ActorUpdate = 20,
+  ActorOutOfScope = 21,
+  ActorCreated = 22,
+  WorkerDied = 23,
+  KvPut = 24,
+  KvGet = 25,
+  KvDel = 26,
+  KvKeys = 27,
+  UnsubscribeActor = 28,
+  // node manager
+  RegisterClient = 40,
+  RequestLease = 41,
+  LeaseGranted = 42,
+  LeaseInfeasible = 43,
+  CancelLeaseRequest = 44,
+  ReturnLease = 45,
+  TaskBlocked = 46,
+  TaskUnblocked = 47,
+  ReturnIdleLeases = 48,
+  LeaseWorkerDied = 49,
+  ProcessDied = 50,
+  Logs = 51,
+  KillWorker = 52,
+  NodeStats = 53,
+  // core worker to core worker
+  PushTasks = 70,
+  TaskResults = 71,
+  CancelTask = 72,
+  CreateActor = 73,
+  PushActorTasks = 74,
+  StreamItem = 75,
+  GetObject = 76,
+  ObjectReply = 77,
+  AddBorrower = 78,
+  RemoveBorrower = 79,
+  ExitWorker = 80,
+}
+
+const t = <N extends MT>(n: N): Check<N> => ((v: unknown) => v === n) as Check<N>;
+
+/** Schemas by type. */
+export const SCHEMAS = {
+  [MT.Reply]: S.obj({ t: t(MT.Reply), reqId: S.int, ok: S.bool, error: S.optional(S.str), code: S.optional(S.str), data: S.optional(S.any) }),
+
+  [MT.RegisterNode]: S.obj({
+    t: t(MT.RegisterNode),
+    reqId: S.int,
+    nodeId: S.str,
+    endpoint: S.str,
+    address: S.str,
+    total: ResourcesS,
+    pid: S.int,
+    isHead: S.bool,
+    sessionDir: S.str,
+    arenaPath: S.str,
+    labels: S.optional(S.record(S.str)),
+  }),
+  [MT.RegisterJob]: S.obj({ t: t(MT.RegisterJob), reqId: S.int, driver: AddressS, ns: S.optional(S.str), pid: S.int }),
+  [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),
+  [MT.GetClusterInfo]: S.obj({ t: t(MT.GetClusterInfo), reqId: S.int }),
+  [MT.NodeResources]: S.obj({ t: t(MT.NodeResources), nodeId: S.str, available: ResourcesS, total: ResourcesS }),
+  [MT.RegisterActor]: S.obj({ t: t(MT.RegisterActor), reqId: S.int, spec: ActorSpecS, getIfExists: S.bool }),
+  [MT.GetActor]: S.obj({ t: t(MT.GetActor), reqId: S.int, name: S.str, ns: S.str }),
+  [MT.ListNamedActors]: S.obj({ t: t(MT.ListNamedActors), reqId: S.int, ns: S.str, all: S.bool }),
+  [MT.KillActor]: S.obj({ t: t(MT.KillActor), reqId: S.optional(S.int), actorId: S.str, noRestart: S.bool }),
+  [MT.SubscribeActor]: S.obj({ t: t(MT.SubscribeActor), actorId: S.str }),
+  [MT.UnsubscribeActor]: S.obj({ t: t(MT.UnsubscribeActor), actorId: S.str }),
+  /** `as` is the id the subscriber knows the actor by (an alias from getIfExists) */
+  [MT.ActorUpdate]: S.obj({ t: t(MT.ActorUpdate), info: ActorInfoS, as: S.str }),
+  [MT.ActorOutOfScope]: S.obj({ t: t(MT.ActorOutOfScope), actorId: S.str }),
+  [MT.ActorCreated]: S.obj({
+    t: t(MT.ActorCreated),
+    actorId: S.str,
+    workerId: S.str,
+    ok: S.bool,
+    err: S.optional(S.bin),
+    pid: S.int,
+  }),
+  [MT.WorkerDied]: S.obj({
+    t: t(MT.WorkerDied),
+    nodeId: S.str,
+    workerId: S.str,
+    actorId: S.optional(S.str),
+    reason: S.str,
+  }),
+  [MT.KvPut]: S.obj({ t: t(MT.KvPut), reqId: S.int, ns: S.str, key: S.str, value: S.bin, overwrite: S.bool }),
+  [MT.KvGet]: S.obj({ t: t(MT.KvGet), reqId: S.int, ns: S.str, key: S.str }),
+  [MT.KvDel]: S.obj({ t: t(MT.KvDel), reqId: S.int, ns: S.str, key: S.str }),
+  [MT.KvKeys]: S.obj({ t: t(MT.KvKeys), reqId: S.int, ns: S.str, prefix: S.str }),
+
+  [MT.RegisterClient]: S.obj({
+    t: t(MT.RegisterClient),
+    reqId: S.int,
+    kind: S.oneOf('driver', 'worker'),
+    workerId: S.str,
+    pid: S.int,
+    endpoint: S.str,
+    job: S.optional(JobConfigS),
+  }),
+  [MT.RequestLease]: S.obj({
+    t: t(MT.RequestLease),
+    leaseReqId: S.str,
+    jobId: S.str,
+    resources: ResourcesS,
+    /** resources that must be free to place it (actors), if more than `resources` */
+    placement: S.optional(ResourcesS),
+    env: S.optional(S.record(S.str)),
+    actorId: S.optional(S.str),
+    name: S.str,
+  }),
+  [MT.LeaseGranted]: S.obj({
+    t: t(MT.LeaseGranted),
+    leaseReqId: S.str,
+    leaseId: S.str,
+    worker: AddressS,
+    gpus: S.arr(S.str),
+    pid: S.int,
+  }),
+  [MT.LeaseInfeasible]: S.obj({ t: t(MT.LeaseInfeasible), leaseReqId: S.str, message: S.str }),
+  [MT.CancelLeaseRequest]: S.obj({ t: t(MT.CancelLeaseRequest), leaseReqId: S.str }),
+  [MT.ReturnLease]: S.obj({ t: t(MT.ReturnLease), leaseId: S.str, kill: S.bool }),
+  [MT.TaskBlocked]: S.obj({ t: t(MT.TaskBlocked), leaseId: S.str }),
+  [MT.TaskUnblocked]: S.obj({ t: t(MT.TaskUnblocked), leaseId: S.str }),
+  [MT.ReturnIdleLeases]: S.obj({ t: t(MT.ReturnIdleLeases) }),
+  [MT.LeaseWorkerDied]: S.obj({ t: t(MT.LeaseWorkerDied), leaseId: S.str, workerId: S.str, reason: S.str }),
+  [MT.ProcessDied]: S.obj({ t: t(MT.ProcessDied), workerId: S.str, reason: S.str }),
+  [MT.Logs]: S.obj({ t: t(MT.Logs), lines: S.arr(S.tuple(S.int, S.str, S.str)) }),
+  [MT.KillWorker]: S.obj({ t: t(MT.KillWorker), workerId: S.str, force: S.bool, reason: S.str }),
+  [MT.NodeStats]: S.obj({ t: t(MT.NodeStats), reqId: S.int }),
+
+  [MT.PushTasks]: S.obj({ t: t(MT.PushTasks), leaseId: S.str, owner: AddressS, jobId: S.str, tasks: S.arr(TaskSpecS) }),
+  [MT.TaskResults]: S.obj({ t: t(MT.TaskResults), results: S.arr(TaskResultS) }),
+  [MT.CancelTask]: S.obj({ t: t(MT.CancelTask), taskId: S.str, force: S.bool, recursive: S.bool }),
+  [MT.CreateActor]: S.obj({ t: t(MT.CreateActor), spec: ActorSpecS, numRestarts: S.int, gpus: S.arr(S.str) }),
+  [MT.PushActorTasks]: S.obj({
+    t: t(MT.PushActorTasks),
+    actorId: S.str,
+    caller: AddressS,
+    /** the caller restarts its sequence at 0 for each actor incarnation */
+    incarnation: S.int,
+    calls: S.arr(ActorCallS),
+  }),
+  [MT.StreamItem]: S.obj({ t: t(MT.StreamItem), taskId: S.str, att: S.int, index: S.int, obj: ReturnObjectS }),
+  [MT.GetObject]: S.obj({ t: t(MT.GetObject), reqId: S.int, id: S.str, wait: S.bool }),
+  [MT.ObjectReply]: S.obj({
+    t: t(MT.ObjectReply),
+    reqId: S.int,
+    id: S.str,
+    /** 0 ready, 1 pending, 2 error, 3 freed, 4 unknown */
+    st: S.int,
+    val: S.optional(ObjectValueS),
+    err: S.optional(S.bin),
+  }),
+  [MT.AddBorrower]: S.obj({ t: t(MT.AddBorrower), reqId: S.int, ids: S.arr(S.str), borrower: AddressS }),
+  [MT.RemoveBorrower]: S.obj({ t: t(MT.RemoveBorrower), ids: S.arr(S.str), borrowerId: S.str }),
+  [MT.ExitWorker]: S.obj({ t: t(MT.ExitWorker) }),
+} as const;
+
+type Schemas = typeof SCHEMAS;
+/** The message type for type number `T`. */
+export type MessageOf<T extends keyof Schemas> = Infer<Schemas[T]>;
+/** Any message. */
+export type Message = { [K in keyof Schemas]: MessageOf<K> }[keyof Schemas];
+
+/** Why a message is not valid, or undefined when it is. */
+export function invalidReason(m: unknown): string | undefined {
+  if (typeof m !== 'object' || m === null) return 'not an object';
+  const type = (m as { t?: unknown }).t;
+  if (typeof type !== 'number') return 'no type';
+  const schema = (SCHEMAS as Record<number, Check<unknown>>)[type];
+  if (!schema) return `unknown type ${type}`;
+  return schema(m) ? undefined : `fields of type ${type} do not match its schema`;
+}

@@ -1,0 +1,540 @@
+/**
+ * The node manager (Ray's raylet): one per node. It owns the node's object
+ * store arena and resources, keeps a pool of worker processes per job, and
+ * grants leases on workers to owners, which then push tasks to them
+ * directly. It reports resources to the head and tells everyone on the node
+ * when a process dies.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { arenaAddon, type ArenaHandle } from '../native';
+import { randomId } from '../ids';
+import { log } from '../log';
+import { MT, type Address, type JobConfig, type Message, type MessageOf, type Resources } from '../protocol/messages';
+import { Endpoint, type Peer } from '../transport/endpoint';
+import { GpuPool, add, describe, fits, missing, subtract } from './resources';
+import { launchWorker, type WorkerProc } from './worker-pool';
+
+/** How a node manager is set up. */
+export interface RayletConfig {
+  nodeId: string;
+  sessionDir: string;
+  headAddress: string;
+  /** resources of this node, GPU included */
+  resources: Resources;
+  gpuIds: string[];
+  objectStoreMemory: number;
+  spillDir: string;
+  isHead: boolean;
+  /** where other nodes reach this one */
+  nodeAddress: string;
+}
+
+interface Client {
+  workerId: string;
+  kind: 'driver' | 'worker';
+  pid: number;
+  slot: number;
+  endpoint: string;
+  jobId: string | undefined;
+}
+
+interface LeaseRequest {
+  id: string;
+  jobId: string;
+  resources: Resources;
+  placement: Resources;
+  env: Record<string, string> | undefined;
+  envKey: string;
+  actorId: string | undefined;
+  name: string;
+  owner: Peer;
+  warned: boolean;
+}
+
+interface Lease {
+  id: string;
+  owner: Peer;
+  resources: Resources;
+  gpus: Array<[string, number]>;
+  worker: WorkerProc;
+  blocked: boolean;
+  actorId: string | undefined;
+}
+
+const CPU = 'CPU';
+
+/** See the module comment. */
+export class Raylet {
+  private endpoint!: Endpoint;
+  private readonly arena: ArenaHandle;
+  readonly arenaPath: string;
+  private readonly available: Resources;
+  private readonly gpus: GpuPool;
+  private readonly clients = new Map<string, Client>();
+  private readonly workers = new Map<string, WorkerProc>();
+  private readonly jobs = new Map<string, JobConfig>();
+  private readonly leases = new Map<string, Lease>();
+  private pending: LeaseRequest[] = [];
+  private nextSlot = 1;
+  private starting = 0;
+  private resourcesDirty = false;
+  private lastReclaim = 0;
+  private readonly logBatches = new Map<string, Array<[number, string, string]>>();
+  private logTimer: NodeJS.Timeout | undefined;
+  private driverWatch: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(readonly cfg: RayletConfig) {
+    const A = arenaAddon();
+    this.arena = A.create(cfg.objectStoreMemory, `tsray-${cfg.nodeId.slice(0, 8)}`);
+    this.arenaPath = `/proc/${process.pid}/fd/${A.fd(this.arena)}`;
+    this.available = { ...cfg.resources };
+    this.gpus = new GpuPool(cfg.gpuIds);
+  }
+
+  /** Listens at `address` and registers with the head. */
+  async start(address: string): Promise<string> {
+    this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from));
+    await this.endpoint.call(
+      this.cfg.headAddress,
+      {
+        t: MT.RegisterNode,
+        nodeId: this.cfg.nodeId,
+        endpoint: this.endpoint.address,
+        address: this.cfg.nodeAddress,
+        total: this.cfg.resources,
+        pid: process.pid,
+        isHead: this.cfg.isHead,
+        sessionDir: this.cfg.sessionDir,
+        arenaPath: this.arenaPath,
+      },
+      10_000,
+    );
+    this.driverWatch = setInterval(() => this.checkDrivers(), 500);
+    return this.endpoint.address;
+  }
+
+  get address(): string {
+    return this.endpoint.address;
+  }
+
+  // ------------------------------------------------------------------ messages
+
+  private onMessage(m: Message, from: Peer): void {
+    switch (m.t) {
+      case MT.RegisterClient:
+        this.onRegisterClient(m, from);
+        break;
+      case MT.RequestLease:
+        this.onRequestLease(m, from);
+        break;
+      case MT.CancelLeaseRequest:
+        this.pending = this.pending.filter((r) => r.id !== m.leaseReqId);
+        break;
+      case MT.ReturnLease:
+        this.onReturnLease(m.leaseId, m.kill);
+        break;
+      case MT.TaskBlocked: {
+        const l = this.leases.get(m.leaseId);
+        if (l && !l.blocked && l.resources[CPU]) {
+          l.blocked = true;
+          add(this.available, { [CPU]: l.resources[CPU] });
+          this.changed();
+        }
+        break;
+      }
+      case MT.TaskUnblocked: {
+        const l = this.leases.get(m.leaseId);
+        if (l?.blocked) {
+          l.blocked = false;
+          subtract(this.available, { [CPU]: l.resources[CPU] as number });
+          this.changed();
+        }
+        break;
+      }
+      case MT.KillWorker: {
+        const w = this.workers.get(m.workerId);
+        if (w) this.kill(w, m.reason, m.force);
+        break;
+      }
+      case MT.JobFinished:
+        this.onJobFinished(m.jobId);
+        if (m.reqId !== undefined) this.endpoint.respond(from, m.reqId, true);
+        break;
+      case MT.NodeStats:
+        this.endpoint.respond(from, m.reqId, true, this.stats());
+        break;
+      default:
+        log.debug(`node manager ignored a message of type ${m.t}`);
+    }
+  }
+
+  private onRegisterClient(m: MessageOf<MT.RegisterClient>, from: Peer): void {
+    const slot = this.nextSlot++;
+    let jobId = m.job?.jobId;
+    if (m.kind === 'worker') {
+      const w = this.workers.get(m.workerId);
+      if (!w) {
+        this.endpoint.respond(from, m.reqId, false, undefined, 'unknown worker');
+        return;
+      }
+      jobId = w.jobId;
+      w.slot = slot;
+      w.address = { workerId: m.workerId, nodeId: this.cfg.nodeId, endpoint: m.endpoint, slot };
+      w.state = 'idle';
+      this.starting--;
+    } else if (m.job) {
+      this.jobs.set(m.job.jobId, m.job);
+    }
+    this.clients.set(m.workerId, { workerId: m.workerId, kind: m.kind, pid: m.pid, slot, endpoint: m.endpoint, jobId });
+    this.endpoint.respond(from, m.reqId, true, {
+      slot,
+      nodeId: this.cfg.nodeId,
+      arenaPath: this.arenaPath,
+      spillDir: this.cfg.spillDir,
+      sessionDir: this.cfg.sessionDir,
+    });
+    if (m.kind === 'driver' && m.job) this.prestart(m.job);
+    this.schedule();
+  }
+
+  private prestart(job: JobConfig): void {
+    const n = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
+    for (let i = 0; i < n; i++) this.startWorker(job, undefined, '');
+  }
+
+  // ------------------------------------------------------------------ leases
+
+  private onRequestLease(m: MessageOf<MT.RequestLease>, from: Peer): void {
+    const envKey = m.env ? JSON.stringify(Object.entries(m.env).sort()) : '';
+    this.pending.push({
+      id: m.leaseReqId,
+      jobId: m.jobId,
+      resources: m.resources,
+      placement: m.placement ?? m.resources,
+      env: m.env,
+      envKey,
+      actorId: m.actorId,
+      name: m.name,
+      owner: from,
+      warned: false,
+    });
+    this.schedule();
+  }
+
+  /** Grants what can be granted, starts workers for the rest. */
+  private schedule(): void {
+    if (this.stopped) return;
+    let blockedOnResources = false;
+    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; n: number }>();
+    const still: LeaseRequest[] = [];
+    for (const r of this.pending) {
+      const job = this.jobs.get(r.jobId);
+      if (!job) {
+        still.push(r);
+        continue;
+      }
+      if (!fits(r.placement, this.cfg.resources) || !fits(r.resources, this.cfg.resources)) {
+        if (!r.warned) {
+          r.warned = true;
+          const need = { ...r.placement, ...r.resources };
+          this.endpoint.reply(r.owner, {
+            t: MT.LeaseInfeasible,
+            leaseReqId: r.id,
+            message:
+              `${r.name} cannot be scheduled: it needs ${describe(need)}, but no node has that much ` +
+              `(${missing(need, this.cfg.resources).join('; ')}; cluster total ${describe(this.cfg.resources)}). ` +
+              'It waits until a node with those resources joins. Lower the request in .options(), or start the cluster with more resources.',
+          });
+        }
+        still.push(r);
+        continue;
+      }
+      if (!fits(r.placement, this.available) || !fits(r.resources, this.available)) {
+        blockedOnResources = true;
+        still.push(r);
+        continue;
+      }
+      const gpuNeed = r.resources.GPU ?? 0;
+      const gpus = this.gpus.acquire(gpuNeed);
+      if (!gpus) {
+        blockedOnResources = true;
+        still.push(r);
+        continue;
+      }
+      const w = this.idleWorker(r.jobId, r.envKey);
+      if (!w) {
+        this.gpus.release(gpus);
+        const key = `${r.jobId}\0${r.envKey}`;
+        const want = wantWorkers.get(key) ?? { job, env: r.env, n: 0 };
+        want.n++;
+        wantWorkers.set(key, want);
+        still.push(r);
+        continue;
+      }
+      this.grant(r, w, gpus);
+    }
+    this.pending = still;
+    for (const [key, want] of wantWorkers) {
+      const startingForKey = [...this.workers.values()].filter((w) => w.state === 'starting' && `${w.jobId}\0${w.envKey}` === key).length;
+      for (let i = startingForKey; i < want.n && this.starting < 8; i++) this.startWorker(want.job, want.env, key.split('\0')[1] ?? '');
+    }
+    if (blockedOnResources) this.reclaimIdleLeases();
+    if (this.resourcesDirty) this.reportResources();
+  }
+
+  private idleWorker(jobId: string, envKey: string): WorkerProc | undefined {
+    for (const w of this.workers.values()) if (w.state === 'idle' && w.jobId === jobId && w.envKey === envKey) return w;
+    return undefined;
+  }
+
+  private grant(r: LeaseRequest, w: WorkerProc, gpus: Array<[string, number]>): void {
+    const leaseId = randomId(6);
+    subtract(this.available, r.resources);
+    const l: Lease = { id: leaseId, owner: r.owner, resources: r.resources, gpus, worker: w, blocked: false, actorId: r.actorId };
+    this.leases.set(leaseId, l);
+    w.state = r.actorId ? 'actor' : 'leased';
+    w.leaseId = leaseId;
+    w.actorId = r.actorId;
+    this.endpoint.reply(r.owner, {
+      t: MT.LeaseGranted,
+      leaseReqId: r.id,
+      leaseId,
+      worker: w.address as Address,
+      gpus: gpus.map(([id]) => id),
+      pid: w.pid,
+    });
+    this.changed();
+  }
+
+  private onReturnLease(leaseId: string, kill: boolean): void {
+    const l = this.leases.get(leaseId);
+    if (!l) return;
+    if (kill) {
+      // resources come back when the process is gone (onWorkerExit)
+      this.kill(l.worker, 'its task was cancelled with force', true);
+      return;
+    }
+    this.endLease(l);
+    if (l.worker.state === 'leased') l.worker.state = 'idle';
+    this.schedule();
+  }
+
+  private endLease(l: Lease): void {
+    if (!this.leases.delete(l.id)) return;
+    const give = { ...l.resources };
+    if (l.blocked) delete give[CPU];
+    add(this.available, give);
+    this.gpus.release(l.gpus);
+    l.worker.leaseId = undefined;
+    this.changed();
+  }
+
+  /** Resources are short: owners give back leases they are not using. */
+  private reclaimIdleLeases(): void {
+    const now = Date.now();
+    if (now - this.lastReclaim < 20) return;
+    this.lastReclaim = now;
+    const owners = new Map<string, Peer>();
+    for (const l of this.leases.values()) {
+      if (l.actorId) continue;
+      const key = l.owner.kind === 'router' ? l.owner.key : l.owner.address;
+      owners.set(key, l.owner);
+    }
+    for (const p of owners.values()) this.endpoint.reply(p, { t: MT.ReturnIdleLeases });
+  }
+
+  // ------------------------------------------------------------------ processes
+
+  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string): void {
+    this.starting++;
+    const w = launchWorker(
+      {
+        job,
+        env,
+        envKey,
+        sessionDir: this.cfg.sessionDir,
+        nodeId: this.cfg.nodeId,
+        rayletEndpoint: this.endpoint.address,
+        headAddress: this.cfg.headAddress,
+      },
+      (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
+      (wp, reason) => this.onWorkerExit(wp, reason),
+    );
+    this.workers.set(w.workerId, w);
+  }
+
+  private kill(w: WorkerProc, reason: string, force: boolean): void {
+    if (w.state === 'dead' || w.killRequested) return;
+    w.killRequested = true;
+    w.exitReason = reason;
+    try {
+      w.proc.kill(force ? 'SIGKILL' : 'SIGTERM');
+    } catch {
+      /* already gone */
+    }
+  }
+
+  private onWorkerExit(w: WorkerProc, reason: string): void {
+    if (this.workers.get(w.workerId) === w) this.workers.delete(w.workerId);
+    if (w.slot < 0) this.starting--;
+    const client = this.clients.get(w.workerId);
+    this.clients.delete(w.workerId);
+    if (this.stopped) return;
+    if (w.slot >= 0) arenaAddon().sweep(this.arena, w.slot);
+    const l = w.leaseId ? this.leases.get(w.leaseId) : undefined;
+    if (l) {
+      this.endLease(l);
+      if (!l.actorId) this.endpoint.reply(l.owner, { t: MT.LeaseWorkerDied, leaseId: l.id, workerId: w.workerId, reason });
+    }
+    if (client || w.actorId) {
+      this.endpoint.send(this.cfg.headAddress, {
+        t: MT.WorkerDied,
+        nodeId: this.cfg.nodeId,
+        workerId: w.workerId,
+        reason,
+        ...(w.actorId ? { actorId: w.actorId } : {}),
+      });
+    }
+    this.broadcastDeath(w.workerId, reason);
+    if (!w.killRequested && reason !== 'exited with code 0') log.debug(`worker ${w.workerId} (pid ${w.pid}) ${reason}`);
+    this.schedule();
+  }
+
+  private broadcastDeath(workerId: string, reason: string): void {
+    for (const c of this.clients.values()) this.endpoint.send(c.endpoint, { t: MT.ProcessDied, workerId, reason });
+  }
+
+  private checkDrivers(): void {
+    for (const c of [...this.clients.values()]) {
+      if (c.kind !== 'driver') continue;
+      try {
+        process.kill(c.pid, 0);
+      } catch {
+        this.onDriverExit(c);
+      }
+    }
+  }
+
+  private onDriverExit(c: Client): void {
+    this.clients.delete(c.workerId);
+    arenaAddon().sweep(this.arena, c.slot);
+    for (const l of [...this.leases.values()]) {
+      if (l.owner.kind === 'router' && l.owner.key === c.workerId) {
+        this.endLease(l);
+        if (l.worker.state === 'leased') l.worker.state = 'idle';
+      }
+    }
+    this.pending = this.pending.filter((r) => !(r.owner.kind === 'router' && r.owner.key === c.workerId));
+    this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited' });
+    this.broadcastDeath(c.workerId, 'the driver exited');
+    if (c.jobId) this.onJobFinished(c.jobId);
+  }
+
+  private onJobFinished(jobId: string): void {
+    for (const w of this.workers.values()) {
+      if (w.jobId === jobId && !w.detached && w.state !== 'actor') this.kill(w, 'its job finished', true);
+    }
+    for (const [id, c] of this.clients) if (c.kind === 'driver' && c.jobId === jobId) this.clients.delete(id);
+    this.pending = this.pending.filter((r) => r.jobId !== jobId || r.actorId !== undefined);
+  }
+
+  /** Marks the worker hosting a detached actor so the end of its job spares it. */
+  markDetached(workerId: string): void {
+    const w = this.workers.get(workerId);
+    if (w) w.detached = true;
+  }
+
+  // ------------------------------------------------------------------ logs
+
+  private onWorkerLog(w: WorkerProc, stream: 0 | 1, name: string, line: string): void {
+    const job = this.jobs.get(w.jobId);
+    const driver = job && job.logToDriver ? this.driverOf(w.jobId) : undefined;
+    if (!driver) {
+      this.appendLogFile(w, stream, name, line);
+      return;
+    }
+    let batch = this.logBatches.get(driver);
+    if (!batch) this.logBatches.set(driver, (batch = []));
+    batch.push([stream, `${name} pid=${w.pid}`, line]);
+    if (!this.logTimer) this.logTimer = setTimeout(() => this.flushLogs(), 10);
+  }
+
+  private driverOf(jobId: string): string | undefined {
+    for (const c of this.clients.values()) if (c.kind === 'driver' && c.jobId === jobId) return c.endpoint;
+    return undefined;
+  }
+
+  private flushLogs(): void {
+    this.logTimer = undefined;
+    for (const [endpoint, lines] of this.logBatches) this.endpoint.send(endpoint, { t: MT.Logs, lines });
+    this.logBatches.clear();
+  }
+
+  private appendLogFile(w: WorkerProc, stream: 0 | 1, name: string, line: string): void {
+    const dir = path.join(this.cfg.sessionDir, 'logs');
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.appendFileSync(path.join(dir, `worker-${w.workerId}.${stream === 0 ? 'out' : 'err'}`), `(${name} pid=${w.pid}) ${line}\n`);
+    } catch {
+      /* logs are best effort */
+    }
+  }
+
+  // ------------------------------------------------------------------ resources
+
+  private changed(): void {
+    this.resourcesDirty = true;
+  }
+
+  private reportResources(): void {
+    this.resourcesDirty = false;
+    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available: { ...this.available }, total: this.cfg.resources });
+  }
+
+  private stats(): unknown {
+    const byState: Record<string, number> = {};
+    for (const w of this.workers.values()) byState[w.state] = (byState[w.state] ?? 0) + 1;
+    return {
+      workers: byState,
+      workerPids: [...this.workers.values()].map((w) => w.pid),
+      leases: this.leases.size,
+      pending: this.pending.length,
+      available: this.available,
+      total: this.cfg.resources,
+      store: arenaAddon().stats(this.arena),
+      clients: this.clients.size,
+    };
+  }
+
+  // ------------------------------------------------------------------ stop
+
+  /** Kills every worker, waits for them, and frees the store. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.driverWatch) clearInterval(this.driverWatch);
+    if (this.logTimer) {
+      clearTimeout(this.logTimer);
+      this.flushLogs();
+    }
+    const exits = [...this.workers.values()].map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
+          w.proc.once('exit', () => resolve());
+          try {
+            w.proc.kill('SIGKILL');
+          } catch {
+            resolve();
+          }
+        }),
+    );
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000))]);
+    this.endpoint?.close();
+    arenaAddon().close(this.arena);
+    fs.rmSync(this.cfg.spillDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * Code shipping. A remote function or actor class is found again in a worker
+ * by the module that defines it and a stable key: `ray.remote()` records the
+ * file of its caller; the worker imports that file, whose top level calls
+ * `ray.remote()` again and so registers the same definitions under the same
+ * keys. Keys are the definition's name plus its rank among definitions of
+ * that name in the module (anonymous functions are ranked in order), so they
+ * agree across processes whatever transpiler loaded the module.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+/** Where a definition lives. */
+export interface CodeLocation {
+  module: string;
+  key: string;
+  /** name for logs and errors */
+  name: string;
+}
+
+/** A definition that can be located, or why not. */
+export type Located = { ok: true; loc: CodeLocation } | { ok: false; reason: string; name: string };
+
+interface ModuleDefs {
+  byName: Map<string, Array<{ src: string; key: string }>>;
+}
+
+interface Registry {
+  defs: Map<string, unknown>;
+  modules: Map<string, ModuleDefs>;
+}
+
+const REGISTRY = Symbol.for('tsray.codeRegistry');
+
+/** The process-wide registry, shared by every copy of tsray in the process. */
+function registry(): Registry {
+  const g = globalThis as unknown as Record<symbol, Registry | undefined>;
+  let r = g[REGISTRY];
+  if (!r) {
+    r = { defs: new Map(), modules: new Map() };
+    g[REGISTRY] = r;
+  }
+  return r;
+}
+
+const LOADER_FRAME = /^node:internal\/(modules|main)\/|[\\/]node_modules[\\/](jest-runtime|tsx|ts-node|pirates|@swc-node|esbuild-register|@babel[\\/]register|source-map-support|@jest)[\\/]/;
+
+function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
+  const orig = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 16;
+  try {
+    Error.prepareStackTrace = (_e, s) => s;
+    const holder: { stack?: unknown } = {};
+    Error.captureStackTrace(holder, skip);
+    return Array.isArray(holder.stack) ? (holder.stack as NodeJS.CallSite[]) : [];
+  } finally {
+    Error.prepareStackTrace = orig;
+    Error.stackTraceLimit = limit;
+  }
+}
+
+const lineCache = new Map<string, string[] | null>();
+
+/** Reads the variable a definition is assigned to, for a readable name. */
+function variableName(file: string, line: number | null): string | undefined {
+  if (!line) return undefined;
+  let lines = lineCache.get(file);
+  if (lines === undefined) {
+    try {
+      lines = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8').split('\n');
+    } catch {
+      lines = null;
+    }
+    lineCache.set(file, lines);
+  }
+  const text = lines?.[line - 1];
+  const m = text && /(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]*)?=/.exec(text);
+  return m?.[1];
+}
+
+/**
+ * Finds the module that called `remote` (skipping frames up to `caller`)
+ * and gives the definition its key.
+ */
+export function locate(def: object, explicitName: string | undefined, caller: (...args: never[]) => unknown): Located {
+  const fnName = (def as { name?: string }).name ?? '';
+  const sites = callSites(caller);
+  const site = sites[0];
+  const file = site?.getFileName() ?? undefined;
+  const display = explicitName ?? (fnName || (file && site ? variableName(file, site.getLineNumber()) : undefined) || 'anonymous');
+  if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
+    return {
+      ok: false,
+      name: display,
+      reason:
+        `${display} was defined in code that has no module file (the REPL, eval, node -e or new Function). ` +
+        'Workers find remote functions by importing the module that defines them: move the ray.remote() call into a module file.',
+    };
+  }
+  // Module bodies are anonymous frames of the module's file (transpilers may
+  // add anonymous wrappers); the first frame outside the file must be a
+  // module loader. A named frame in between means "inside a function".
+  let i = 0;
+  let inside: string | undefined;
+  for (; i < sites.length; i++) {
+    const s = sites[i] as NodeJS.CallSite;
+    if (s.getFileName() !== file) break;
+    const fn = s.getFunctionName();
+    if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') {
+      inside = fn;
+      break;
+    }
+  }
+  const outer = sites[i];
+  const topLevel = inside === undefined && (!outer || LOADER_FRAME.test(outer.getFileName() ?? ''));
+  if (!topLevel) {
+    const where = inside ?? outer?.getFunctionName() ?? 'a function';
+    return {
+      ok: false,
+      name: display,
+      reason:
+        `${display} was defined inside ${where} (${path.basename(file.replace(/^file:\/\//, ''))}:${site.getLineNumber()}), not at the top level of its module. ` +
+        'Workers find remote functions by importing their module, so call ray.remote() at the top level of a module ' +
+        '(keep driver code under `if (require.main === module)` or in another file).',
+    };
+  }
+  const key = explicitName ?? keyFor(file, fnName, def);
+  const loc: CodeLocation = { module: file, key, name: display };
+  registry().defs.set(`${file}\0${key}`, def);
+  return { ok: true, loc };
+}
+
+function keyFor(module: string, fnName: string, def: object): string {
+  const r = registry();
+  let m = r.modules.get(module);
+  if (!m) {
+    m = { byName: new Map() };
+    r.modules.set(module, m);
+  }
+  let list = m.byName.get(fnName);
+  if (!list) {
+    list = [];
+    m.byName.set(fnName, list);
+  }
+  const src = Function.prototype.toString.call(def);
+  const same = list.find((x) => x.src === src);
+  if (same) return same.key;
+  const key = `${fnName}#${list.length}`;
+  list.push({ src, key });
+  return key;
+}
+
+/** The registered definition, if its module was loaded in this process. */
+export function lookup(module: string, key: string): unknown {
+  return registry().defs.get(`${module}\0${key}`);
+}
+
+// ---------------------------------------------------------------------------
+// loading modules in workers
+
+const TS_EXT = /\.(ts|tsx|mts|cts)$/;
+let tsRegistered = false;
+
+async function ensureTypeScript(): Promise<void> {
+  if (tsRegistered) return;
+  tsRegistered = true;
+  const already = process.execArgv.some((a) => /tsx|ts-node|@swc-node|esbuild-register/.test(a));
+  if (already) return;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const cjs = require('tsx/cjs/api') as { register: () => unknown };
+  cjs.register();
+  const esm = (await import('tsx/esm/api')) as { register: () => unknown };
+  esm.register();
+}
+
+const loaded = new Map<string, Promise<void>>();
+
+/** Globals that test runners provide; stubbed so test files can be imported. */
+function installTestGlobals(): void {
+  const g = globalThis as Record<string, unknown>;
+  const noop = (): void => undefined;
+  const chain = (): unknown => new Proxy(noop, { get: () => chain, apply: () => chain() });
+  for (const k of ['describe', 'it', 'test', 'beforeAll', 'afterAll', 'beforeEach', 'afterEach', 'fdescribe', 'fit', 'xdescribe', 'xit', 'xtest']) {
+    if (g[k] === undefined) g[k] = chain();
+  }
+  if (g.expect === undefined) g.expect = chain();
+  if (g.jest === undefined) g.jest = chain();
+}
+
+/** Imports `module` once (registering its definitions). */
+export function loadModule(module: string, opts: { testGlobals: boolean }): Promise<void> {
+  let p = loaded.get(module);
+  if (!p) {
+    p = doLoad(module, opts);
+    loaded.set(module, p);
+    p.catch(() => loaded.delete(module));
+  }
+  return p;
+}
+
+async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<void> {
+  if (opts.testGlobals) installTestGlobals();
+  const isUrl = module.startsWith('file:');
+  const file = isUrl ? new URL(module).pathname : module;
+  if (TS_EXT.test(file)) await ensureTypeScript();
+  if (!isUrl && !/\.(mjs|mts)$/.test(file)) {
+    try {
+      createRequire(file)(file);
+      return;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw e;
+    }
+  }
+  await import(isUrl ? module : pathToFileURL(file).href);
+}

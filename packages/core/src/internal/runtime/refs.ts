@@ -1,0 +1,261 @@
+/**
+ * Reference counting, after Ray's ownership model. Every process keeps one
+ * entry per object (or actor) it knows about:
+ *
+ * - an *owned* entry is for an object this process created (`put`, or the
+ *   return of a task it submitted); the owner stores small values, knows
+ *   where large ones are, and frees them when nobody holds a reference;
+ * - a *borrowed* entry is for an object owned elsewhere; while this process
+ *   holds it, the owner counts this process as a borrower.
+ *
+ * A process holds an entry while any of these is true: an ObjectRef instance
+ * for it is alive (tracked with WeakRef + FinalizationRegistry), a
+ * zero-copy view of its value is alive, a task it submitted uses it as an
+ * argument, or a value it owns contains it. For owned entries, borrowers
+ * count too.
+ * @internal
+ */
+import type { Address, Location } from '../protocol/messages';
+
+/** Lifecycle of an object's value. */
+export const enum ValueState {
+  Pending = 0,
+  Ready = 1,
+  Error = 2,
+  Freed = 3,
+  Lost = 4,
+}
+
+/** What a reference is to. */
+export const enum RefKind {
+  Object = 0,
+  Actor = 1,
+}
+
+/** One object or actor known to this process. */
+export class RefEntry {
+  state: ValueState = ValueState.Pending;
+  /** inline value */
+  blob: Uint8Array | undefined = undefined;
+  /** large value: where its bytes are */
+  loc: Location | undefined = undefined;
+  /** serialized error, when state is Error */
+  err: Uint8Array | undefined = undefined;
+  /** a decoded error to throw instead of `err` (lost, freed, cancelled) */
+  errObj: Error | undefined = undefined;
+  /** the interned public instance (ObjectRef or ActorHandle) */
+  ref: WeakRef<object> | undefined = undefined;
+  live = false;
+  views = 0;
+  submitted = 0;
+  containedIn = 0;
+  /** owned: processes borrowing it */
+  borrowers: Map<string, Address> | undefined = undefined;
+  /** entries this object's value contains, held while this entry exists */
+  contains: RefEntry[] | undefined = undefined;
+  /** called when the value arrives (or fails) */
+  waiters: Array<() => void> | undefined = undefined;
+  /** borrowed: the owner knows we borrow it */
+  registered = false;
+  /** a handle found by name: neither owned nor borrowed, never reported */
+  weak = false;
+  /** released while its value was still pending: free it on arrival */
+  released = false;
+  /** removed from the table */
+  dead = false;
+  /** the task that makes it (owned returns), for cancel */
+  taskId: string | undefined = undefined;
+  /** actor entries: the handle's wire description */
+  actorWire: unknown = undefined;
+
+  constructor(
+    readonly id: string,
+    readonly owner: Address,
+    readonly owned: boolean,
+    readonly kind: RefKind,
+  ) {}
+
+  /** Whether anything in this process still holds the entry. */
+  get held(): boolean {
+    return this.live || this.views > 0 || this.submitted > 0 || this.containedIn > 0 || (this.borrowers !== undefined && this.borrowers.size > 0);
+  }
+
+  /** Runs and clears the waiters. */
+  notify(): void {
+    const w = this.waiters;
+    if (!w) return;
+    this.waiters = undefined;
+    for (const f of w) f();
+  }
+
+  /** Calls `f` once the value is no longer pending (now if it is not). */
+  whenSettled(f: () => void): void {
+    if (this.state !== ValueState.Pending) f();
+    else (this.waiters ??= []).push(f);
+  }
+}
+
+/** What the table needs from the runtime. */
+export interface RefTableHooks {
+  /** An owned entry is no longer held: free its value. */
+  freeOwned(e: RefEntry): void;
+  /** A borrowed entry is no longer held: tell its owner. */
+  releaseBorrowed(e: RefEntry): void;
+  /** Makes the public instance for an entry. */
+  makeInstance(e: RefEntry): object;
+}
+
+/** See the module comment. */
+export class ReferenceTable {
+  readonly entries = new Map<string, RefEntry>();
+  /** borrower worker id -> owned entries it borrows */
+  private readonly byBorrower = new Map<string, Set<RefEntry>>();
+  private readonly instances: FinalizationRegistry<RefEntry>;
+  private readonly viewRegistry: FinalizationRegistry<RefEntry>;
+
+  constructor(
+    readonly self: Address,
+    private readonly hooks: RefTableHooks,
+  ) {
+    this.instances = new FinalizationRegistry((e) => {
+      if (e.dead || e.ref?.deref() !== undefined) return;
+      e.live = false;
+      this.maybeRelease(e);
+    });
+    this.viewRegistry = new FinalizationRegistry((e) => {
+      e.views--;
+      this.maybeRelease(e);
+    });
+  }
+
+  /** A new owned entry, registered under `id`. */
+  createOwned(id: string, kind: RefKind = RefKind.Object): RefEntry {
+    const e = new RefEntry(id, this.self, true, kind);
+    this.entries.set(id, e);
+    return e;
+  }
+
+  /** The entry for a reference this process received, creating a borrowed one. */
+  getOrCreate(id: string, owner: Address, kind: RefKind): { entry: RefEntry; created: boolean } {
+    let e = this.entries.get(id);
+    if (e) return { entry: e, created: false };
+    e = new RefEntry(id, owner, owner.workerId === this.self.workerId, kind);
+    this.entries.set(id, e);
+    return { entry: e, created: true };
+  }
+
+  /** The interned public instance for `e` (created if none is alive). */
+  instance<T extends object>(e: RefEntry): T {
+    const cur = e.ref?.deref();
+    if (cur) return cur as T;
+    const inst = this.hooks.makeInstance(e);
+    e.ref = new WeakRef(inst);
+    e.live = true;
+    this.instances.register(inst, e);
+    return inst as T;
+  }
+
+  /** Counts a zero-copy view of `e`'s value until `view` is collected. */
+  trackView(e: RefEntry, view: object): void {
+    e.views++;
+    this.viewRegistry.register(view, e);
+  }
+
+  addSubmitted(e: RefEntry): void {
+    e.submitted++;
+  }
+
+  removeSubmitted(e: RefEntry): void {
+    e.submitted--;
+    if (e.submitted === 0) this.maybeRelease(e);
+  }
+
+  /** `outer`'s value contains `inner`: hold them while `outer` exists. */
+  setContains(outer: RefEntry, inner: RefEntry[]): void {
+    if (inner.length === 0) return;
+    outer.contains = inner;
+    for (const i of inner) i.containedIn++;
+  }
+
+  addBorrower(e: RefEntry, a: Address): void {
+    (e.borrowers ??= new Map()).set(a.workerId, a);
+    let s = this.byBorrower.get(a.workerId);
+    if (!s) this.byBorrower.set(a.workerId, (s = new Set()));
+    s.add(e);
+  }
+
+  removeBorrower(e: RefEntry, workerId: string): void {
+    if (!e.borrowers?.delete(workerId)) return;
+    this.byBorrower.get(workerId)?.delete(e);
+    this.maybeRelease(e);
+  }
+
+  /** A process died: it borrows nothing any more. */
+  dropBorrower(workerId: string): void {
+    const s = this.byBorrower.get(workerId);
+    if (!s) return;
+    this.byBorrower.delete(workerId);
+    for (const e of s) {
+      e.borrowers?.delete(workerId);
+      this.maybeRelease(e);
+    }
+  }
+
+  /** Borrowed entries owned by `workerId`, for when that owner dies. */
+  ownedBy(workerId: string): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (const e of this.entries.values()) if (!e.owned && e.owner.workerId === workerId) out.push(e);
+    return out;
+  }
+
+  /** Releases `e` if nothing holds it any more. */
+  maybeRelease(e: RefEntry): void {
+    if (e.dead || e.held) return;
+    if (e.owned && e.state === ValueState.Pending) {
+      // the value is still coming: free it when it arrives
+      e.released = true;
+      return;
+    }
+    this.remove(e);
+  }
+
+  /** Drops `e` now, whatever holds it (free, shutdown). */
+  remove(e: RefEntry): void {
+    if (e.dead) return;
+    e.dead = true;
+    this.entries.delete(e.id);
+    if (e.borrowers) {
+      for (const w of e.borrowers.keys()) this.byBorrower.get(w)?.delete(e);
+      e.borrowers = undefined;
+    }
+    if (e.owned) this.hooks.freeOwned(e);
+    else this.hooks.releaseBorrowed(e);
+    const inner = e.contains;
+    e.contains = undefined;
+    if (inner) {
+      for (const i of inner) {
+        i.containedIn--;
+        this.maybeRelease(i);
+      }
+    }
+  }
+
+  /**
+   * Synchronously finds owned entries whose ObjectRef was collected but
+   * whose finalizer has not run yet, and releases them. Used when the object
+   * store is full, right after a forced garbage collection.
+   */
+  sweepCollected(): number {
+    let n = 0;
+    for (const e of this.entries.values()) {
+      if (e.live && e.ref && e.ref.deref() === undefined) {
+        e.live = false;
+        if (!e.held) {
+          this.maybeRelease(e);
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+}

@@ -1,0 +1,360 @@
+/**
+ * Submits normal tasks the way Ray's owners do: tasks wait in a queue per
+ * scheduling key (resource shape and environment) until their arguments are
+ * ready; the owner leases workers from the node manager for that key and
+ * pushes tasks to them directly, several at a time, keeping each lease busy
+ * while its queue has work and giving it back once idle.
+ * @internal
+ */
+import { TaskStatus, MT, type Address, type Dep, type Resources, type TaskResult, type TaskSpec } from '../protocol/messages';
+import type { Endpoint } from '../transport/endpoint';
+import { log } from '../log';
+import type { PendingTask, TaskManager } from './task-manager';
+import { ValueState, type RefEntry } from './refs';
+
+/** A normal task as its owner tracks it. */
+export interface NormalTask extends PendingTask {
+  readonly spec: TaskSpec;
+  readonly key: string;
+  readonly resources: Resources;
+  readonly env: Record<string, string> | undefined;
+  depsLeft: number;
+  lease: Lease | undefined;
+  queued: boolean;
+}
+
+interface Lease {
+  readonly id: string;
+  readonly queue: SchedulingQueue;
+  readonly worker: Address;
+  readonly gpus: string[];
+  readonly inflight: Map<string, NormalTask>;
+  idleTimer: NodeJS.Timeout | undefined;
+  returned: boolean;
+}
+
+class SchedulingQueue {
+  tasks: NormalTask[] = [];
+  head = 0;
+  readonly leases = new Set<Lease>();
+  readonly requests = new Set<string>();
+  /** moving average of execution time, microseconds */
+  avgUs: number | undefined = undefined;
+  warned = false;
+  constructor(
+    readonly key: string,
+    readonly resources: Resources,
+    readonly env: Record<string, string> | undefined,
+  ) {}
+  get length(): number {
+    return this.tasks.length - this.head;
+  }
+  shift(): NormalTask | undefined {
+    if (this.head >= this.tasks.length) return undefined;
+    const t = this.tasks[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.tasks.length) {
+      this.tasks = this.tasks.slice(this.head);
+      this.head = 0;
+    }
+    return t;
+  }
+  unshift(t: NormalTask): void {
+    if (this.head > 0) this.tasks[--this.head] = t;
+    else this.tasks.unshift(t);
+  }
+  remove(t: NormalTask): boolean {
+    const i = this.tasks.indexOf(t, this.head);
+    if (i < 0) return false;
+    this.tasks.splice(i, 1);
+    return true;
+  }
+}
+
+/** How long an idle lease is kept for the next task before it is returned. */
+const LEASE_IDLE_MS = 200;
+/** At most this many lease requests in flight per queue. */
+const MAX_LEASE_REQUESTS = 8;
+
+/** What the submitter needs from the runtime. */
+export interface SubmitterHooks {
+  readonly self: Address;
+  readonly jobId: string;
+  readonly endpoint: Endpoint;
+  readonly rayletAddress: string;
+  /** Asks the owner of a borrowed entry for its value (no-op if asked already). */
+  fetch(e: RefEntry): void;
+  /** The dependency's value as it travels to the worker. */
+  depValue(e: RefEntry): Dep['val'];
+  /** Something to keep the process receiving messages for. */
+  busy(delta: number): void;
+  /** Prints a warning to the user. */
+  warn(msg: string): void;
+}
+
+/** See the module comment. */
+export class TaskSubmitter {
+  private readonly queues = new Map<string, SchedulingQueue>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly requests = new Map<string, SchedulingQueue>();
+  private requestCounter = 0;
+
+  constructor(
+    private readonly h: SubmitterHooks,
+    private readonly tm: TaskManager,
+  ) {}
+
+  /** Takes a new task; `deps` are its top-level ObjectRef arguments. */
+  submit(t: NormalTask, deps: Array<{ i: number; entry: RefEntry }>): void {
+    this.tm.add(t);
+    this.h.busy(1);
+    if (deps.length === 0) {
+      this.enqueue(t);
+      return;
+    }
+    t.depsLeft = deps.length;
+    const specDeps: Dep[] = [];
+    (t.spec as { deps?: Dep[] }).deps = specDeps;
+    for (const d of deps) {
+      const onReady = (): void => {
+        if (t.finished) return;
+        if (d.entry.state === ValueState.Error || d.entry.state === ValueState.Freed || d.entry.state === ValueState.Lost) {
+          // a failed argument fails the task with the same error
+          this.tm.abort(t, d.entry.err, d.entry.errObj);
+          this.finished(t);
+          return;
+        }
+        specDeps.push({ i: d.i, ref: { id: d.entry.id, owner: d.entry.owner }, val: this.h.depValue(d.entry) });
+        if (--t.depsLeft === 0) this.enqueue(t);
+      };
+      if (d.entry.state === ValueState.Pending) {
+        if (!d.entry.owned) this.h.fetch(d.entry);
+        d.entry.whenSettled(onReady);
+      } else onReady();
+    }
+  }
+
+  private queueFor(t: NormalTask): SchedulingQueue {
+    let q = this.queues.get(t.key);
+    if (!q) {
+      q = new SchedulingQueue(t.key, t.resources, t.env);
+      this.queues.set(t.key, q);
+    }
+    return q;
+  }
+
+  private enqueue(t: NormalTask, front = false): void {
+    if (t.finished) return;
+    const q = this.queueFor(t);
+    t.queued = true;
+    t.lease = undefined;
+    if (front) q.unshift(t);
+    else q.tasks.push(t);
+    this.schedule(q);
+  }
+
+  private window(q: SchedulingQueue): number {
+    if (q.avgUs === undefined) return 4;
+    return Math.max(1, Math.min(128, Math.round(4000 / Math.max(q.avgUs, 1))));
+  }
+
+  private schedule(q: SchedulingQueue): void {
+    const w = this.window(q);
+    for (const l of q.leases) {
+      if (q.length === 0) break;
+      this.push(l, w);
+    }
+    const want = Math.min(MAX_LEASE_REQUESTS, Math.ceil(q.length / w)) - q.requests.size;
+    for (let i = 0; i < want; i++) this.requestLease(q);
+    if (q.length === 0 && q.requests.size > 0) {
+      for (const id of q.requests) {
+        this.h.endpoint.send(this.h.rayletAddress, { t: MT.CancelLeaseRequest, leaseReqId: id });
+        this.requests.delete(id);
+      }
+      q.requests.clear();
+    }
+  }
+
+  private push(l: Lease, w: number): void {
+    if (l.returned) return;
+    const n = w - l.inflight.size;
+    if (n <= 0) return;
+    const q = l.queue;
+    const batch: TaskSpec[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = q.shift();
+      if (!t) break;
+      if (t.finished) {
+        i--;
+        continue;
+      }
+      t.queued = false;
+      t.lease = l;
+      (t.spec as { att: number }).att = t.attempt;
+      if (l.gpus.length > 0) (t.spec as { gpus?: string[] }).gpus = l.gpus;
+      l.inflight.set(t.taskId, t);
+      batch.push(t.spec);
+    }
+    if (batch.length === 0) return;
+    if (l.idleTimer) {
+      clearTimeout(l.idleTimer);
+      l.idleTimer = undefined;
+    }
+    this.h.endpoint.send(l.worker.endpoint, { t: MT.PushTasks, leaseId: l.id, owner: this.h.self, jobId: this.h.jobId, tasks: batch });
+  }
+
+  private requestLease(q: SchedulingQueue): void {
+    const id = `${this.h.self.workerId}l${(++this.requestCounter).toString(36)}`;
+    q.requests.add(id);
+    this.requests.set(id, q);
+    const first = q.tasks[q.head];
+    this.h.endpoint.send(this.h.rayletAddress, {
+      t: MT.RequestLease,
+      leaseReqId: id,
+      jobId: this.h.jobId,
+      resources: q.resources,
+      ...(q.env ? { env: q.env } : {}),
+      name: first?.name ?? 'task',
+    });
+  }
+
+  /** The node manager granted a lease. */
+  onLeaseGranted(leaseReqId: string, leaseId: string, worker: Address, gpus: string[]): void {
+    const q = this.requests.get(leaseReqId);
+    this.requests.delete(leaseReqId);
+    if (!q) {
+      // cancelled meanwhile: give it back
+      this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId, kill: false });
+      return;
+    }
+    q.requests.delete(leaseReqId);
+    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), idleTimer: undefined, returned: false };
+    this.leases.set(leaseId, l);
+    q.leases.add(l);
+    this.push(l, this.window(q));
+    if (l.inflight.size === 0) this.returnLease(l);
+    else this.schedule(q);
+  }
+
+  /** The node manager cannot ever satisfy a request: warn once per queue. */
+  onLeaseInfeasible(leaseReqId: string, message: string): void {
+    const q = this.requests.get(leaseReqId);
+    if (!q || q.warned) return;
+    q.warned = true;
+    this.h.warn(message);
+  }
+
+  /** Whether a result belongs to this submitter; handles it if so. */
+  onResult(t: NormalTask, r: TaskResult): void {
+    const l = t.lease;
+    if (l) {
+      l.inflight.delete(t.taskId);
+      if (r.us !== undefined) {
+        const q = l.queue;
+        q.avgUs = q.avgUs === undefined ? r.us : q.avgUs * 0.8 + r.us * 0.2;
+      }
+    }
+    t.lease = undefined;
+    if (r.st === TaskStatus.Requeue) {
+      t.attempt++;
+      this.enqueue(t, true);
+    } else if (r.st === TaskStatus.UserError && this.tm.shouldRetryError(t, r)) {
+      t.retriesLeft--;
+      t.attempt++;
+      log.debug(`retrying ${t.name} after an error (${t.retriesLeft} retries left)`);
+      this.enqueue(t);
+    } else {
+      this.tm.finish(t, r);
+      this.finished(t);
+    }
+    if (l) this.afterProgress(l);
+  }
+
+  private afterProgress(l: Lease): void {
+    const q = l.queue;
+    if (q.length > 0) this.schedule(q);
+    if (l.inflight.size === 0 && !l.returned && !l.idleTimer) {
+      l.idleTimer = setTimeout(() => {
+        l.idleTimer = undefined;
+        if (l.inflight.size === 0) this.returnLease(l);
+      }, LEASE_IDLE_MS);
+      l.idleTimer.unref();
+    }
+  }
+
+  private finished(t: NormalTask): void {
+    this.h.busy(-1);
+    void t;
+  }
+
+  private returnLease(l: Lease, kill = false): void {
+    if (l.returned) return;
+    l.returned = true;
+    if (l.idleTimer) clearTimeout(l.idleTimer);
+    this.leases.delete(l.id);
+    l.queue.leases.delete(l);
+    this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId: l.id, kill });
+  }
+
+  /** The node manager needs resources back: return leases with nothing in flight. */
+  onReturnIdleLeases(): void {
+    for (const l of [...this.leases.values()]) if (l.inflight.size === 0) this.returnLease(l);
+  }
+
+  /** The leased worker died: retry its tasks or fail them. */
+  onLeaseWorkerDied(leaseId: string, reason: string): void {
+    const l = this.leases.get(leaseId);
+    if (!l) return;
+    l.returned = true;
+    if (l.idleTimer) clearTimeout(l.idleTimer);
+    this.leases.delete(leaseId);
+    l.queue.leases.delete(l);
+    for (const t of l.inflight.values()) {
+      t.lease = undefined;
+      t.crashes++;
+      if (!t.cancelled && t.retriesLeft > 0) {
+        t.retriesLeft--;
+        t.attempt++;
+        log.debug(`retrying ${t.name}: its worker died (${reason})`);
+        this.enqueue(t, true);
+      } else {
+        this.tm.crashed(t, reason);
+        this.finished(t);
+      }
+    }
+    l.inflight.clear();
+    this.schedule(l.queue);
+  }
+
+  /**
+   * Cancels a task: a queued one never runs; a running one is told to stop
+   * (and with `force`, its worker is killed).
+   */
+  cancel(t: NormalTask, force: boolean, recursive: boolean): void {
+    if (t.finished) return;
+    t.cancelled = true;
+    if (!t.lease) {
+      const q = this.queues.get(t.key);
+      if (q && t.queued) q.remove(t);
+      this.tm.cancelled(t);
+      this.finished(t);
+      return;
+    }
+    const l = t.lease;
+    if (force) {
+      // the node manager kills the worker; onLeaseWorkerDied then fails its tasks
+      l.returned = true;
+      if (l.idleTimer) clearTimeout(l.idleTimer);
+      this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId: l.id, kill: true });
+    } else this.h.endpoint.send(l.worker.endpoint, { t: MT.CancelTask, taskId: t.taskId, force, recursive });
+  }
+
+  /** Tasks not yet finished (for shutdown and tests). */
+  get pendingLeases(): number {
+    return this.leases.size;
+  }
+
+  /** Returns every lease (shutdown). */
+  returnAll(): void {
+    for (const l of [...this.leases.values()]) this.returnLease(l);
+  }
+}

@@ -1,0 +1,581 @@
+/**
+ * Serialization of user values. A value is encoded once, by its producer,
+ * into a *blob*: msgpack for the structure, with large typed arrays, Buffers
+ * and Arrow tables kept out of band as raw, aligned byte ranges so that a
+ * blob placed in shared memory is read in place (zero-copy). ObjectRefs and
+ * ActorHandles inside a value stay references; the serializer reports them so
+ * the runtime can count them.
+ *
+ * Blob layout: either a bare msgpack body (no references, no out-of-band
+ * buffers), or `0xc1` (a byte msgpack never uses) followed by a header:
+ *
+ *     u8 0xc1 | u8 version | u16 nbufs | u32 metaLen | u32 bodyLen | u32 flags
+ *     nbufs x (f64 offset, f64 length)          offsets from the blob start
+ *     meta (msgpack: owner table)  body (msgpack)  buffers...
+ * @internal
+ */
+import { Packr, addExtension } from 'msgpackr';
+import { ERROR_CLASSES, RayError, brandError, errorKinds } from '../../errors';
+import type { Address } from '../protocol/messages';
+import { isActorHandle, isRef, type ActorLike, type ActorWire, type RefLike } from './brands';
+
+/** Typed arrays at least this large travel out of band. */
+export const OOB_MIN = 4096;
+/** Values whose blob is at most this large are kept inline (Ray: 100 KiB). */
+export const INLINE_MAX = 100 * 1024;
+/** Buffers at least this large are placed at the page offset of their source. */
+const PAGE_MATCH_MIN = 256 * 1024;
+
+const FRAMED = 0xc1;
+const VERSION = 1;
+const HEADER = 16;
+
+const EXT_REF = 60;
+const EXT_ACTOR = 61;
+const EXT_BUF = 62;
+const EXT_ARROW = 63;
+const EXT_ERROR = 64;
+const EXT_REJECT = 65;
+
+/** Creates ObjectRefs and ActorHandles while a blob is read. */
+export interface RefFactory {
+  ref(id: string, owner: Address): unknown;
+  actor(wire: ActorWire, owner: Address): unknown;
+}
+
+/** A value encoded but not yet laid out. */
+export interface Encoded {
+  body: Buffer;
+  meta: Buffer | null;
+  bufs: ArrayBufferView[];
+  refs: RefLike[];
+  actors: ActorLike[];
+  /** owners of `refs` and `actors`, by index as written */
+  owners: Address[];
+}
+
+interface PackCtx {
+  bufs: ArrayBufferView[];
+  owners: Map<string, number>;
+  ownerList: Address[];
+  refs: RefLike[];
+  actors: ActorLike[];
+}
+
+interface UnpackCtx {
+  blob: Uint8Array;
+  table: number[];
+  owners: Address[];
+  zeroCopy: boolean;
+  factory: RefFactory | null;
+}
+
+let packCtx: PackCtx | null = null;
+let unpackCtx: UnpackCtx | null = null;
+
+// ---------------------------------------------------------------------------
+// typed arrays
+
+type ViewCtor = { new (buf: ArrayBufferLike, off: number, len: number): ArrayBufferView; BYTES_PER_ELEMENT: number };
+const VIEW_KINDS: ViewCtor[] = [
+  Int8Array,
+  Uint8Array,
+  Uint8ClampedArray,
+  Int16Array,
+  Uint16Array,
+  Int32Array,
+  Uint32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+] as unknown as ViewCtor[];
+const KIND_BUFFER = 100;
+const KIND_DATAVIEW = 101;
+const KIND_ARRAYBUFFER = 102;
+
+function viewKind(v: ArrayBufferView | ArrayBuffer): number {
+  if (v instanceof ArrayBuffer) return KIND_ARRAYBUFFER;
+  if (Buffer.isBuffer(v)) return KIND_BUFFER;
+  if (v instanceof DataView) return KIND_DATAVIEW;
+  const i = VIEW_KINDS.indexOf((v as unknown as { constructor: ViewCtor }).constructor);
+  if (i >= 0) return i;
+  for (let k = 0; k < VIEW_KINDS.length; k++) if (v instanceof (VIEW_KINDS[k] as unknown as typeof Uint8Array)) return k;
+  return 1;
+}
+
+function bytesOf(v: ArrayBufferView | ArrayBuffer): Uint8Array {
+  return v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+class LargeViewMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    if (packCtx === null) return false;
+    if (v instanceof ArrayBuffer) return v.byteLength >= OOB_MIN;
+    return ArrayBuffer.isView(v) && v.byteLength >= OOB_MIN;
+  }
+}
+
+function readBuffer(index: number, kind: number): unknown {
+  const c = unpackCtx;
+  if (!c) throw new Error('out-of-band buffer outside a value');
+  const off = c.table[index * 2];
+  const len = c.table[index * 2 + 1];
+  if (off === undefined || len === undefined) throw new Error('bad buffer index');
+  const absolute = c.blob.byteOffset + off;
+  const ab = c.blob.buffer;
+  if (kind === KIND_ARRAYBUFFER) return ab.slice(absolute, absolute + len);
+  if (kind === KIND_BUFFER) return c.zeroCopy ? Buffer.from(ab, absolute, len) : Buffer.from(c.blob.subarray(off, off + len));
+  if (kind === KIND_DATAVIEW) return c.zeroCopy ? new DataView(ab, absolute, len) : new DataView(c.blob.slice(off, off + len).buffer);
+  const Ctor = VIEW_KINDS[kind];
+  if (!Ctor) throw new Error(`unknown typed array kind ${kind}`);
+  const w = Ctor.BYTES_PER_ELEMENT;
+  if (len % w !== 0) throw new Error('typed array length is not a multiple of its element size');
+  if (c.zeroCopy && absolute % w === 0) return new Ctor(ab, absolute, len / w);
+  const copy = new Uint8Array(len);
+  copy.set(c.blob.subarray(off, off + len));
+  return new Ctor(copy.buffer, 0, len / w);
+}
+
+// ---------------------------------------------------------------------------
+// references
+
+function ownerIndex(ctx: PackCtx, owner: Address): number {
+  let i = ctx.owners.get(owner.workerId);
+  if (i === undefined) {
+    i = ctx.ownerList.length;
+    ctx.ownerList.push(owner);
+    ctx.owners.set(owner.workerId, i);
+  }
+  return i;
+}
+
+class RefMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    return isRef(v);
+  }
+}
+class ActorMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    return isActorHandle(v);
+  }
+}
+
+function readOwner(idx: unknown): Address {
+  const c = unpackCtx;
+  const o = c && typeof idx === 'number' ? c.owners[idx] : undefined;
+  if (!o) throw new Error('reference with an unknown owner');
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// errors
+
+const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+interface ErrorWire {
+  k?: readonly string[];
+  n: string;
+  m: string;
+  s?: string;
+  c?: unknown;
+  p?: Record<string, unknown>;
+}
+
+class ErrorMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    return v instanceof Error || Object.prototype.toString.call(v) === '[object Error]';
+  }
+}
+
+const ERROR_OWN_SKIP = new Set(['message', 'stack', 'name', 'cause']);
+
+/** The wire form of an error; never throws. */
+export function errorToWire(e: Error, depth = 0): ErrorWire {
+  const w: ErrorWire = { n: String(e.name ?? 'Error'), m: String(e.message ?? '') };
+  const kinds = errorKinds(e);
+  if (kinds) w.k = kinds;
+  if (typeof e.stack === 'string') w.s = e.stack;
+  const cause = (e as { cause?: unknown }).cause;
+  if (cause !== undefined && depth < 8) w.c = cause instanceof Error ? cause : safeValue(cause);
+  const props: Record<string, unknown> = {};
+  let any = false;
+  for (const k of Object.keys(e)) {
+    if (ERROR_OWN_SKIP.has(k)) continue;
+    props[k] = safeValue((e as unknown as Record<string, unknown>)[k]);
+    any = true;
+  }
+  if (any) w.p = props;
+  return w;
+}
+
+/** `v` if it can be serialized on its own, else a description of it. */
+function safeValue(v: unknown): unknown {
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
+  try {
+    plainPackr.pack(v);
+    return v;
+  } catch {
+    return `[unserializable ${typeof v}]`;
+  }
+}
+
+/** Rebuilds an error from its wire form, as an instance of the same class when known. */
+export function errorFromWire(w: ErrorWire): Error {
+  let e: Error;
+  if (w.k && w.k.length > 0) {
+    const cls = ERROR_CLASSES[w.k[w.k.length - 1] as string] ?? RayError;
+    e = Object.create(cls.prototype) as Error;
+    brandError(e, w.k);
+  } else {
+    const ctor = BUILTIN_ERRORS[w.n] ?? Error;
+    e = Object.create(ctor.prototype) as Error;
+  }
+  Object.defineProperty(e, 'message', { value: w.m, writable: true, configurable: true, enumerable: false });
+  if (e.name !== w.n) Object.defineProperty(e, 'name', { value: w.n, writable: true, configurable: true, enumerable: false });
+  Object.defineProperty(e, 'stack', { value: w.s ?? `${w.n}: ${w.m}`, writable: true, configurable: true, enumerable: false });
+  if (w.c !== undefined) Object.defineProperty(e, 'cause', { value: w.c, writable: true, configurable: true, enumerable: false });
+  if (w.p) Object.assign(e, w.p);
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// values that cannot travel
+
+class RejectMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    if (packCtx === null || typeof v !== 'object' || v === null) return false;
+    return v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet || v instanceof WeakRef || typeof (v as { then?: unknown }).then === 'function';
+  }
+}
+
+function rejectReason(v: object): string {
+  if (v instanceof Promise || typeof (v as { then?: unknown }).then === 'function')
+    return 'a Promise cannot be sent to another process; await it first and pass the result';
+  return `a ${v.constructor?.name ?? 'weak collection'} cannot be sent to another process`;
+}
+
+// ---------------------------------------------------------------------------
+// arrow
+
+let arrowModule: typeof import('apache-arrow') | undefined;
+function arrow(): typeof import('apache-arrow') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  arrowModule ??= require('apache-arrow') as typeof import('apache-arrow');
+  return arrowModule;
+}
+
+/** True for an Apache Arrow Table (from any copy of apache-arrow). */
+export function isArrowTable(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as { constructor?: { name?: string }; schema?: unknown; batches?: unknown };
+  return o.constructor?.name === 'Table' && typeof o.schema === 'object' && Array.isArray(o.batches);
+}
+
+class ArrowMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    return packCtx !== null && isArrowTable(v);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// the packers
+
+const ctxOf = (): PackCtx => {
+  if (!packCtx) throw new Error('tsray value extension used outside serialization');
+  return packCtx;
+};
+
+addExtension({
+  Class: LargeViewMatcher as unknown as new () => unknown,
+  type: EXT_BUF,
+  write(v: ArrayBufferView | ArrayBuffer): unknown {
+    const c = ctxOf();
+    c.bufs.push(v instanceof ArrayBuffer ? new Uint8Array(v) : v);
+    return [c.bufs.length - 1, viewKind(v)];
+  },
+  read(d: unknown): unknown {
+    if (!Array.isArray(d)) throw new Error('bad buffer reference');
+    return readBuffer(d[0] as number, d[1] as number);
+  },
+});
+
+addExtension({
+  Class: ArrowMatcher as unknown as new () => unknown,
+  type: EXT_ARROW,
+  write(t: unknown): unknown {
+    const c = ctxOf();
+    const a = arrow();
+    if (!(t instanceof a.Table)) {
+      throw new TypeError(
+        'this Arrow Table was made by a different copy of apache-arrow than the one tsray uses ' +
+          `(${require.resolve('apache-arrow')}); install one compatible apache-arrow version so npm dedupes it`,
+      );
+    }
+    const ipc = a.tableToIPC(t, 'stream');
+    c.bufs.push(ipc);
+    return c.bufs.length - 1;
+  },
+  read(d: unknown): unknown {
+    const bytes = readBuffer(d as number, 1) as Uint8Array;
+    return arrow().tableFromIPC(bytes);
+  },
+});
+
+addExtension({
+  Class: RefMatcher as unknown as new () => unknown,
+  type: EXT_REF,
+  write(r: RefLike): unknown {
+    const c = ctxOf();
+    c.refs.push(r);
+    return [r.id, ownerIndex(c, r.owner)];
+  },
+  read(d: unknown): unknown {
+    const c = unpackCtx;
+    if (!Array.isArray(d) || typeof d[0] !== 'string' || !c?.factory) throw new Error('bad object reference');
+    return c.factory.ref(d[0], readOwner(d[1]));
+  },
+});
+
+addExtension({
+  Class: ActorMatcher as unknown as new () => unknown,
+  type: EXT_ACTOR,
+  write(h: ActorLike): unknown {
+    const c = ctxOf();
+    c.actors.push(h);
+    return [h.__wire(), ownerIndex(c, h.__owner())];
+  },
+  read(d: unknown): unknown {
+    const c = unpackCtx;
+    if (!Array.isArray(d) || !c?.factory) throw new Error('bad actor handle');
+    return c.factory.actor(d[0] as ActorWire, readOwner(d[1]));
+  },
+});
+
+addExtension({
+  Class: ErrorMatcher as unknown as new () => unknown,
+  type: EXT_ERROR,
+  write(e: Error): unknown {
+    return errorToWire(e);
+  },
+  read(d: unknown): unknown {
+    return errorFromWire(d as ErrorWire);
+  },
+});
+
+addExtension({
+  Class: RejectMatcher as unknown as new () => unknown,
+  type: EXT_REJECT,
+  write(v: object): unknown {
+    throw new TypeError(rejectReason(v));
+  },
+  read(): unknown {
+    throw new Error('unexpected rejected value');
+  },
+});
+
+function rejectFunction(f: unknown): never {
+  const name = typeof f === 'function' && f.name ? ` ${f.name}` : '';
+  throw new TypeError(
+    `the function${name} cannot be sent to another process; define it at the top level of a module and call it there, or wrap it with ray.remote()`,
+  );
+}
+
+const valuePackr = new Packr({
+  structuredClone: true,
+  moreTypes: true,
+  copyBuffers: true,
+  writeFunction: rejectFunction,
+} as unknown as ConstructorParameters<typeof Packr>[0]);
+
+const plainPackr = new Packr({ useRecords: false, moreTypes: true, copyBuffers: true });
+
+// ---------------------------------------------------------------------------
+// encoding
+
+/** Encodes `value`; throws a TypeError naming what cannot be serialized. */
+export function encodeValue(value: unknown): Encoded {
+  const outer = packCtx;
+  const ctx: PackCtx = { bufs: [], owners: new Map(), ownerList: [], refs: [], actors: [] };
+  packCtx = ctx;
+  let body: Buffer;
+  try {
+    body = valuePackr.pack(value);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/Unknown type: symbol/.test(msg)) throw new TypeError('a Symbol cannot be sent to another process');
+    if (e instanceof RangeError && /call stack/.test(msg)) throw new TypeError('the value is nested too deeply to serialize');
+    throw e instanceof TypeError ? e : new TypeError(msg);
+  } finally {
+    packCtx = outer;
+  }
+  const meta = ctx.ownerList.length > 0 ? plainPackr.pack(ctx.ownerList.map((a) => [a.workerId, a.nodeId, a.endpoint, a.slot])) : null;
+  return { body, meta, bufs: ctx.bufs, refs: ctx.refs, actors: ctx.actors, owners: ctx.ownerList };
+}
+
+const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** Where each part of a blob goes. */
+export interface Layout {
+  size: number;
+  bufOffsets: number[];
+}
+
+function isFramed(e: Encoded): boolean {
+  return e.meta !== null || e.bufs.length > 0 || (e.body.length > 0 && e.body[0] === FRAMED);
+}
+
+/**
+ * Lays out a blob. With `destMod` (the destination's address mod 4096) and
+ * `srcMod`, large buffers keep their source's page offset, which keeps
+ * memcpy at full speed; otherwise buffers are 64-byte aligned.
+ */
+export function layout(e: Encoded, destMod?: number, srcMod?: (v: ArrayBufferView) => number): Layout {
+  if (!isFramed(e)) return { size: e.body.length, bufOffsets: [] };
+  let pos = HEADER + e.bufs.length * 16 + (e.meta?.length ?? 0) + e.body.length;
+  const bufOffsets: number[] = [];
+  for (const b of e.bufs) {
+    if (destMod !== undefined && srcMod && b.byteLength >= PAGE_MATCH_MIN) {
+      const want = srcMod(b);
+      pos = align(pos, 64);
+      const cur = (destMod + pos) % 4096;
+      pos += (want - cur + 4096) % 4096;
+    } else {
+      pos = align(pos, 64);
+    }
+    bufOffsets.push(pos);
+    pos += b.byteLength;
+  }
+  return { size: pos, bufOffsets };
+}
+
+/** The most bytes `layout` can need, whatever the destination. */
+export function maxBlobSize(e: Encoded): number {
+  if (!isFramed(e)) return e.body.length;
+  let n = HEADER + e.bufs.length * 16 + (e.meta?.length ?? 0) + e.body.length;
+  for (const b of e.bufs) n += b.byteLength + (b.byteLength >= PAGE_MATCH_MIN ? 4096 + 64 : 64);
+  return n;
+}
+
+/** Writes a laid-out blob through `write(offsetInBlob, bytes)`. */
+export function writeBlob(e: Encoded, l: Layout, write: (off: number, bytes: Uint8Array) => void): void {
+  if (!isFramed(e)) {
+    write(0, e.body);
+    return;
+  }
+  const head = Buffer.alloc(HEADER + e.bufs.length * 16);
+  head[0] = FRAMED;
+  head[1] = VERSION;
+  head.writeUInt16LE(e.bufs.length, 2);
+  head.writeUInt32LE(e.meta?.length ?? 0, 4);
+  head.writeUInt32LE(e.body.length, 8);
+  head.writeUInt32LE(0, 12);
+  e.bufs.forEach((b, i) => {
+    head.writeDoubleLE(l.bufOffsets[i] as number, HEADER + i * 16);
+    head.writeDoubleLE(b.byteLength, HEADER + i * 16 + 8);
+  });
+  write(0, head);
+  let pos = head.length;
+  if (e.meta) {
+    write(pos, e.meta);
+    pos += e.meta.length;
+  }
+  write(pos, e.body);
+  e.bufs.forEach((b, i) => write(l.bufOffsets[i] as number, bytesOf(b)));
+}
+
+/** The blob as one Buffer (for inline objects). */
+export function toInlineBlob(e: Encoded): Buffer {
+  if (!isFramed(e)) return e.body;
+  const l = layout(e);
+  const out = Buffer.alloc(l.size);
+  writeBlob(e, l, (off, bytes) => out.set(bytes, off));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// decoding
+
+/** The parts of a framed blob's header. */
+function parseHeader(blob: Uint8Array): { table: number[]; owners: Address[]; body: Uint8Array } {
+  if (blob.length < HEADER || blob[1] !== VERSION) throw new Error('bad blob header');
+  const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
+  const nbufs = dv.getUint16(2, true);
+  const metaLen = dv.getUint32(4, true);
+  const bodyLen = dv.getUint32(8, true);
+  let pos = HEADER + nbufs * 16;
+  if (pos + metaLen + bodyLen > blob.length) throw new Error('truncated blob');
+  const table: number[] = [];
+  for (let i = 0; i < nbufs; i++) {
+    const off = dv.getFloat64(HEADER + i * 16, true);
+    const len = dv.getFloat64(HEADER + i * 16 + 8, true);
+    if (!(off >= 0 && len >= 0 && off + len <= blob.length)) throw new Error('blob buffer out of bounds');
+    table.push(off, len);
+  }
+  let owners: Address[] = [];
+  if (metaLen > 0) {
+    const raw = plainPackr.unpack(blob.subarray(pos, pos + metaLen)) as unknown;
+    if (!Array.isArray(raw)) throw new Error('bad blob owner table');
+    owners = raw.map((o: unknown) => {
+      if (!Array.isArray(o) || o.length !== 4 || typeof o[0] !== 'string' || typeof o[1] !== 'string' || typeof o[2] !== 'string' || typeof o[3] !== 'number')
+        throw new Error('bad owner entry');
+      return { workerId: o[0], nodeId: o[1], endpoint: o[2], slot: o[3] };
+    });
+    pos += metaLen;
+  }
+  return { table, owners, body: blob.subarray(pos, pos + bodyLen) };
+}
+
+/**
+ * Decodes a blob. With `zeroCopy`, out-of-band typed arrays are views of
+ * `blob`'s memory (use for shared-memory blobs); otherwise they are copies.
+ */
+export function decodeValue(blob: Uint8Array, factory: RefFactory | null, zeroCopy: boolean): unknown {
+  if (blob.length === 0) throw new Error('empty blob');
+  const outer = unpackCtx;
+  let body: Uint8Array;
+  if (blob[0] === FRAMED) {
+    const h = parseHeader(blob);
+    unpackCtx = { blob, table: h.table, owners: h.owners, zeroCopy, factory };
+    body = h.body;
+  } else {
+    unpackCtx = { blob, table: [], owners: [], zeroCopy, factory };
+    body = blob;
+  }
+  try {
+    return valuePackr.unpack(body);
+  } finally {
+    unpackCtx = outer;
+  }
+}
+
+/** The references a blob contains, without decoding the rest of the value. */
+export function blobReferences(blob: Uint8Array): { ids: string[]; owners: Address[] } {
+  const ids: string[] = [];
+  const ownersSeen: Address[] = [];
+  decodeValue(
+    blob,
+    {
+      ref(id, owner) {
+        ids.push(id);
+        ownersSeen.push(owner);
+        return null;
+      },
+      actor(w, owner) {
+        ids.push(w.id);
+        ownersSeen.push(owner);
+        return null;
+      },
+    },
+    true,
+  );
+  return { ids, owners: ownersSeen };
+}

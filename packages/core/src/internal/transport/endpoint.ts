@@ -1,0 +1,334 @@
+/**
+ * A process's ZeroMQ endpoint. Each process binds one ROUTER, where peers
+ * reach it, and opens one DEALER per peer it sends to. Replies go back over
+ * the connection the request came in on.
+ *
+ * zeromq.js allows one pending send and one pending receive per socket, so
+ * every socket has a single receive loop and an outbox: messages queued while
+ * a send is in flight are coalesced into one frame per destination, which is
+ * where the runtime's batching comes from.
+ * @internal
+ */
+import * as zmq from 'zeromq';
+import { decodeFrame, encodeFrame } from '../protocol/codec';
+import { MT, type Message, type MessageOf } from '../protocol/messages';
+import { RateLimitedLog, log } from '../log';
+import { RaySystemError } from '../../errors';
+
+/** Who a message came from, for replying. */
+export type Peer = { readonly kind: 'router'; readonly id: Buffer; readonly key: string } | { readonly kind: 'dealer'; readonly address: string };
+
+/** Receives every message that is not a reply to one of our requests. */
+export type MessageHandler = (msg: Message, from: Peer) => void;
+
+/** A reply message. */
+export type Reply = MessageOf<MT.Reply>;
+
+type Dest = Buffer | null;
+
+/** A request message before its `reqId` is assigned. */
+export type RequestMessage = Message extends infer M ? (M extends unknown ? ('reqId' extends keyof M ? Omit<M, 'reqId'> : never) : never) : never;
+
+/** Queues messages per destination and sends them one frame at a time. */
+class Outbox {
+  private queue = new Map<string, { dest: Dest; msgs: Message[] }>();
+  private busy = false;
+  closed = false;
+
+  constructor(
+    private readonly sock: zmq.Router | zmq.Dealer,
+    private readonly label: string,
+  ) {}
+
+  push(key: string, dest: Dest, msg: Message): void {
+    if (this.closed) return;
+    let q = this.queue.get(key);
+    if (!q) {
+      q = { dest, msgs: [] };
+      this.queue.set(key, q);
+    }
+    q.msgs.push(msg);
+    if (!this.busy) {
+      this.busy = true;
+      queueMicrotask(() => void this.pump());
+    }
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (this.queue.size > 0 && !this.closed) {
+        const batch = this.queue;
+        this.queue = new Map();
+        for (const { dest, msgs } of batch.values()) {
+          const frame = encodeFrame(msgs);
+          try {
+            if (dest) await (this.sock as zmq.Router).send([dest, frame]);
+            else await (this.sock as zmq.Dealer).send(frame);
+          } catch (e) {
+            if (this.closed) return;
+            log.debug(`send on ${this.label} failed: ${(e as Error).message}`);
+          }
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+let requestCounter = 0;
+
+const SOCKET_OPTIONS = { linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 } as const;
+/** In idle-exit mode, receive loops wake this often to see whether to stop. */
+const IDLE_POLL_MS = 100;
+
+/** See the module comment. */
+export class Endpoint {
+  private readonly router: zmq.Router;
+  private readonly routerOut: Outbox;
+  private readonly dealers = new Map<string, { sock: zmq.Dealer; out: Outbox }>();
+  private readonly pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
+  private readonly dropLog = new RateLimitedLog();
+  private closed = false;
+  private handler: MessageHandler;
+  /** idle-exit mode: receive only while something waits for messages */
+  private readonly idleExit: boolean;
+  private holds = 0;
+  private readonly stopped = new Set<() => void>();
+
+  private constructor(
+    readonly address: string,
+    private readonly identity: string,
+    router: zmq.Router,
+    handler: MessageHandler,
+    idleExit: boolean,
+  ) {
+    this.router = router;
+    this.routerOut = new Outbox(router, 'router');
+    this.handler = handler;
+    this.idleExit = idleExit;
+    void this.routerLoop();
+  }
+
+  /**
+   * In idle-exit mode (drivers), counts things waiting for messages; while
+   * the count and pending requests are zero, receive loops stop so that the
+   * process can exit when the user's program is done.
+   */
+  keepAlive(delta: number): void {
+    this.holds += delta;
+    if (this.idleExit && delta > 0 && this.stopped.size > 0) this.wake();
+  }
+
+  private get active(): boolean {
+    return !this.idleExit || this.holds > 0 || this.pending.size > 0;
+  }
+
+  private wake(): void {
+    const loops = [...this.stopped];
+    this.stopped.clear();
+    for (const restart of loops) restart();
+  }
+
+  /**
+   * Binds a ROUTER at `address` (`ipc://path` or `tcp://host:port`; a tcp
+   * port of 0 picks a free one) and starts receiving.
+   */
+  static async bind(address: string, identity: string, handler: MessageHandler, opts: { idleExit?: boolean } = {}, extra: string[] = []): Promise<Endpoint> {
+    const idleExit = opts.idleExit ?? false;
+    const router = new zmq.Router({ ...SOCKET_OPTIONS, mandatory: false, ...(idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}) });
+    const bound: string[] = [];
+    for (const a of [address, ...extra]) {
+      try {
+        await router.bind(a.endsWith(':0') ? a.slice(0, -2) + ':*' : a);
+      } catch (e) {
+        router.close();
+        const err = new RaySystemError(`could not listen on ${a}: ${(e as Error).message}`);
+        (err as { code?: string }).code = (e as { code?: string }).code;
+        throw err;
+      }
+      bound.push(router.lastEndpoint ?? a);
+    }
+    const ep = new Endpoint(bound[0] as string, identity, router, handler, idleExit);
+    ep.addresses = bound;
+    return ep;
+  }
+
+  /** Every address this endpoint listens at. */
+  addresses: string[] = [];
+
+  /** Replaces the handler for messages that are not replies. */
+  setHandler(h: MessageHandler): void {
+    this.handler = h;
+  }
+
+  /** Sends `msg` to the process listening at `address`. */
+  send(address: string, msg: Message): void {
+    if (this.closed) return;
+    this.dealer(address).out.push('', null, msg);
+  }
+
+  /** Sends `msg` back to `peer`. */
+  reply(peer: Peer, msg: Message): void {
+    if (this.closed) return;
+    if (peer.kind === 'router') this.routerOut.push(peer.key, peer.id, msg);
+    else this.send(peer.address, msg);
+  }
+
+  /**
+   * Sends a request (its `reqId` is filled in) and resolves with the reply
+   * message whose `reqId` matches. Rejects after `timeoutMs` (default: never).
+   */
+  request(address: string, msg: RequestMessage, timeoutMs?: number): Promise<Message> {
+    const reqId = ++requestCounter;
+    const full = { ...msg, reqId } as unknown as Message;
+    return new Promise<Message>((resolve, reject) => {
+      const entry: { resolve: (m: Message) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = { resolve, reject };
+      if (timeoutMs !== undefined) {
+        entry.timer = setTimeout(() => {
+          this.pending.delete(reqId);
+          reject(new RaySystemError(`no answer from ${address} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(reqId, entry);
+      if (this.idleExit && this.stopped.size > 0) this.wake();
+      this.send(address, full);
+    });
+  }
+
+  /** Like `request`, for requests answered with `MT.Reply`; rejects when `ok` is false. */
+  async call(address: string, msg: RequestMessage, timeoutMs?: number): Promise<Reply> {
+    const r = await this.request(address, msg, timeoutMs);
+    if (r.t !== MT.Reply) throw new RaySystemError(`unexpected reply type ${r.t}`);
+    if (!r.ok) {
+      const err = new RaySystemError(r.error ?? 'request failed');
+      if (r.code) (err as { code?: string }).code = r.code;
+      throw err;
+    }
+    return r;
+  }
+
+  /** Sends an `MT.Reply` to `peer`. */
+  respond(peer: Peer, reqId: number, ok: boolean, data?: unknown, error?: string, code?: string): void {
+    const m: Reply = { t: MT.Reply, reqId, ok };
+    if (data !== undefined) m.data = data;
+    if (error !== undefined) m.error = error;
+    if (code !== undefined) m.code = code;
+    this.reply(peer, m);
+  }
+
+  /** Closes the connection to `address`, dropping what is queued for it. */
+  disconnect(address: string): void {
+    const d = this.dealers.get(address);
+    if (!d) return;
+    this.dealers.delete(address);
+    d.out.closed = true;
+    d.sock.close();
+  }
+
+  /** Stops everything; pending requests reject. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.routerOut.closed = true;
+    this.router.close();
+    for (const d of this.dealers.values()) {
+      d.out.closed = true;
+      d.sock.close();
+    }
+    this.dealers.clear();
+    for (const p of this.pending.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(new RaySystemError('the connection was closed (shutdown)'));
+    }
+    this.pending.clear();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {
+    let d = this.dealers.get(address);
+    if (!d) {
+      const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}) });
+      sock.connect(address);
+      d = { sock, out: new Outbox(sock, address) };
+      this.dealers.set(address, d);
+      void this.dealerLoop(address, sock);
+    }
+    return d;
+  }
+
+  private dispatch(frame: Buffer | undefined, from: Peer, extraFrames: number): void {
+    if (!frame || extraFrames > 0) {
+      this.dropLog.warn('frames', `dropped a message with ${extraFrames + (frame ? 1 : 0)} frames (expected 1)`);
+      return;
+    }
+    const { msgs, dropped } = decodeFrame(frame);
+    for (const why of dropped) this.dropLog.warn(why, `dropped a malformed message: ${why}`);
+    for (const m of msgs) {
+      if (m.t === MT.Reply || m.t === MT.ObjectReply) {
+        const p = this.pending.get(m.reqId);
+        if (p) {
+          this.pending.delete(m.reqId);
+          if (p.timer) clearTimeout(p.timer);
+          p.resolve(m);
+          continue;
+        }
+        if (m.t === MT.Reply) continue;
+      }
+      try {
+        this.handler(m, from);
+      } catch (e) {
+        this.dropLog.warn(`handler-${m.t}`, `message of type ${m.t} failed: ${(e as Error).stack ?? String(e)}`);
+      }
+    }
+  }
+
+  /** Whether a loop should stop for now (idle-exit mode); registers its restart. */
+  private pause(restart: () => void): boolean {
+    if (this.active) return false;
+    this.stopped.add(restart);
+    return true;
+  }
+
+  private async routerLoop(): Promise<void> {
+    while (!this.closed) {
+      let parts: Buffer[];
+      try {
+        parts = await this.router.receive();
+      } catch (e) {
+        if (this.closed) return;
+        if ((e as { code?: string }).code === 'EAGAIN') {
+          if (this.pause(() => void this.routerLoop())) return;
+          continue;
+        }
+        log.debug(`router receive failed: ${(e as Error).message}`);
+        continue;
+      }
+      const id = parts[0];
+      if (!id) continue;
+      this.dispatch(parts[1], { kind: 'router', id, key: id.toString('latin1') }, parts.length - 2);
+    }
+  }
+
+  private async dealerLoop(address: string, sock: zmq.Dealer): Promise<void> {
+    const from: Peer = { kind: 'dealer', address };
+    while (!this.closed && !sock.closed) {
+      let parts: Buffer[];
+      try {
+        parts = await sock.receive();
+      } catch (e) {
+        if (this.closed || sock.closed) return;
+        if ((e as { code?: string }).code === 'EAGAIN') {
+          if (this.pause(() => void this.dealerLoop(address, sock))) return;
+          continue;
+        }
+        log.debug(`dealer receive from ${address} failed: ${(e as Error).message}`);
+        continue;
+      }
+      this.dispatch(parts[0], from, parts.length - 1);
+    }
+  }
+}

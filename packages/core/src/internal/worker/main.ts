@@ -1,0 +1,106 @@
+/**
+ * Entry point of a worker process: registers with its node manager, maps
+ * the node's object store and waits for tasks or an actor.
+ * @internal
+ */
+import { setLogRole, log } from '../log';
+import { ObjectStoreClient } from '../objects/object-store';
+import { MT, type Address } from '../protocol/messages';
+import { Endpoint } from '../transport/endpoint';
+import { CoreWorker } from '../runtime/core-worker';
+import { currentTask } from '../runtime/executor';
+import { ipcAddress } from '../cluster/session';
+import { watchParent } from '../cluster/processes';
+import { setRuntime, type Runtime } from '../api/context';
+import { forceGc } from '../api/gc';
+import { LOG_MARKER } from '../raylet/worker-pool';
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (v === undefined) throw new Error(`${name} is not set: a worker is started by a tsray node manager`);
+  return v;
+}
+
+/** Marks the start of each task's output so the node manager can prefix it. */
+function installLogMarkers(nameOf: () => string): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const orig = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    let last = '';
+    let atLineStart = true;
+    stream.write = ((chunk: unknown, ...rest: unknown[]): boolean => {
+      const name = nameOf();
+      if (name !== last) {
+        last = name;
+        orig(`${atLineStart ? '' : '\n'}${LOG_MARKER}${name}\n`);
+      }
+      const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+      if (text.length > 0) atLineStart = text.endsWith('\n');
+      return orig(chunk, ...rest);
+    }) as typeof stream.write;
+  }
+}
+
+async function main(): Promise<void> {
+  const workerId = env('TSRAY_WORKER_ID');
+  setLogRole(`worker ${workerId.slice(0, 6)}`);
+  const nodeId = env('TSRAY_NODE_ID');
+  const sessionDir = env('TSRAY_SESSION_DIR');
+  const rayletAddress = env('TSRAY_RAYLET');
+  const headAddress = env('TSRAY_HEAD');
+  const jobId = env('TSRAY_JOB_ID');
+  const namespace = env('TSRAY_NAMESPACE');
+  let core: CoreWorker | undefined;
+  watchParent(() => process.exit(0));
+  const endpoint = await Endpoint.bind(ipcAddress(sessionDir, `w-${workerId}`), workerId, (m, from) => {
+    if (m.t === MT.ExitWorker) process.exit(0);
+    core?.onMessage(m, from);
+  });
+  const reg = (await endpoint.call(rayletAddress, { t: MT.RegisterClient, kind: 'worker', workerId, pid: process.pid, endpoint: endpoint.address }, 60_000)).data as {
+    slot: number;
+    arenaPath: string;
+    spillDir: string;
+  };
+  const self: Address = { workerId, nodeId, endpoint: endpoint.address, slot: reg.slot };
+  const store = ObjectStoreClient.open(reg.arenaPath, nodeId, reg.slot, reg.spillDir, () => {
+    forceGc();
+    return (core?.refs.sweepCollected() ?? 0) > 0;
+  });
+  core = new CoreWorker({
+    mode: 'worker',
+    self,
+    jobId,
+    namespace,
+    endpoint,
+    headAddress,
+    rayletAddress,
+    store,
+    testGlobals: process.env.TSRAY_TEST_GLOBALS === '1',
+    jobEnv: {},
+    warn: (msg) => process.stderr.write(`[tsray] warning: ${msg}\n`),
+  });
+  const c = core;
+  const rt: Runtime = {
+    mode: 'worker',
+    core: c,
+    jobId,
+    nodeId,
+    namespace,
+    headAddress,
+    rayletAddress,
+    shutdown: () => Promise.resolve(),
+  };
+  setRuntime(rt);
+  installLogMarkers(() => {
+    const ctx = currentTask();
+    if (ctx?.actorId) return c.executor?.logName ?? 'actor';
+    return ctx?.name ?? c.executor?.logName ?? 'worker';
+  });
+  process.on('unhandledRejection', (e) => {
+    log.error(`unhandled promise rejection in a task: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  });
+}
+
+main().catch((e: unknown) => {
+  log.error(`worker failed to start: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(1);
+});
