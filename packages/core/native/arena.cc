@@ -182,13 +182,15 @@ void Fd(const FunctionCallbackInfo<Value>& args) {
   if (a) Ret(args, a->fd);
 }
 
-// alloc(handle, size, slot): payload offset, or -1 when nothing fits
+// alloc(handle, size, slot, noGrow?): payload offset; -1 when nothing fits;
+// -2 when noGrow is set and the block would reach into never-used memory
 void Alloc(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t size, slot;
   if (!a || !U64(args, 1, &size) || !U64(args, 2, &slot)) return;
+  int flags = args.Length() > 3 && args[3]->IsTrue() ? ALLOC_NO_GROW : 0;
   if (lock(a) != 0) return Throw(args.GetIsolate(), "could not lock the object store");
-  int64_t off = arena_alloc_locked(a, size, static_cast<uint32_t>(slot));
+  int64_t off = arena_alloc_locked(a, size, static_cast<uint32_t>(slot), flags);
   unlock(a);
   Ret(args, static_cast<double>(off));
 }

@@ -58,6 +58,7 @@ typedef struct {
   uint64_t used;     /* bytes in allocated and sealed blocks, headers included */
   uint64_t nalloc;   /* number of allocated and sealed blocks */
   uint64_t total_allocs;
+  uint64_t hwm;      /* end of the highest block ever allocated: pages below were touched */
   pthread_mutex_t mu;
 } arena_hdr_t;
 
@@ -112,13 +113,17 @@ static inline uint64_t next_of(arena_t *a, uint64_t off) {
   return n < hdr(a)->heap_end ? n : 0;
 }
 
-static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot) {
+#define ALLOC_NO_GROW 1
+/* returns the payload offset, -1 when nothing fits, -2 (with ALLOC_NO_GROW)
+   when the first fit would reach past the high-water mark */
+static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot, int flags) {
   arena_hdr_t *h = hdr(a);
   uint64_t need = ((want + sizeof(block_t) + ALIGN - 1) / ALIGN) * ALIGN;
   if (want == 0) need = sizeof(block_t) + ALIGN;
   for (uint64_t cur = h->free_head; cur; cur = blk(a, cur)->next_free) {
     block_t *b = blk(a, cur);
     if (b->size < need) continue;
+    if ((flags & ALLOC_NO_GROW) && cur + need > h->hwm) return -2;
     uint64_t rest = b->size - need;
     if (rest >= MIN_SPLIT) {
       /* split: the tail becomes a free block taking this block's list slot */
@@ -147,6 +152,7 @@ static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot) {
     h->used += b->size;
     h->nalloc += 1;
     h->total_allocs += 1;
+    if (cur + b->size > h->hwm) h->hwm = cur + b->size;
     return (int64_t)(cur + sizeof(block_t));
   }
   return -1;

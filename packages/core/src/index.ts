@@ -41,9 +41,11 @@ import type {
   GetOptions,
   InitOptions,
   KillOptions,
+  MultiReturnRemoteFunction,
   NodeInfo,
   RemoteFunction,
   RuntimeContext,
+  StreamingRemoteFunction,
   TaskOptions,
   WaitOptions,
 } from './internal/api/types';
@@ -156,6 +158,9 @@ export async function shutdown(): Promise<void> {
 export function remote<C extends AnyClass>(cls: C): ActorClass<C>;
 export function remote<F extends AnyFunction>(fn: F): RemoteFunction<F>;
 export function remote<C extends AnyClass>(options: ActorOptions, cls: C): ActorClass<C>;
+export function remote<F extends AnyFunction>(options: TaskOptions & { numReturns: 'streaming' }, fn: F): StreamingRemoteFunction<F>;
+export function remote<F extends AnyFunction>(options: TaskOptions & { numReturns?: 1 }, fn: F): RemoteFunction<F>;
+export function remote<F extends AnyFunction>(options: TaskOptions & { numReturns: number }, fn: F): MultiReturnRemoteFunction<F>;
 export function remote<F extends AnyFunction>(options: TaskOptions, fn: F): RemoteFunction<F>;
 export function remote(a: unknown, b?: unknown): unknown {
   return makeRemote(a, b, remote as (...args: never[]) => unknown);

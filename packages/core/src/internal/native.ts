@@ -22,7 +22,8 @@ export interface ArenaAddon {
   create(size: number, name: string): ArenaHandle;
   open(path: string): ArenaHandle;
   fd(h: ArenaHandle): number;
-  alloc(h: ArenaHandle, size: number, slot: number): number;
+  /** payload offset; -1: nothing fits; -2: with `noGrow`, it would use never-touched memory */
+  alloc(h: ArenaHandle, size: number, slot: number, noGrow?: boolean): number;
   seal(h: ArenaHandle, offset: number, ownerSlot: number): boolean;
   free(h: ArenaHandle, offset: number): boolean;
   sweep(h: ArenaHandle, slot: number): number;

@@ -120,6 +120,7 @@ export interface RemoteFunction<F extends AnyFunction> {
   remote(...args: RemoteArgs<Parameters<F>>): ObjectRef<Awaited<ReturnType<F>>>;
   /** The same function with other options for the calls made through it. */
   options(options: TaskOptions & { numReturns: 'streaming' }): StreamingRemoteFunction<F>;
+  options(options: TaskOptions & { numReturns?: 1 }): RemoteFunction<F>;
   options(options: TaskOptions & { numReturns: number }): MultiReturnRemoteFunction<F>;
   options(options: TaskOptions): RemoteFunction<F>;
 }

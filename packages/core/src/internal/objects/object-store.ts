@@ -12,6 +12,9 @@ import type { Location } from '../protocol/messages';
 import { layout, maxBlobSize, writeBlob, type Encoded } from '../serialization/value-codec';
 import { log } from '../log';
 
+/** Objects at least this large try to reuse freed memory before touching new pages. */
+const REUSE_FIRST_BYTES = 16 * 1024 * 1024;
+
 /** A blob read back from the store. */
 export interface StoredBlob {
   bytes: Uint8Array;
@@ -51,7 +54,14 @@ export class ObjectStoreClient {
    */
   put(enc: Encoded, id: string, ownerSlot: number): Location {
     const max = maxBlobSize(enc);
-    let off = this.A.alloc(this.handle, max, this.slot);
+    // A large object that would need never-touched pages first tries to
+    // reuse memory of objects whose refs are garbage: faulting fresh pages
+    // costs far more than a garbage collection.
+    let off = this.A.alloc(this.handle, max, this.slot, max >= REUSE_FIRST_BYTES);
+    if (off === -2) {
+      this.onPressure();
+      off = this.A.alloc(this.handle, max, this.slot);
+    }
     if (off < 0 && this.onPressure()) off = this.A.alloc(this.handle, max, this.slot);
     if (off < 0) return this.spill(enc, id, max);
     const l = layout(enc, off % 4096, (v) => this.A.addrMod(v));

@@ -200,9 +200,12 @@ export class Raylet {
     this.schedule();
   }
 
+  /** Keeps as many task workers of the job's default environment as the node has CPUs. */
   private prestart(job: JobConfig): void {
-    const n = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
-    for (let i = 0; i < n; i++) this.startWorker(job, undefined, '');
+    const want = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
+    let have = 0;
+    for (const w of this.workers.values()) if (w.jobId === job.jobId && w.envKey === '' && w.state !== 'actor' && w.state !== 'dead') have++;
+    for (let i = have; i < want; i++) this.startWorker(job, undefined, '');
   }
 
   // ------------------------------------------------------------------ leases
@@ -389,6 +392,7 @@ export class Raylet {
       this.endLease(l);
       if (!l.actorId) this.endpoint.reply(l.owner, { t: MT.LeaseWorkerDied, leaseId: l.id, workerId: w.workerId, reason });
     }
+    this.releaseOwnedBy(w.workerId);
     if (client || w.actorId) {
       this.endpoint.send(this.cfg.headAddress, {
         t: MT.WorkerDied,
@@ -400,6 +404,8 @@ export class Raylet {
     }
     this.broadcastDeath(w.workerId, reason);
     if (!w.killRequested && reason !== 'exited with code 0') log.debug(`worker ${w.workerId} (pid ${w.pid}) ${reason}`);
+    const job = this.jobs.get(w.jobId);
+    if (job && this.driverOf(w.jobId) && w.state !== 'actor' && !w.actorId) this.prestart(job);
     this.schedule();
   }
 
@@ -418,16 +424,21 @@ export class Raylet {
     }
   }
 
+  /** A process exited: the leases it held as an owner come back, its requests go. */
+  private releaseOwnedBy(workerId: string): void {
+    const mine = (p: Peer): boolean => p.kind === 'router' && p.key === workerId;
+    for (const l of [...this.leases.values()]) {
+      if (!mine(l.owner) || l.actorId) continue;
+      this.endLease(l);
+      if (l.worker.state === 'leased') l.worker.state = 'idle';
+    }
+    this.pending = this.pending.filter((r) => !mine(r.owner));
+  }
+
   private onDriverExit(c: Client): void {
     this.clients.delete(c.workerId);
     arenaAddon().sweep(this.arena, c.slot);
-    for (const l of [...this.leases.values()]) {
-      if (l.owner.kind === 'router' && l.owner.key === c.workerId) {
-        this.endLease(l);
-        if (l.worker.state === 'leased') l.worker.state = 'idle';
-      }
-    }
-    this.pending = this.pending.filter((r) => !(r.owner.kind === 'router' && r.owner.key === c.workerId));
+    this.releaseOwnedBy(c.workerId);
     this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited' });
     this.broadcastDeath(c.workerId, 'the driver exited');
     if (c.jobId) this.onJobFinished(c.jobId);
@@ -501,6 +512,14 @@ export class Raylet {
       workers: byState,
       workerPids: [...this.workers.values()].map((w) => w.pid),
       leases: this.leases.size,
+      leaseList: [...this.leases.values()].map((l) => ({
+        id: l.id,
+        owner: l.owner.kind === 'router' ? l.owner.key : l.owner.address,
+        worker: l.worker.workerId,
+        blocked: l.blocked,
+        actor: l.actorId ?? null,
+        resources: l.resources,
+      })),
       pending: this.pending.length,
       available: this.available,
       total: this.cfg.resources,

@@ -47,14 +47,18 @@ export interface WorkerLaunch {
 
 const WORKER_MAIN = path.join(__dirname, '..', 'worker', 'main.js');
 
-/** Flags of the driver's node that workers need too (TypeScript loaders). */
+/**
+ * Flags of the driver's node that workers need too (module loaders). tsx's
+ * own flags are left out: workers register tsx lazily, and only its
+ * CommonJS hook unless a module needs ESM, which keeps them small.
+ */
 export function loaderFlags(execArgv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < execArgv.length; i++) {
     const a = execArgv[i] as string;
     const next = execArgv[i + 1];
     if (/^(--require|-r|--import|--loader|--experimental-loader)$/.test(a) && next !== undefined) {
-      out.push(a, next);
+      if (!/[\/]tsx[\/]dist[\/]/.test(next)) out.push(a, next);
       i++;
     } else if (/^(--require|--import|--loader|--experimental-loader)=/.test(a) || /^--(enable-source-maps|conditions|experimental-specifier-resolution)/.test(a)) {
       out.push(a);

@@ -576,6 +576,8 @@ export class CoreWorker implements ActorCallSink {
       depsLeft: 0,
       lease: undefined,
       queued: false,
+      fnKey: `${req.code.module}\0${req.code.key}`,
+      expectedUs: 0,
     };
     currentTask()?.children.add(taskId);
     const out = this.results(t, n, streaming);

@@ -163,18 +163,26 @@ export function lookup(module: string, key: string): unknown {
 // loading modules in workers
 
 const TS_EXT = /\.(ts|tsx|mts|cts)$/;
-let tsRegistered = false;
+let tsCjs = false;
+let tsEsm = false;
 
-async function ensureTypeScript(): Promise<void> {
-  if (tsRegistered) return;
-  tsRegistered = true;
-  const already = process.execArgv.some((a) => /tsx|ts-node|@swc-node|esbuild-register/.test(a));
-  if (already) return;
+function hasLoaderFlag(): boolean {
+  return process.execArgv.some((a) => /ts-node|@swc-node|esbuild-register/.test(a));
+}
+
+/** TypeScript for require(): tsx's CommonJS hook (small; no loader thread). */
+function ensureTypeScriptCjs(): void {
+  if (tsCjs || hasLoaderFlag()) return;
+  tsCjs = true;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const cjs = require('tsx/cjs/api') as { register: () => unknown };
-  cjs.register();
-  const esm = (await import('tsx/esm/api')) as { register: () => unknown };
-  esm.register();
+  (require('tsx/cjs/api') as { register: () => unknown }).register();
+}
+
+/** TypeScript for import(): tsx's ESM hooks (they run on a loader thread). */
+async function ensureTypeScriptEsm(): Promise<void> {
+  if (tsEsm || hasLoaderFlag()) return;
+  tsEsm = true;
+  ((await import('tsx/esm/api')) as { register: () => unknown }).register();
 }
 
 const loaded = new Map<string, Promise<void>>();
@@ -206,8 +214,9 @@ async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<v
   if (opts.testGlobals) installTestGlobals();
   const isUrl = module.startsWith('file:');
   const file = isUrl ? new URL(module).pathname : module;
-  if (TS_EXT.test(file)) await ensureTypeScript();
+  const ts = TS_EXT.test(file);
   if (!isUrl && !/\.(mjs|mts)$/.test(file)) {
+    if (ts) ensureTypeScriptCjs();
     try {
       createRequire(file)(file);
       return;
@@ -215,5 +224,6 @@ async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<v
       if ((e as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw e;
     }
   }
+  if (ts) await ensureTypeScriptEsm();
   await import(isUrl ? module : pathToFileURL(file).href);
 }

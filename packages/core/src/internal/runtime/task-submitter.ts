@@ -21,6 +21,10 @@ export interface NormalTask extends PendingTask {
   depsLeft: number;
   lease: Lease | undefined;
   queued: boolean;
+  /** function identity, for duration estimates */
+  readonly fnKey: string;
+  /** execution time expected when it was pushed, microseconds */
+  expectedUs: number;
 }
 
 interface Lease {
@@ -29,6 +33,8 @@ interface Lease {
   readonly worker: Address;
   readonly gpus: string[];
   readonly inflight: Map<string, NormalTask>;
+  /** sum of the expected times of the tasks in flight */
+  expectedUs: number;
   idleTimer: NodeJS.Timeout | undefined;
   returned: boolean;
 }
@@ -38,8 +44,6 @@ class SchedulingQueue {
   head = 0;
   readonly leases = new Set<Lease>();
   readonly requests = new Set<string>();
-  /** moving average of execution time, microseconds */
-  avgUs: number | undefined = undefined;
   warned = false;
   constructor(
     readonly key: string,
@@ -74,6 +78,12 @@ class SchedulingQueue {
 const LEASE_IDLE_MS = 200;
 /** At most this many lease requests in flight per queue. */
 const MAX_LEASE_REQUESTS = 8;
+/**
+ * Work kept in flight per leased worker, in expected microseconds: tiny tasks
+ * go in batches (throughput), long or unknown ones one at a time (balance).
+ */
+const BUDGET_US = 4000;
+const MAX_IN_FLIGHT = 256;
 
 /** What the submitter needs from the runtime. */
 export interface SubmitterHooks {
@@ -97,6 +107,8 @@ export class TaskSubmitter {
   private readonly leases = new Map<string, Lease>();
   private readonly requests = new Map<string, SchedulingQueue>();
   private requestCounter = 0;
+  /** moving average of each function's execution time, microseconds */
+  private readonly durations = new Map<string, number>();
 
   constructor(
     private readonly h: SubmitterHooks,
@@ -152,18 +164,19 @@ export class TaskSubmitter {
     this.schedule(q);
   }
 
-  private window(q: SchedulingQueue): number {
-    if (q.avgUs === undefined) return 4;
-    return Math.max(1, Math.min(128, Math.round(4000 / Math.max(q.avgUs, 1))));
+  /** Expected execution time; unknown functions count as a whole budget (sent alone). */
+  private expected(t: NormalTask): number {
+    return Math.max(1, this.durations.get(t.fnKey) ?? BUDGET_US);
   }
 
   private schedule(q: SchedulingQueue): void {
-    const w = this.window(q);
     for (const l of q.leases) {
       if (q.length === 0) break;
-      this.push(l, w);
+      this.push(l);
     }
-    const want = Math.min(MAX_LEASE_REQUESTS, Math.ceil(q.length / w)) - q.requests.size;
+    const head = q.tasks[q.head];
+    const perLease = head ? Math.max(1, Math.floor(BUDGET_US / this.expected(head))) : 1;
+    const want = Math.min(MAX_LEASE_REQUESTS, Math.ceil(q.length / perLease)) - q.requests.size;
     for (let i = 0; i < want; i++) this.requestLease(q);
     if (q.length === 0 && q.requests.size > 0) {
       for (const id of q.requests) {
@@ -174,19 +187,19 @@ export class TaskSubmitter {
     }
   }
 
-  private push(l: Lease, w: number): void {
+  private push(l: Lease): void {
     if (l.returned) return;
-    const n = w - l.inflight.size;
-    if (n <= 0) return;
     const q = l.queue;
     const batch: TaskSpec[] = [];
-    for (let i = 0; i < n; i++) {
-      const t = q.shift();
-      if (!t) break;
-      if (t.finished) {
-        i--;
-        continue;
-      }
+    while (l.inflight.size < MAX_IN_FLIGHT) {
+      const head = q.tasks[q.head];
+      if (!head) break;
+      const exp = this.expected(head);
+      if (l.inflight.size > 0 && l.expectedUs + exp > BUDGET_US) break;
+      const t = q.shift() as NormalTask;
+      if (t.finished) continue;
+      t.expectedUs = exp;
+      l.expectedUs += exp;
       t.queued = false;
       t.lease = l;
       (t.spec as { att: number }).att = t.attempt;
@@ -227,10 +240,10 @@ export class TaskSubmitter {
       return;
     }
     q.requests.delete(leaseReqId);
-    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), idleTimer: undefined, returned: false };
+    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false };
     this.leases.set(leaseId, l);
     q.leases.add(l);
-    this.push(l, this.window(q));
+    this.push(l);
     if (l.inflight.size === 0) this.returnLease(l);
     else this.schedule(q);
   }
@@ -246,12 +259,10 @@ export class TaskSubmitter {
   /** Whether a result belongs to this submitter; handles it if so. */
   onResult(t: NormalTask, r: TaskResult): void {
     const l = t.lease;
-    if (l) {
-      l.inflight.delete(t.taskId);
-      if (r.us !== undefined) {
-        const q = l.queue;
-        q.avgUs = q.avgUs === undefined ? r.us : q.avgUs * 0.8 + r.us * 0.2;
-      }
+    if (l && l.inflight.delete(t.taskId)) l.expectedUs -= t.expectedUs;
+    if (r.us !== undefined) {
+      const prev = this.durations.get(t.fnKey);
+      this.durations.set(t.fnKey, prev === undefined ? r.us : prev * 0.7 + r.us * 0.3);
     }
     t.lease = undefined;
     if (r.st === TaskStatus.Requeue) {

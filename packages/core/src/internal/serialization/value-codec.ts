@@ -30,12 +30,15 @@ const FRAMED = 0xc1;
 const VERSION = 1;
 const HEADER = 16;
 
-const EXT_REF = 60;
-const EXT_ACTOR = 61;
-const EXT_BUF = 62;
-const EXT_ARROW = 63;
-const EXT_ERROR = 64;
-const EXT_REJECT = 65;
+// msgpack extension types; msgpackr itself uses letter codes (0x42 'B' for
+// BigInt, 0x65 'e', 0x70 'p', 0x72 'r', 0x73 's', 0x74 't', ...)
+const EXT_REF = 20;
+const EXT_ACTOR = 21;
+const EXT_BUF = 22;
+const EXT_ARROW = 23;
+const EXT_ERROR = 24;
+const EXT_REJECT = 25;
+const EXT_SMALL_VIEW = 26;
 
 /** Creates ObjectRefs and ActorHandles while a blob is read. */
 export interface RefFactory {
@@ -94,26 +97,58 @@ const KIND_BUFFER = 100;
 const KIND_DATAVIEW = 101;
 const KIND_ARRAYBUFFER = 102;
 
+const TAG = Object.prototype.toString;
+const VIEW_BY_TAG = new Map<string, number>(VIEW_KINDS.map((c, i) => [`[object ${(c as unknown as { name: string }).name}]`, i]));
+
+function isArrayBufferLike(v: unknown): v is ArrayBuffer {
+  const t = TAG.call(v);
+  return t === '[object ArrayBuffer]' || t === '[object SharedArrayBuffer]';
+}
+
+/** Kind of a view or buffer, by tag (works across realms, e.g. under jest). */
 function viewKind(v: ArrayBufferView | ArrayBuffer): number {
-  if (v instanceof ArrayBuffer) return KIND_ARRAYBUFFER;
+  if (isArrayBufferLike(v)) return KIND_ARRAYBUFFER;
   if (Buffer.isBuffer(v)) return KIND_BUFFER;
-  if (v instanceof DataView) return KIND_DATAVIEW;
-  const i = VIEW_KINDS.indexOf((v as unknown as { constructor: ViewCtor }).constructor);
-  if (i >= 0) return i;
-  for (let k = 0; k < VIEW_KINDS.length; k++) if (v instanceof (VIEW_KINDS[k] as unknown as typeof Uint8Array)) return k;
-  return 1;
+  const tag = TAG.call(v);
+  if (tag === '[object DataView]') return KIND_DATAVIEW;
+  return VIEW_BY_TAG.get(tag) ?? 1;
 }
 
 function bytesOf(v: ArrayBufferView | ArrayBuffer): Uint8Array {
-  return v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return isArrayBufferLike(v) ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function viewSize(v: unknown): number {
+  if (ArrayBuffer.isView(v)) return v.byteLength;
+  if (isArrayBufferLike(v)) return v.byteLength;
+  return -1;
 }
 
 class LargeViewMatcher {
   static [Symbol.hasInstance](v: unknown): boolean {
-    if (packCtx === null) return false;
-    if (v instanceof ArrayBuffer) return v.byteLength >= OOB_MIN;
-    return ArrayBuffer.isView(v) && v.byteLength >= OOB_MIN;
+    return packCtx !== null && viewSize(v) >= OOB_MIN;
   }
+}
+
+class SmallViewMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    if (packCtx === null) return false;
+    const n = viewSize(v);
+    return n >= 0 && n < OOB_MIN;
+  }
+}
+
+/** A small view, copied into our realm's class of the same kind. */
+function makeView(kind: number, bytes: Uint8Array): unknown {
+  if (kind === KIND_ARRAYBUFFER) return bytes.slice().buffer;
+  if (kind === KIND_BUFFER) return Buffer.from(bytes);
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
+  if (kind === KIND_DATAVIEW) return new DataView(copy.buffer);
+  const Ctor = VIEW_KINDS[kind];
+  if (!Ctor) throw new Error(`unknown typed array kind ${kind}`);
+  if (bytes.length % Ctor.BYTES_PER_ELEMENT !== 0) throw new Error('typed array length is not a multiple of its element size');
+  return new Ctor(copy.buffer, 0, bytes.length / Ctor.BYTES_PER_ELEMENT);
 }
 
 function readBuffer(index: number, kind: number): unknown {
@@ -295,11 +330,26 @@ const ctxOf = (): PackCtx => {
 };
 
 addExtension({
+  Class: SmallViewMatcher as unknown as new () => unknown,
+  type: EXT_SMALL_VIEW,
+  pack(v: ArrayBufferView | ArrayBuffer): Buffer {
+    const bytes = bytesOf(v);
+    const out = Buffer.allocUnsafe(bytes.length + 1);
+    out[0] = viewKind(v);
+    out.set(bytes, 1);
+    return out;
+  },
+  unpack(b: Buffer): unknown {
+    return makeView(b[0] as number, b.subarray(1));
+  },
+});
+
+addExtension({
   Class: LargeViewMatcher as unknown as new () => unknown,
   type: EXT_BUF,
   write(v: ArrayBufferView | ArrayBuffer): unknown {
     const c = ctxOf();
-    c.bufs.push(v instanceof ArrayBuffer ? new Uint8Array(v) : v);
+    c.bufs.push(isArrayBufferLike(v) ? new Uint8Array(v) : v);
     return [c.bufs.length - 1, viewKind(v)];
   },
   read(d: unknown): unknown {

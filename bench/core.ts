@@ -1,0 +1,223 @@
+/**
+ * Core microbenchmarks: Ray's `ray microbenchmark` (python/ray/_private/ray_perf.py)
+ * reproduced with the same names, plus a worker-thread pool (piscina) doing
+ * the same trivial task, the machine's memcpy, zero-copy reads and memory
+ * use. Run with `npm run bench -- core`; writes bench/results/core.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ray from '@tsray/core';
+import { report, summarize, timeit, type Metric } from './harness';
+
+// ---------------------------------------------------------------------------
+// remote definitions (workers import this module to find them)
+
+export const smallValue = ray.remote(function small_value(): string {
+  return 'ok';
+});
+
+export const smallValueArg = ray.remote(function small_value_arg(_x: unknown): string {
+  return 'ok';
+});
+
+export const createObjectContainingRef = ray.remote(function create_object_containing_ref(): ray.ObjectRef<number>[] {
+  const refs: ray.ObjectRef<number>[] = [];
+  for (let i = 0; i < 10000; i++) refs.push(ray.put(1));
+  return refs;
+});
+
+export const sleep = ray.remote(async function gate(ms: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, ms));
+  return 0;
+});
+
+export class Actor {
+  small_value(): string {
+    return 'ok';
+  }
+}
+export const ActorClass = ray.remote({ numCpus: 0 }, Actor);
+
+export const work = ray.remote(async function work(actors: ray.ActorHandle<Actor>[], n: number): Promise<void> {
+  await ray.get(Array.from({ length: n }, (_, i) => (actors[i % actors.length] as ray.ActorHandle<Actor>).small_value.remote()));
+});
+
+export const readInPlace = ray.remote(async function read_in_place(refs: ray.ObjectRef<Float64Array>[]): Promise<{ getMs: number; sumMs: number; n: number; ends: number }> {
+  const t0 = performance.now();
+  const a = await ray.get(refs[0] as ray.ObjectRef<Float64Array>);
+  const ends = (a[0] as number) + (a[a.length - 1] as number);
+  const getMs = performance.now() - t0;
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] as number;
+  return { getMs, sumMs: performance.now() - t0 - getMs, n: s, ends };
+});
+
+export const pid = ray.remote(function pid(): number {
+  return process.pid;
+});
+
+// ---------------------------------------------------------------------------
+
+function rssOf(p: number): number {
+  const status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+const MiB = 1024 * 1024;
+const GB = 1e9;
+const BIG = 100 * 1024 * 1024; // elements: 800 MiB of float64, as Ray's np.zeros(100 MiB, int64)
+
+async function memcpyGbps(src: Float64Array): Promise<Metric> {
+  const dst = new Float64Array(src.length);
+  dst.set(src); // first touch
+  const rounds: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t = performance.now();
+    dst.set(src);
+    rounds.push(src.byteLength / GB / ((performance.now() - t) / 1000));
+  }
+  return summarize(rounds, 'GB/s');
+}
+
+async function piscinaTasksAsync(): Promise<Metric | undefined> {
+  let Piscina: typeof import('piscina').Piscina;
+  try {
+    ({ Piscina } = await import('piscina'));
+  } catch {
+    return undefined;
+  }
+  const file = path.join(os.tmpdir(), `tsray-bench-piscina-${process.pid}.js`);
+  fs.writeFileSync(file, "module.exports = () => 'ok';\n");
+  const pool = new Piscina({ filename: file });
+  try {
+    return await timeit(() => Promise.all(Array.from({ length: 1000 }, () => pool.run(null))), 1000);
+  } finally {
+    await pool.destroy();
+    fs.rmSync(file, { force: true });
+  }
+}
+
+export async function run(): Promise<void> {
+  const cpus = os.availableParallelism();
+  const metrics: Record<string, Metric> = {};
+  const log = (name: string, m: Metric): void => {
+    metrics[name] = m;
+    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
+  };
+  await ray.init({ objectStoreMemory: 4 * 1024 ** 3, logToDriver: true });
+  console.error(`tsray core benchmark on ${cpus} CPUs, Node ${process.version}`);
+
+  // --- objects
+  const value = ray.put(0);
+  log('single_client_get_calls', { ...(await timeit(() => ray.get(value))), ray: '10,620/s', target: '≥ 100,000/s' });
+  log('single_client_put_calls', { ...(await timeit(() => ray.put(0))), ray: '5,173/s', target: '≥ 50,000/s' });
+
+  const arr = new Float64Array(BIG);
+  const putGb = (arr.byteLength / GB);
+  log('single_client_put_gigabytes', { ...(await timeit(() => ray.put(arr), putGb)), ray: '19.9 GB/s', target: '≥ 50% of memcpy' });
+  const copy = await memcpyGbps(arr);
+  log('memcpy_gigabytes (same run)', { ...copy, note: 'Float64Array.set of 800 MiB into a warm buffer' });
+  const ratio = (metrics.single_client_put_gigabytes as Metric).value / copy.value;
+  log('put_gigabytes_vs_memcpy', { value: ratio, unit: 'ratio', target: '≥ 0.5' });
+
+  // --- zero-copy read of 800 MiB by a task in another process
+  {
+    const big = new Float64Array(BIG).fill(1);
+    const ref = ray.put(big);
+    const reads: number[] = [];
+    const sums: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await ray.get(readInPlace.remote([ref]));
+      if (r.n !== BIG) throw new Error(`read_in_place summed ${r.n}, expected ${BIG}`);
+      reads.push(r.getMs);
+      sums.push(r.sumMs);
+    }
+    log('task_read_800MiB_in_place_ms', { ...summarize(reads, 'ms'), target: '< 50 ms (no copy)', note: 'get() in the task plus reading both ends' });
+    log('task_sum_800MiB_ms', { ...summarize(sums, 'ms'), note: 'for reference: summing every element after the get' });
+  }
+
+  // --- tasks
+  log('single_client_tasks_and_get_batch', {
+    ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => smallValue.remote())))),
+    ray: '5.8/s',
+    target: '≥ 12/s',
+  });
+  {
+    const obj = createObjectContainingRef.remote();
+    await ray.get(obj);
+    log('single_client_get_object_containing_10k_refs', { ...(await timeit(() => ray.get(obj))), ray: '13.4/s', target: '≥ 15/s' });
+  }
+  log('single_client_wait_1k_refs', {
+    ...(await timeit(async () => {
+      let notReady = Array.from({ length: 1000 }, () => smallValue.remote());
+      for (let i = 0; i < 1000; i++) [, notReady] = await ray.wait(notReady);
+    })),
+    ray: '5.1/s',
+    target: '≥ 10/s',
+  });
+  log('single_client_tasks_sync', { ...(await timeit(() => ray.get(smallValue.remote()))), ray: '981/s', target: '≥ 2,000/s' });
+  log('single_client_tasks_async', {
+    ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => smallValue.remote())), 1000)),
+    ray: '8,041/s',
+    target: '≥ 15,000/s',
+  });
+  const pis = await piscinaTasksAsync();
+  if (pis) {
+    log('piscina_tasks_async', { ...pis, note: 'the same trivial task on a worker-thread pool (piscina defaults)' });
+    log('tasks_async_vs_piscina', { value: (metrics.single_client_tasks_async as Metric).value / pis.value, unit: 'ratio', target: '≥ 0.3' });
+  }
+
+  // --- actors
+  {
+    const a = ActorClass.remote();
+    await ray.get(a.small_value.remote());
+    log('1_1_actor_calls_sync', { ...(await timeit(() => ray.get(a.small_value.remote()))), ray: '2,012/s', target: '≥ 3,000/s' });
+    log('1_1_actor_calls_async', {
+      ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => a.small_value.remote())), 1000)),
+      ray: '8,664/s',
+      target: '≥ 20,000/s',
+    });
+    const c = ActorClass.options({ maxConcurrency: 16 }).remote();
+    await ray.get(c.small_value.remote());
+    log('1_1_actor_calls_concurrent', {
+      ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => c.small_value.remote())), 1000)),
+      ray: '5,775/s',
+      target: '≥ 15,000/s',
+    });
+    const nCpu = Math.max(1, Math.floor(cpus / 2));
+    const actors = Array.from({ length: nCpu }, () => ActorClass.remote());
+    await ray.get(actors.map((x) => x.small_value.remote()));
+    const n = 5000;
+    const m = 4;
+    log('n_n_actor_calls_async', {
+      ...(await timeit(() => ray.get(Array.from({ length: m }, () => work.remote(actors, n))), m * n)),
+      ray: '27,376/s',
+      target: '≥ 20,000/s',
+    });
+  }
+
+  // --- memory
+  {
+    const pids = new Set(await ray.get(Array.from({ length: 20 }, () => pid.remote())));
+    await new Promise((r) => setTimeout(r, 1000));
+    const rss = [...pids].map(rssOf).filter((x) => Number.isFinite(x));
+    log('idle_worker_rss_mb', { ...summarize(rss.map((x) => x / MiB), 'MB'), target: '≤ 60 MB', note: `${rss.length} workers, after running tasks` });
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    const gate = sleep.remote(4000);
+    const pending = Array.from({ length: 100_000 }, () => smallValueArg.remote(gate));
+    const rss100k = process.memoryUsage().rss;
+    log('driver_rss_100k_pending_tasks_mb', { value: rss100k / MiB, unit: 'MB', target: '≤ 400 MB', note: `RSS before submitting: ${(before / MiB).toFixed(0)} MB` });
+    await ray.get(pending);
+  }
+
+  await ray.shutdown();
+  report('core', metrics, {
+    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${cpus}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    node: process.version,
+    date: new Date().toISOString(),
+    method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * Ray's microbenchmark method (python/ray/_private/ray_microbenchmark_helpers.py):
+ * warm up for 1 s, then 4 rounds of at least 2 s each; report the mean and
+ * standard deviation of the per-round rates, and the median.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** One measured metric. */
+export interface Metric {
+  value: number;
+  unit: string;
+  sd?: number;
+  median?: number;
+  rounds?: number[];
+  target?: string;
+  ray?: string;
+  note?: string;
+}
+
+const now = (): number => performance.now() / 1000;
+const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/**
+ * Calls `fn` repeatedly; `multiplier` scales calls to the reported unit
+ * (e.g. 1000 tasks per call). Yields to the event loop between batches so
+ * that garbage collection callbacks run, as they would in a real program.
+ */
+export async function timeit(fn: () => Promise<unknown> | unknown, multiplier = 1, opts: { warmupS?: number; roundS?: number; rounds?: number } = {}): Promise<Metric> {
+  const warmup = opts.warmupS ?? 1;
+  const roundS = opts.roundS ?? 2;
+  let start = now();
+  let count = 0;
+  while (now() - start < warmup) {
+    await fn();
+    count++;
+    if (count % 16 === 0) await yieldLoop();
+  }
+  const step = Math.floor(count / 10) + 1;
+  const rounds: number[] = [];
+  for (let r = 0; r < (opts.rounds ?? 4); r++) {
+    start = now();
+    count = 0;
+    while (now() - start < roundS) {
+      for (let i = 0; i < step; i++) await fn();
+      count += step;
+      await yieldLoop();
+    }
+    rounds.push((multiplier * count) / (now() - start));
+  }
+  return summarize(rounds, '/s');
+}
+
+/** Mean, standard deviation and median of per-round values. */
+export function summarize(rounds: number[], unit: string): Metric {
+  const mean = rounds.reduce((a, b) => a + b, 0) / rounds.length;
+  const sd = Math.sqrt(rounds.reduce((a, b) => a + (b - mean) ** 2, 0) / rounds.length);
+  const sorted = [...rounds].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return { value: mean, unit, sd, median, rounds };
+}
+
+function fmt(v: number): string {
+  if (Math.abs(v) >= 100) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 1) return v.toFixed(2);
+  return v.toPrecision(3);
+}
+
+/** Prints a table and writes `bench/results/<name>.json`. */
+export function report(name: string, metrics: Record<string, Metric>, meta: Record<string, unknown>): void {
+  const rows = Object.entries(metrics).map(([k, m]) => [
+    k,
+    `${fmt(m.value)}${m.sd !== undefined ? ` ± ${fmt(m.sd)}` : ''} ${m.unit}`,
+    m.median !== undefined ? `${fmt(m.median)} ${m.unit}` : '',
+    m.ray ?? '',
+    m.target ?? '',
+  ]);
+  const head = ['metric', 'tsray (mean ± sd)', 'median', 'Ray (64 vCPU)', 'target here'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  console.log(line(head));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of rows) console.log(line(r));
+  const out = path.join(__dirname, 'results', `${name}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const json: Record<string, unknown> = { _meta: meta };
+  for (const [k, m] of Object.entries(metrics)) json[k] = m;
+  fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n');
+  console.log(`\nwrote ${path.relative(process.cwd(), out)}`);
+}
