@@ -383,6 +383,28 @@ export async function nodes(): Promise<NodeInfo[]> {
   }));
 }
 
+/** What `objectStoreStats()` reports about this node's object store. */
+export interface ObjectStoreStats {
+  /** bytes of shared memory for objects */
+  capacityBytes: number;
+  /** bytes held by objects in shared memory */
+  usedBytes: number;
+  /** objects in shared memory */
+  objects: number;
+  /** bytes of the largest object that still fits */
+  largestFreeBytes: number;
+}
+
+/**
+ * The local node's object store: capacity and what objects hold right now
+ * (like Ray's `ray memory`). Small objects live with their owner and are not
+ * counted; objects spilled to disk are not counted either.
+ */
+export function objectStoreStats(): ObjectStoreStats {
+  const s = runtime('objectStoreStats()').core.cfg.store.stats();
+  return { capacityBytes: s.capacity, usedBytes: s.used, objects: s.objects, largestFreeBytes: s.largestFree };
+}
+
 /** Ids of the GPUs the current task or actor may use ([] in the driver). */
 export function getGpuIds(): string[] {
   const rt = runtime('getGpuIds()');

@@ -85,7 +85,11 @@ export class ObjectStoreClient {
     } catch (e) {
       if (fd !== undefined) fs.closeSync(fd);
       fd = undefined;
-      fs.rmSync(file, { force: true });
+      try {
+        fs.rmSync(file, { force: true });
+      } catch {
+        /* nothing was written there */
+      }
       const s = this.stats();
       throw new ObjectStoreFullError(
         max,

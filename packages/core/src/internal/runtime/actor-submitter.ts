@@ -19,13 +19,17 @@ export interface ActorCallTask extends PendingTask {
   sent: boolean;
 }
 
-/** What this process knows about one actor. */
+/** Call numbering towards one actor (by its real id), shared by all its handles here. */
+interface SeqState {
+  incarnation: number;
+  next: number;
+}
+
+/** What this process knows about one actor (by the id its handle carries). */
 export class ActorClient {
   info: ActorInfo | undefined = undefined;
   /** calls not finished, in submission order */
   readonly calls: ActorCallTask[] = [];
-  incarnation = -1;
-  nextSeq = 0;
   subscribed = false;
   /** a creation error known locally (name taken) */
   createError: Error | undefined = undefined;
@@ -50,6 +54,8 @@ export interface ActorSubmitterHooks {
 /** See the module comment. */
 export class ActorSubmitter {
   readonly clients = new Map<string, ActorClient>();
+  /** per real actor id: handles found with getIfExists share the actor's numbering */
+  private readonly seqs = new Map<string, SeqState>();
 
   constructor(
     private readonly h: ActorSubmitterHooks,
@@ -132,9 +138,11 @@ export class ActorSubmitter {
   private flush(c: ActorClient): void {
     const info = c.info;
     if (!info || info.state !== ActorState.Alive || !info.address) return;
-    if (c.incarnation !== info.numRestarts) {
-      c.incarnation = info.numRestarts;
-      c.nextSeq = 0;
+    let seq = this.seqs.get(info.id);
+    if (!seq) this.seqs.set(info.id, (seq = { incarnation: info.numRestarts, next: 0 }));
+    if (seq.incarnation !== info.numRestarts) {
+      seq.incarnation = info.numRestarts;
+      seq.next = 0;
     }
     const batch: ActorCall[] = [];
     for (const t of c.calls) {
@@ -142,7 +150,7 @@ export class ActorSubmitter {
       if (t.depsLeft > 0) break;
       t.sent = true;
       const call = t.call as { seq: number; att: number };
-      call.seq = c.nextSeq++;
+      call.seq = seq.next++;
       call.att = t.attempt;
       batch.push(t.call);
     }
@@ -151,7 +159,7 @@ export class ActorSubmitter {
         t: MT.PushActorTasks,
         actorId: info.id,
         caller: this.h.self,
-        incarnation: c.incarnation,
+        incarnation: seq.incarnation,
         calls: batch,
       });
     }
@@ -172,6 +180,7 @@ export class ActorSubmitter {
     } else if (info.state === ActorState.Dead) {
       const err = this.deathError(c);
       for (const t of c.calls.splice(0)) this.failCall(t, err);
+      this.seqs.delete(info.id);
     }
   }
 

@@ -429,17 +429,22 @@ export class CoreWorker implements ActorCallSink {
 
   /** Stores a value; returns the owned entry. */
   putValue(value: unknown): RefEntry {
-    const enc = encodeValue(value);
-    const e = this.refs.createOwned(this.ids.nextPutId());
-    this.storeEncoded(e, enc);
+    return this.storeOwned(encodeValue(value));
+  }
+
+  /** Stores an encoded value as a new owned object (nothing is left behind if that fails). */
+  private storeOwned(enc: Encoded): RefEntry {
+    const id = this.ids.nextPutId();
+    let blob: Uint8Array | undefined;
+    let loc: RefEntry['loc'];
+    if (maxBlobSize(enc) <= INLINE_MAX) blob = toInlineBlob(enc);
+    else loc = this.cfg.store.put(enc, id, this.self.slot);
+    const e = this.refs.createOwned(id);
+    e.blob = blob;
+    e.loc = loc;
     e.state = ValueState.Ready;
     this.refs.setContains(e, this.entriesOf(enc.refs, enc.actors));
     return e;
-  }
-
-  private storeEncoded(e: RefEntry, enc: Encoded): void {
-    if (maxBlobSize(enc) <= INLINE_MAX) e.blob = toInlineBlob(enc);
-    else e.loc = this.cfg.store.put(enc, e.id, this.self.slot);
   }
 
   private entriesOf(refs: RefLike[], actors: ActorLike[]): RefEntry[] {
@@ -513,10 +518,7 @@ export class CoreWorker implements ActorCallSink {
         if (values[i] === null || isRef(values[i])) continue;
         const one = encodeValue(values[i]);
         if (maxBlobSize(one) <= INLINE_MAX / 4) continue;
-        const e = this.refs.createOwned(this.ids.nextPutId());
-        this.storeEncoded(e, one);
-        e.state = ValueState.Ready;
-        this.refs.setContains(e, this.entriesOf(one.refs, one.actors));
+        const e = this.storeOwned(one);
         deps.push({ i, entry: e });
         this.refs.instance(e);
         values[i] = null;

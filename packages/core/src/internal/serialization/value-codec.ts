@@ -604,8 +604,14 @@ export function decodeValue(blob: Uint8Array, factory: RefFactory | null, zeroCo
     return valuePackr.unpack(body);
   } finally {
     unpackCtx = outer;
+    // msgpackr keeps a DataView of the last buffer it read in a module
+    // variable; reading one byte moves it off shared memory, so the object
+    // can be freed once the user's views of it are gone
+    if (zeroCopy) plainPackr.unpack(RESET);
   }
 }
+
+const RESET = Buffer.from([0xc0]);
 
 /** The references a blob contains, without decoding the rest of the value. */
 export function blobReferences(blob: Uint8Array): { ids: string[]; owners: Address[] } {

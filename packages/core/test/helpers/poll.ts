@@ -1,0 +1,38 @@
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+
+/** Polls `cond` until it is true, failing after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+let gcFn: (() => void) | undefined;
+
+/** Runs a full garbage collection and lets finalizers run. */
+export async function collectGarbage(): Promise<void> {
+  if (!gcFn) {
+    v8.setFlagsFromString('--expose-gc');
+    gcFn = vm.runInNewContext('gc') as () => void;
+  }
+  await new Promise((r) => setImmediate(r));
+  gcFn();
+  await new Promise((r) => setImmediate(r));
+}
+
+/** Collects garbage until `count()` stops changing, and returns it. */
+export async function settled(count: () => number): Promise<number> {
+  let last = -1;
+  for (let i = 0; i < 50; i++) {
+    await collectGarbage();
+    await new Promise((r) => setTimeout(r, 20));
+    const n = count();
+    if (n === last) return n;
+    last = n;
+  }
+  return last;
+}
