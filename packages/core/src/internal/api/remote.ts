@@ -9,9 +9,16 @@ import { compileActorOptions, compileTaskOptions, type ActorConfig, type TaskCon
 import { runtime } from './context';
 import type { ActorOptions, TaskOptions } from './types';
 
-/** Whether `f` is a class (rather than a plain or arrow function). */
+/**
+ * Whether `f` is a class (rather than a plain or arrow function): `class`
+ * syntax, or a constructor function with methods on its prototype (classes
+ * compiled to ES5).
+ */
 export function isClass(f: unknown): boolean {
-  return typeof f === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(f));
+  if (typeof f !== 'function') return false;
+  if (/^class[\s{]/.test(Function.prototype.toString.call(f))) return true;
+  const proto = (f as { prototype?: object }).prototype;
+  return proto !== undefined && proto !== null && Object.getOwnPropertyNames(proto).some((k) => k !== 'constructor');
 }
 
 /** Methods of a class, up its prototype chain. */

@@ -20,10 +20,15 @@ export interface Service<T> {
  * `{ ready: ... }` over the IPC channel. `detached` puts it in its own
  * process group so terminal signals reach only the parent.
  */
-export function startService<T>(script: string, config: unknown, opts: { detached: boolean; timeoutMs: number; what: string }): Promise<Service<T>> {
+export function startService<T>(
+  script: string,
+  config: unknown,
+  opts: { detached: boolean; timeoutMs: number; what: string; output?: number },
+): Promise<Service<T>> {
   return new Promise((resolve, reject) => {
+    const out = opts.output ?? 'inherit';
     const proc = spawn(process.execPath, [script], {
-      stdio: ['pipe', 'inherit', 'inherit', 'ipc'],
+      stdio: ['pipe', out, out, 'ipc'],
       detached: opts.detached,
       env: { ...process.env, TSRAY_CONFIG: JSON.stringify(config) },
     });

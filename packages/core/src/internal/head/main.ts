@@ -20,6 +20,10 @@ export interface HeadConfig {
   node: { resources: Resources; gpuIds: string[]; objectStoreMemory: number; nodeAddress: string };
   /** remove the session directory at exit */
   ownsSession: boolean;
+  /** stop when the parent's pipe closes (false for `tsray start`, whose CLI exits) */
+  watchParent?: boolean;
+  /** file to record the cluster's address in, removed at exit (`tsray start`) */
+  clusterFile?: string;
 }
 
 /** What the head reports when ready. */
@@ -49,11 +53,19 @@ async function main(): Promise<void> {
     }
     head.stop();
     if (cfg.ownsSession) fs.rmSync(cfg.sessionDir, { recursive: true, force: true });
+    if (cfg.clusterFile) {
+      try {
+        const rec = JSON.parse(fs.readFileSync(cfg.clusterFile, 'utf8')) as { pid?: number };
+        if (rec.pid === process.pid) fs.rmSync(cfg.clusterFile, { force: true });
+      } catch {
+        /* already gone */
+      }
+    }
     process.exit(code);
   };
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
-  watchParent(() => void stop(0));
+  if (cfg.watchParent !== false) watchParent(() => void stop(0));
   try {
     const addresses = [ipcAddress(cfg.sessionDir, 'head')];
     if (cfg.tcp) addresses.push(`tcp://${cfg.tcp.host}:${cfg.tcp.port}`);

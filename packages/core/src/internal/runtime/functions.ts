@@ -63,23 +63,27 @@ function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
   }
 }
 
-const lineCache = new Map<string, string[] | null>();
+const nameCache = new Map<string, string[]>();
 
-/** Reads the variable a definition is assigned to, for a readable name. */
-function variableName(file: string, line: number | null): string | undefined {
-  if (!line) return undefined;
-  let lines = lineCache.get(file);
-  if (lines === undefined) {
-    try {
-      lines = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8').split('\n');
-    } catch {
-      lines = null;
-    }
-    lineCache.set(file, lines);
+/**
+ * Names of the variables anonymous remote definitions are assigned to, in
+ * source order (`export const square = ray.remote((x) => ...)` gives
+ * "square"). Anonymous definitions are keyed by that order (#0, #1, ...), so
+ * the n-th name belongs to key #n. Used for display only.
+ */
+function anonymousNames(file: string): string[] {
+  let names = nameCache.get(file);
+  if (names) return names;
+  names = [];
+  try {
+    const src = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8');
+    const re = /(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=;]+)?=\s*[\w$.]*remote\s*\(\s*(?:\{[^()]*?\}\s*,\s*)?(?:async\s+)?(?:function\s*\(|\(|[A-Za-z_$][\w$]*\s*=>)/g;
+    for (let m = re.exec(src); m; m = re.exec(src)) names.push(m[1] as string);
+  } catch {
+    /* no source: keep "anonymous" */
   }
-  const text = lines?.[line - 1];
-  const m = text && /(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]*)?=/.exec(text);
-  return m?.[1];
+  nameCache.set(file, names);
+  return names;
 }
 
 /**
@@ -91,7 +95,7 @@ export function locate(def: object, explicitName: string | undefined, caller: (.
   const sites = callSites(caller);
   const site = sites[0];
   const file = site?.getFileName() ?? undefined;
-  const display = explicitName ?? (fnName || (file && site ? variableName(file, site.getLineNumber()) : undefined) || 'anonymous');
+  let display = explicitName ?? (fnName || 'anonymous');
   if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
     return {
       ok: false,
@@ -129,6 +133,7 @@ export function locate(def: object, explicitName: string | undefined, caller: (.
     };
   }
   const key = explicitName ?? keyFor(file, fnName, def);
+  if (!explicitName && !fnName) display = anonymousNames(file)[Number(key.slice(1))] ?? display;
   const loc: CodeLocation = { module: file, key, name: display };
   registry().defs.set(`${file}\0${key}`, def);
   return { ok: true, loc };

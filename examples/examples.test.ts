@@ -1,0 +1,36 @@
+/**
+ * Every example runs end to end, as a user would run it, in its own process.
+ */
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const root = path.join(__dirname, '..');
+const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; out: string; err: string } {
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('the quick start estimates pi, counts with an actor and shares a large array', () => {
+  const r = run(tsx, ['examples/quickstart.ts']);
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/pi ≈ 3\.1\d* from 16 tasks/);
+  expect(r.out).toMatch(/counter actor reached 1000 after 1,000 calls/);
+  expect(r.out).toMatch(/summed it to 50,000,000/);
+  expect(r.out).toMatch(/done in \d+ ms/);
+});
+
+test.each([
+  ['CommonJS JavaScript with node', process.execPath, ['examples/formats/commonjs.js'], {}, 'commonjs: 4+2+3 = 9 words'],
+  ['an ES module with node', process.execPath, ['examples/formats/esm.mjs'], {}, 'esm: 4+2+3 = 9 words'],
+  ['TypeScript with tsx', tsx, ['examples/formats/typescript.ts'], {}, 'typescript: 4+2+3 = 9 words'],
+  ['TypeScript with ts-node', process.execPath, ['-r', 'ts-node/register', 'examples/formats/typescript.ts'], { TS_NODE_TRANSPILE_ONLY: '1' }, 'typescript: 4+2+3 = 9 words'],
+  ['an ES module in TypeScript with tsx', tsx, ['examples/formats/esm-typescript.mts'], {}, 'esm-typescript: 2+3 words'],
+])('remote functions and actors defined in %s run in workers', (_name, cmd, args, env, expected) => {
+  const r = run(cmd as string, args as string[], env as NodeJS.ProcessEnv);
+  expect(r.err).toBe('');
+  expect(r.out.trim()).toBe(expected);
+  expect(r.code).toBe(0);
+});

@@ -1,0 +1,221 @@
+#!/usr/bin/env node
+/**
+ * The `tsray` command line: start a cluster that outlives any one driver,
+ * stop it, and show its state.
+ *
+ *     tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N]
+ *                 [--resources '{"custom":2}'] [--object-store-memory BYTES]
+ *                 [--node-ip-address IP]
+ *     tsray status
+ *     tsray stop
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { clusterFile } from '../internal/api/driver';
+import { nodeSpec } from '../internal/cluster/node-resources';
+import { startService, waitExit } from '../internal/cluster/processes';
+import { createSessionDir } from '../internal/cluster/session';
+import type { HeadConfig, HeadReady } from '../internal/head/main';
+import { MT, type NodeInfo } from '../internal/protocol/messages';
+import { Endpoint } from '../internal/transport/endpoint';
+import { randomId } from '../internal/ids';
+
+const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
+
+/** What `tsray start` records about the cluster it started. */
+interface ClusterRecord {
+  address: string;
+  pid: number;
+  sessionDir: string;
+  startedAt: string;
+}
+
+class UsageError extends Error {}
+
+function readRecord(): ClusterRecord | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(clusterFile(), 'utf8')) as ClusterRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function num(v: string | undefined, flag: string, integer = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new UsageError(`${flag} must be a non-negative ${integer ? 'integer' : 'number'}, got '${v}'`);
+  return n;
+}
+
+async function start(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      head: { type: 'boolean' },
+      address: { type: 'string' },
+      port: { type: 'string' },
+      'num-cpus': { type: 'string' },
+      'num-gpus': { type: 'string' },
+      resources: { type: 'string' },
+      'object-store-memory': { type: 'string' },
+      'node-ip-address': { type: 'string' },
+    },
+    strict: true,
+  });
+  if (!values.head) {
+    throw new UsageError(
+      values.address
+        ? 'joining another machine\'s cluster with --address is not supported yet; start a head on this machine with `tsray start --head`'
+        : 'say what to start: `tsray start --head`',
+    );
+  }
+  const port = num(values.port ?? '6380', '--port', true) as number;
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  let resources: Record<string, number> = {};
+  if (values.resources !== undefined) {
+    try {
+      resources = JSON.parse(values.resources) as Record<string, number>;
+    } catch (e) {
+      throw new UsageError(`--resources must be JSON like '{"custom": 2}': ${(e as Error).message}`);
+    }
+    if (typeof resources !== 'object' || resources === null || Array.isArray(resources) || Object.values(resources).some((v) => typeof v !== 'number' || !(v >= 0))) {
+      throw new UsageError(`--resources must map names to non-negative numbers, got ${values.resources}`);
+    }
+  }
+  const host = values['node-ip-address'] ?? '127.0.0.1';
+  const spec = nodeSpec({
+    numCpus: num(values['num-cpus'], '--num-cpus'),
+    numGpus: num(values['num-gpus'], '--num-gpus'),
+    resources,
+    objectStoreMemory: num(values['object-store-memory'], '--object-store-memory', true),
+  });
+  const existing = readRecord();
+  if (existing && alive(existing.pid)) {
+    throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
+  }
+  const sessionDir = createSessionDir();
+  const logFile = path.join(sessionDir, 'head.log');
+  const out = fs.openSync(logFile, 'a');
+  const cfg: HeadConfig = {
+    sessionDir,
+    tcp: { host, port },
+    node: { ...spec, nodeAddress: host },
+    ownsSession: true,
+    watchParent: false,
+    clusterFile: clusterFile(),
+  };
+  let ready: HeadReady;
+  try {
+    ready = (await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head', output: out })).info;
+  } catch (e) {
+    const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
+    fs.rmSync(sessionDir, { recursive: true, force: true });
+    if (/EADDRINUSE|Address already in use/i.test(log + String(e))) {
+      throw new UsageError(`port ${port} on ${host} is in use (another tsray head, or another program); choose another with --port`);
+    }
+    throw e;
+  } finally {
+    fs.closeSync(out);
+  }
+  const address = `${host}:${port}`;
+  const rec: ClusterRecord = { address, pid: ready.pid, sessionDir, startedAt: new Date().toISOString() };
+  fs.writeFileSync(clusterFile(), JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
+  console.log(`Started a tsray head at ${address} (pid ${ready.pid}; logs in ${sessionDir}).`);
+  console.log(`Resources: ${Object.entries(spec.resources).filter(([k]) => k !== 'memory' && k !== 'object_store_memory').map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log('');
+  console.log('Connect a driver on this machine with:');
+  console.log(`  await ray.init({ address: '${address}' })   // or { address: 'auto' }`);
+  console.log('Stop it with:');
+  console.log('  tsray stop');
+}
+
+async function stop(): Promise<void> {
+  const rec = readRecord();
+  if (!rec || !alive(rec.pid)) {
+    if (rec) fs.rmSync(clusterFile(), { force: true });
+    console.log('No tsray cluster started with `tsray start` is running on this machine.');
+    return;
+  }
+  process.kill(rec.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (alive(rec.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (alive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+  fs.rmSync(clusterFile(), { force: true });
+  console.log(`Stopped the tsray cluster at ${rec.address}.`);
+}
+
+async function status(): Promise<void> {
+  const rec = readRecord();
+  if (!rec || !alive(rec.pid)) {
+    console.log('No tsray cluster is running on this machine. Start one with `tsray start --head`.');
+    process.exitCode = 1;
+    return;
+  }
+  const ep = await Endpoint.bind('tcp://127.0.0.1:0', `status-${randomId(4)}`, () => undefined);
+  try {
+    const nodes = (await ep.call(`tcp://${rec.address}`, { t: MT.GetClusterInfo }, 5000)).data as NodeInfo[];
+    console.log(`tsray cluster at ${rec.address} (head pid ${rec.pid}, up since ${rec.startedAt})`);
+    const alive = nodes.filter((n) => n.alive);
+    console.log(`${alive.length} node(s)`);
+    for (const n of nodes) {
+      console.log(`  ${n.nodeId}${n.isHead ? ' (head)' : ''} ${n.alive ? 'alive' : 'dead'} at ${n.address}`);
+      for (const [k, total] of Object.entries(n.total)) {
+        if (k === 'memory' || k === 'object_store_memory') continue;
+        const used = Math.round((total - (n.available[k] ?? 0)) * 10000) / 10000;
+        console.log(`    ${k}: ${used}/${total} used`);
+      }
+    }
+  } finally {
+    ep.close();
+  }
+}
+
+const HELP = `usage:
+  tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
+                     [--object-store-memory BYTES] [--node-ip-address IP]
+  tsray status
+  tsray stop
+  tsray --version`;
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'start':
+      return start(rest);
+    case 'stop':
+      return stop();
+    case 'status':
+      return status();
+    case '--version':
+    case '-v':
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      console.log((require('../../package.json') as { version: string }).version);
+      return;
+    case undefined:
+    case '--help':
+    case '-h':
+      console.log(HELP);
+      return;
+    default:
+      throw new UsageError(`unknown command '${cmd}'`);
+  }
+}
+
+main().catch((e: unknown) => {
+  if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    console.error(`tsray: ${(e as Error).message}\n\n${HELP}`);
+    process.exit(2);
+  }
+  console.error(`tsray: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
+});

@@ -1,0 +1,43 @@
+// A driver for the lifecycle tests. Modes: exit (ends without shutdown),
+// crash (uncaught error), hang (waits to be signalled), shutdown (shuts down
+// and then stays alive briefly).
+const ray = require('@tsray/core');
+
+const work = ray.remote((x) => x + 1);
+class Keeper {
+  get() {
+    return 1;
+  }
+}
+const KeeperActor = ray.remote(Keeper);
+
+async function main(mode) {
+  await ray.init({ numCpus: 2, logToDriver: false, objectStoreMemory: 64 * 1024 * 1024 });
+  await ray.get([work.remote(1), work.remote(2)]);
+  const k = KeeperActor.remote();
+  await ray.get(k.get.remote());
+  const big = ray.put(new Float64Array(1 << 20));
+  await ray.get(big);
+  console.log(`READY ${process.pid}`);
+  // crash or shut down when the test says so (after it has looked at our processes)
+  if (mode === 'crash') {
+    await new Promise((r) => process.once('SIGUSR2', r));
+    throw new Error('boom in the driver');
+  }
+  if (mode === 'hang') await new Promise(() => setInterval(() => undefined, 1000));
+  if (mode === 'shutdown') {
+    await new Promise((r) => process.once('SIGUSR2', r));
+    await ray.shutdown();
+    console.log('SHUTDOWN');
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+if (require.main === module) {
+  main(process.argv[2]).then(
+    () => undefined,
+    (e) => {
+      throw e;
+    },
+  );
+}
