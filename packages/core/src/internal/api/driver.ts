@@ -10,8 +10,8 @@ import { RaySystemError } from '../../errors';
 import { randomId } from '../ids';
 import { log } from '../log';
 import { ObjectStoreClient } from '../objects/object-store';
-import { MT, type Address, type JobConfig, type NodeInfo } from '../protocol/messages';
-import { Endpoint } from '../transport/endpoint';
+import { MT, type Address, type JobConfig, type Message, type NodeInfo } from '../protocol/messages';
+import { Endpoint, type Peer } from '../transport/endpoint';
 import { CoreWorker } from '../runtime/core-worker';
 import { createSessionDir, ipcAddress, removeIpcFile, tsrayTmpRoot } from '../cluster/session';
 import { nodeSpec } from '../cluster/node-resources';
@@ -101,8 +101,18 @@ export class DriverRuntime implements Runtime {
     const workerId = randomId(8);
     let core: CoreWorker | undefined;
     let endpoint: Endpoint | undefined;
+    // messages that arrive before the runtime exists are kept until it does
+    let early: Array<[Message, Peer]> | undefined = [];
     try {
-      endpoint = await Endpoint.bind(ipcAddress(sessionDir, `d-${workerId}`), workerId, (m, from) => core?.onMessage(m, from), { idleExit: true });
+      endpoint = await Endpoint.bind(
+        ipcAddress(sessionDir, `d-${workerId}`),
+        workerId,
+        (m, from) => {
+          if (core) core.onMessage(m, from);
+          else early?.push([m, from]);
+        },
+        { idleExit: true },
+      );
       endpoint.keepAlive(1);
       const job = (await endpoint.call(headAddress, { t: MT.RegisterJob, driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 }, ns: cfg.namespace, pid: process.pid }, 30_000)).data as {
         jobId: string;
@@ -143,6 +153,8 @@ export class DriverRuntime implements Runtime {
         warn: (msg) => process.stderr.write(`[tsray] warning: ${msg}\n`),
         onLogs: cfg.logToDriver ? printLogs : undefined,
       });
+      for (const [m, from] of early ?? []) core.onMessage(m, from);
+      early = undefined;
       endpoint.keepAlive(-1);
       return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster);
     } catch (e) {

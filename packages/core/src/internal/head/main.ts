@@ -44,9 +44,10 @@ async function main(): Promise<void> {
   const head = new Head();
   let raylet: Service<{ endpoint: string }> | undefined;
   let stopping = false;
-  const stop = async (code: number): Promise<void> => {
+  const stop = async (code: number, why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    log.info(`stopping: ${why}`);
     if (raylet) {
       raylet.proc.kill('SIGTERM');
       await waitExit(raylet.proc, 5000);
@@ -63,9 +64,9 @@ async function main(): Promise<void> {
     }
     process.exit(code);
   };
-  process.on('SIGTERM', () => void stop(0));
-  process.on('SIGINT', () => void stop(0));
-  if (cfg.watchParent !== false) watchParent(() => void stop(0));
+  process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
+  process.on('SIGINT', () => void stop(0, 'SIGINT'));
+  if (cfg.watchParent !== false) watchParent(() => void stop(0, 'its parent process is gone'));
   try {
     const addresses = [ipcAddress(cfg.sessionDir, 'head')];
     if (cfg.tcp) addresses.push(`tcp://${cfg.tcp.host}:${cfg.tcp.port}`);
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
     raylet.proc.on('exit', (code, signal) => {
       if (!stopping) {
         log.error(`the node manager exited unexpectedly (${signal ?? `code ${code}`}); stopping the cluster`);
-        void stop(1);
+        void stop(1, 'its node manager exited');
       }
     });
     await head.waitForNodes(1);
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
     reportReady(ready);
   } catch (e) {
     reportError(e);
-    await stop(1);
+    await stop(1, 'it failed to start');
   }
 }
 

@@ -2,7 +2,7 @@
  * Entry point of a node manager process.
  * @internal
  */
-import { setLogRole } from '../log';
+import { log, setLogRole } from '../log';
 import { ipcAddress, removeIpcFile } from '../cluster/session';
 import { reportError, reportReady, watchParent } from '../cluster/processes';
 import { Raylet, type RayletConfig } from './raylet';
@@ -13,24 +13,25 @@ async function main(): Promise<void> {
   delete process.env.TSRAY_CONFIG;
   let raylet: Raylet | undefined;
   let stopping = false;
-  const stop = async (code: number): Promise<void> => {
+  const stop = async (code: number, why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    log.info(`stopping: ${why}`);
     const addr = raylet?.address;
     await raylet?.stop();
     if (addr) removeIpcFile(addr);
     process.exit(code);
   };
-  process.on('SIGTERM', () => void stop(0));
-  process.on('SIGINT', () => void stop(0));
-  watchParent(() => void stop(0));
+  process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
+  process.on('SIGINT', () => void stop(0, 'SIGINT'));
+  watchParent(() => void stop(0, 'its parent process is gone'));
   try {
     raylet = new Raylet(cfg);
     const endpoint = await raylet.start(ipcAddress(cfg.sessionDir, `n-${cfg.nodeId.slice(0, 8)}`));
     reportReady({ endpoint });
   } catch (e) {
     reportError(e);
-    await stop(1);
+    await stop(1, 'it failed to start');
   }
 }
 

@@ -78,6 +78,12 @@ class Outbox {
 
 let requestCounter = 0;
 
+/** A printable name for a peer, for logs. */
+function peerName(p: Peer): string {
+  if (p.kind === 'dealer') return p.address;
+  return /^[\x20-\x7e]+$/.test(p.key) ? p.key : `0x${p.id.toString('hex').slice(0, 16)}`;
+}
+
 const SOCKET_OPTIONS = { linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 } as const;
 /** In idle-exit mode, receive loops wake this often to see whether to stop. */
 const IDLE_POLL_MS = 100;
@@ -262,11 +268,11 @@ export class Endpoint {
 
   private dispatch(frame: Buffer | undefined, from: Peer, extraFrames: number): void {
     if (!frame || extraFrames > 0) {
-      this.dropLog.warn('frames', `dropped a message with ${extraFrames + (frame ? 1 : 0)} frames (expected 1)`);
+      this.dropLog.warn('frames', `dropped a message with ${extraFrames + (frame ? 1 : 0)} frames (expected 1) from ${peerName(from)}`);
       return;
     }
     const { msgs, dropped } = decodeFrame(frame);
-    for (const why of dropped) this.dropLog.warn(why, `dropped a malformed message: ${why}`);
+    for (const why of dropped) this.dropLog.warn(why.replace(/\(.*|\d+/g, ''), `dropped a malformed message from ${peerName(from)}: ${why}`);
     for (const m of msgs) {
       if (m.t === MT.Reply || m.t === MT.ObjectReply) {
         const p = this.pending.get(m.reqId);
@@ -304,7 +310,9 @@ export class Endpoint {
           if (this.pause(() => void this.routerLoop())) return;
           continue;
         }
-        log.debug(`router receive failed: ${(e as Error).message}`);
+        // never retry in a tight loop: a persistent error would block the process
+        log.warn(`receive on ${this.address} failed: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
       const id = parts[0];
@@ -325,7 +333,8 @@ export class Endpoint {
           if (this.pause(() => void this.dealerLoop(address, sock))) return;
           continue;
         }
-        log.debug(`dealer receive from ${address} failed: ${(e as Error).message}`);
+        log.warn(`receive from ${address} failed: ${(e as Error).message}`);
+        await new Promise((r) => setTimeout(r, 50));
         continue;
       }
       this.dispatch(parts[0], from, parts.length - 1);

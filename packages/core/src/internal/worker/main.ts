@@ -5,8 +5,8 @@
  */
 import { setLogRole, log } from '../log';
 import { ObjectStoreClient } from '../objects/object-store';
-import { MT, type Address } from '../protocol/messages';
-import { Endpoint } from '../transport/endpoint';
+import { MT, type Address, type Message } from '../protocol/messages';
+import { Endpoint, type Peer } from '../transport/endpoint';
 import { CoreWorker } from '../runtime/core-worker';
 import { currentTask } from '../runtime/executor';
 import { ipcAddress } from '../cluster/session';
@@ -50,10 +50,14 @@ async function main(): Promise<void> {
   const jobId = env('TSRAY_JOB_ID');
   const namespace = env('TSRAY_NAMESPACE');
   let core: CoreWorker | undefined;
+  // The node manager may hand this worker out (and the head may send it an
+  // actor) before its runtime exists: keep what arrives until then.
+  let early: Array<[Message, Peer]> | undefined = [];
   watchParent(() => process.exit(0));
   const endpoint = await Endpoint.bind(ipcAddress(sessionDir, `w-${workerId}`), workerId, (m, from) => {
     if (m.t === MT.ExitWorker) process.exit(0);
-    core?.onMessage(m, from);
+    if (core) core.onMessage(m, from);
+    else early?.push([m, from]);
   });
   const reg = (await endpoint.call(rayletAddress, { t: MT.RegisterClient, kind: 'worker', workerId, pid: process.pid, endpoint: endpoint.address }, 60_000)).data as {
     slot: number;
@@ -79,6 +83,8 @@ async function main(): Promise<void> {
     warn: (msg) => process.stderr.write(`[tsray] warning: ${msg}\n`),
   });
   const c = core;
+  for (const [m, from] of early ?? []) c.onMessage(m, from);
+  early = undefined;
   const rt: Runtime = {
     mode: 'worker',
     core: c,

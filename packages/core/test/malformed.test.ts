@@ -1,0 +1,25 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Child } from './helpers/procs';
+
+test('random and malformed frames on every socket are dropped with a log line and break nothing', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-fuzz-'));
+  try {
+    const c = Child.start(process.execPath, [path.join(__dirname, 'drivers', 'fuzz.js')], { TSRAY_TMPDIR: tmp });
+    const [, sent, count, kinds] = await c.waitFor(/SENT (\d+) frames to (\d+) sockets: (\w+)/);
+    expect(Number(sent)).toBeGreaterThan(100);
+    // head, node manager, driver and workers all listen
+    expect(kinds).toMatch(/d/);
+    expect(kinds).toMatch(/h/);
+    expect(kinds).toMatch(/n/);
+    expect(kinds).toMatch(/w/);
+    expect(Number(count)).toBeGreaterThanOrEqual(4);
+    await c.waitFor(/OK \[42,3,"still here"\] 5/);
+    expect((await c.exited).code).toBe(0);
+    expect(c.err).toMatch(/dropped a malformed message/);
+    expect(c.err).not.toMatch(/exited unexpectedly|uncaught|FATAL|Segmentation/i);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
