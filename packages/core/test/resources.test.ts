@@ -65,6 +65,13 @@ test('fractional GPUs pack several tasks on one GPU', async () => {
   expect(ids.filter((x) => x === '1')).toHaveLength(2);
 });
 
+test('actors need a CPU to be placed but hold none while they run', async () => {
+  const actors = Array.from({ length: 5 }, () => GpuUserActor.remote());
+  await ray.get(actors.map((a) => a.info.remote()));
+  expect((await ray.availableResources()).CPU).toBe(3);
+  for (const a of actors) ray.kill(a);
+});
+
 test('an actor holding a GPU sees its id', async () => {
   const a = GpuUserActor.options({ numGpus: 1 }).remote();
   const info = await ray.get(a.info.remote());

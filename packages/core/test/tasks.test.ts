@@ -24,6 +24,8 @@ import {
   throwsString,
   untilCancelled,
   context,
+  catchChild,
+  parentOfSlow,
 } from './fixtures/tasks';
 
 let tmp: string;
@@ -142,6 +144,10 @@ describe('errors', () => {
     expect(err.cause.message).toContain('a string, not an Error');
   });
 
+  test('inside a worker, errors from child tasks are tsray errors too (instanceof works there)', async () => {
+    expect(await ray.get(catchChild.remote())).toEqual({ isTaskError: true, isRayError: true, causeIsTypeError: true });
+  });
+
   test('a failed argument fails the task that depends on it with the same error', async () => {
     const bad = fails.remote('upstream');
     const err = (await ray.get(add.remote(bad, 1)).catch((e: unknown) => e)) as ray.TaskError;
@@ -244,6 +250,17 @@ describe('cancel', () => {
     await expect(ray.get(ref)).rejects.toBeInstanceOf(ray.TaskCancelledError);
     const deadline = Date.now() + 5000;
     while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(fs.readFileSync(marker, 'utf8')).toBe('aborted');
+  });
+
+  test('recursive cancel also cancels the tasks a task submitted', async () => {
+    const marker = path.join(tmp, 'child-aborted');
+    const parent = parentOfSlow.remote(marker);
+    await new Promise((r) => setTimeout(r, 500));
+    ray.cancel(parent, { recursive: true });
+    await expect(ray.get(parent)).rejects.toBeInstanceOf(ray.TaskCancelledError);
+    const deadline = Date.now() + 10_000;
+    while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(fs.readFileSync(marker, 'utf8')).toBe('aborted');
   });
 

@@ -248,7 +248,7 @@ export class Raylet {
             leaseReqId: r.id,
             message:
               `${r.name} cannot be scheduled: it needs ${describe(need)}, but no node has that much ` +
-              `(${missing(need, this.cfg.resources).join('; ')}; cluster total ${describe(this.cfg.resources)}). ` +
+              `(${missing(need, this.cfg.resources).join('; ')}). ` +
               'It waits until a node with those resources joins. Lower the request in .options(), or start the cluster with more resources.',
           });
         }

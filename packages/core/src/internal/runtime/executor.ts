@@ -208,13 +208,16 @@ export class Executor {
     this.current = { spec, ctx };
     this.logName = ctx.name;
     setVisibleGpus(ctx.gpus);
-    const fail = (e: unknown): TaskResult => ({
-      id: spec.id,
-      att: spec.att,
-      st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
-      err: this.h.encodeError(e, ctx.name),
-      us: (performance.now() - start) * 1000,
-    });
+    const fail = (e: unknown): TaskResult =>
+      this.cancelled.delete(spec.id)
+        ? { id: spec.id, att: spec.att, st: TaskStatus.Cancelled }
+        : {
+            id: spec.id,
+            att: spec.att,
+            st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
+            err: this.h.encodeError(e, ctx.name),
+            us: (performance.now() - start) * 1000,
+          };
     const body = (fn: unknown): TaskResult | Promise<TaskResult> => {
       if (typeof fn !== 'function') throw new SystemFailure(`${ctx.name} is not a function in the worker`);
       let args: unknown[];
@@ -413,13 +416,16 @@ export class Executor {
       abort: new AbortController(),
       leaseId: undefined,
     };
-    const fail = (e: unknown): TaskResult => ({
-      id: call.id,
-      att: call.att,
-      st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
-      err: this.h.encodeError(e, name),
-      us: (performance.now() - start) * 1000,
-    });
+    const fail = (e: unknown): TaskResult =>
+      this.cancelled.delete(call.id)
+        ? { id: call.id, att: call.att, st: TaskStatus.Cancelled }
+        : {
+            id: call.id,
+            att: call.att,
+            st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
+            err: this.h.encodeError(e, name),
+            us: (performance.now() - start) * 1000,
+          };
     try {
       const inst = this.instance as Record<string, unknown>;
       const method = inst[call.m];

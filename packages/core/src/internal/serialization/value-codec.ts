@@ -140,10 +140,10 @@ class SmallViewMatcher {
 
 /** A small view, copied into our realm's class of the same kind. */
 function makeView(kind: number, bytes: Uint8Array): unknown {
-  if (kind === KIND_ARRAYBUFFER) return bytes.slice().buffer;
   if (kind === KIND_BUFFER) return Buffer.from(bytes);
   const copy = new Uint8Array(bytes.length);
   copy.set(bytes);
+  if (kind === KIND_ARRAYBUFFER) return copy.buffer;
   if (kind === KIND_DATAVIEW) return new DataView(copy.buffer);
   const Ctor = VIEW_KINDS[kind];
   if (!Ctor) throw new Error(`unknown typed array kind ${kind}`);
