@@ -27,6 +27,7 @@ import {
   catchChild,
   parentOfSlow,
 } from './fixtures/tasks';
+import { until } from './helpers/poll';
 
 let tmp: string;
 
@@ -245,7 +246,7 @@ describe('cancel', () => {
   test('a running async task sees its signal aborted and get rejects', async () => {
     const marker = path.join(tmp, 'aborted');
     const ref = untilCancelled.remote(marker);
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => fs.existsSync(`${marker}.started`), 'the task to start');
     ray.cancel(ref);
     await expect(ray.get(ref)).rejects.toBeInstanceOf(ray.TaskCancelledError);
     const deadline = Date.now() + 5000;
@@ -256,7 +257,7 @@ describe('cancel', () => {
   test('recursive cancel also cancels the tasks a task submitted', async () => {
     const marker = path.join(tmp, 'child-aborted');
     const parent = parentOfSlow.remote(marker);
-    await new Promise((r) => setTimeout(r, 500));
+    await until(() => fs.existsSync(`${marker}.started`), 'the child task to start');
     ray.cancel(parent, { recursive: true });
     await expect(ray.get(parent)).rejects.toBeInstanceOf(ray.TaskCancelledError);
     const deadline = Date.now() + 10_000;
