@@ -26,15 +26,20 @@ const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
  * (e.g. 1000 tasks per call). Yields to the event loop between batches so
  * that garbage collection callbacks run, as they would in a real program.
  */
-export async function timeit(fn: () => Promise<unknown> | unknown, multiplier = 1, opts: { warmupS?: number; roundS?: number; rounds?: number } = {}): Promise<Metric> {
+export async function timeit(
+  fn: () => Promise<unknown> | unknown,
+  multiplier = 1,
+  opts: { warmupS?: number; roundS?: number; rounds?: number; yieldEvery?: number } = {},
+): Promise<Metric> {
   const warmup = opts.warmupS ?? 1;
   const roundS = opts.roundS ?? 2;
+  const yieldEvery = opts.yieldEvery ?? 16;
   let start = now();
   let count = 0;
   while (now() - start < warmup) {
     await fn();
     count++;
-    if (count % 16 === 0) await yieldLoop();
+    if (count % yieldEvery === 0) await yieldLoop();
   }
   const step = Math.floor(count / 10) + 1;
   const rounds: number[] = [];
@@ -42,7 +47,10 @@ export async function timeit(fn: () => Promise<unknown> | unknown, multiplier = 
     start = now();
     count = 0;
     while (now() - start < roundS) {
-      for (let i = 0; i < step; i++) await fn();
+      for (let i = 0; i < step; i++) {
+        await fn();
+        if ((i + 1) % yieldEvery === 0) await yieldLoop();
+      }
       count += step;
       await yieldLoop();
     }

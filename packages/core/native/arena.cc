@@ -373,6 +373,15 @@ void Check(const FunctionCallbackInfo<Value>& args) {
   else args.GetReturnValue().SetNull();
 }
 
+// externalMemory(delta): tells V8 this process holds (or released) `delta`
+// bytes outside its heap, so that it collects garbage (and finalizes refs to
+// large objects) as memory use calls for
+void ExternalMemory(const FunctionCallbackInfo<Value>& args) {
+  if (args.Length() < 1 || !args[0]->IsNumber()) return Throw(args.GetIsolate(), "externalMemory(delta) needs a number", true);
+  int64_t delta = static_cast<int64_t>(args[0].As<Number>()->Value());
+  args.GetReturnValue().Set(Number::New(args.GetIsolate(), static_cast<double>(args.GetIsolate()->AdjustAmountOfExternalAllocatedMemory(delta))));
+}
+
 // close(handle): unusable from now on; unmapped once every view is collected
 void Close(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Raw(args);
@@ -400,4 +409,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   def("stats", Stats);
   def("check", Check);
   def("close", Close);
+  def("externalMemory", ExternalMemory);
 }

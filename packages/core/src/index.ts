@@ -180,7 +180,7 @@ function entriesOf(refs: unknown, what: string): { entries: RefEntry[]; single: 
       );
     }
     const e = (r as unknown as ObjectRef)._entry;
-    if (rt.core.refs.entries.get(e.id) !== e) {
+    if (e.table !== rt.core.refs) {
       throw new RayError(`${String(r)} belongs to an earlier tsray session (before shutdown()); its object is gone`);
     }
     return e;

@@ -34,6 +34,8 @@ export interface ArenaAddon {
   stats(h: ArenaHandle): ArenaStats;
   check(h: ArenaHandle): string | null;
   close(h: ArenaHandle): void;
+  /** Reports bytes held outside the JS heap to V8 (negative: released). */
+  externalMemory(delta: number): number;
 }
 
 let addon: ArenaAddon | undefined;

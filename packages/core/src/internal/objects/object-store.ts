@@ -126,6 +126,15 @@ export class ObjectStoreClient {
     if (loc.off !== undefined) this.A.free(this.handle, loc.off);
   }
 
+  /**
+   * Tells V8 this process holds `delta` more (or fewer) bytes of objects it
+   * owns in the store, so that it collects garbage — and frees objects whose
+   * refs were dropped — when they add up, instead of only when the store is full.
+   */
+  account(delta: number): void {
+    if (!this.closed) this.A.externalMemory(delta);
+  }
+
   /** Frees what a dead process allocated or owned. */
   sweep(slot: number): number {
     return this.closed ? 0 : this.A.sweep(this.handle, slot);

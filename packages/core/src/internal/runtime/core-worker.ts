@@ -113,12 +113,16 @@ export class CoreWorker implements ActorCallSink {
       freeOwned: (e) => this.freeOwned(e),
       releaseBorrowed: (e) => this.releaseBorrowed(e),
       makeInstance: (e) => (e.kind === RefKind.Actor ? makeActorHandle(e, this) : new ObjectRef(e)),
+      freeLarge: (loc) => {
+        if (loc.node === this.self.nodeId) this.cfg.store.free(loc);
+        this.cfg.store.account(-loc.size);
+      },
     });
     this.borrowing = new Borrowing(cfg.endpoint, cfg.self, (lost) => this.markLost(lost, 'its owner no longer has it'), (d) => this.busy(d));
     this.tm = new TaskManager({
       storeReturn: (e, r) => this.storeValue(e, r.val),
       streamEntry: (t, i) => {
-        const e = this.refs.createOwned(returnId(t.taskId, i));
+        const e = this.refs.createLocal(returnId(t.taskId, i));
         e.taskId = t.taskId;
         return e;
       },
@@ -283,7 +287,10 @@ export class CoreWorker implements ActorCallSink {
 
   private storeValue(e: RefEntry, v: ObjectValue): void {
     if (v.blob) e.blob = v.blob;
-    else if (v.loc) e.loc = v.loc;
+    else if (v.loc) {
+      e.loc = v.loc;
+      if (e.owned) this.ownLarge(e);
+    }
     e.state = ValueState.Ready;
     if (v.refs && v.refs.length > 0) {
       const inner: RefEntry[] = [];
@@ -301,13 +308,23 @@ export class CoreWorker implements ActorCallSink {
     return e.blob ? { blob: e.blob } : e.loc ? { loc: e.loc } : {};
   }
 
+  /** An owned object's value is in shared memory: count it, and free it with its entry. */
+  private ownLarge(e: RefEntry): void {
+    if (!e.loc) return;
+    this.cfg.store.account(e.loc.size);
+    this.refs.trackLarge(e);
+  }
+
   private freeOwned(e: RefEntry): void {
     if (e.kind === RefKind.Actor) {
       if (!this.closed) this.cfg.endpoint.send(this.cfg.headAddress, { t: MT.ActorOutOfScope, actorId: e.id });
       this.actors.forget(e.id);
       return;
     }
-    if (e.loc && e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
+    if (e.loc) {
+      if (e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
+      this.cfg.store.account(-e.loc.size);
+    }
     e.blob = undefined;
     e.loc = undefined;
     if (e.state === ValueState.Ready) e.state = ValueState.Freed;
@@ -410,7 +427,11 @@ export class CoreWorker implements ActorCallSink {
 
   /** Frees an owned object now (ray.free): later gets reject with ObjectFreedError. */
   freeNow(e: RefEntry): void {
-    if (e.loc && e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
+    this.refs.untrackLarge(e);
+    if (e.loc) {
+      if (e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
+      this.cfg.store.account(-e.loc.size);
+    }
     e.blob = undefined;
     e.loc = undefined;
     e.err = undefined;
@@ -439,17 +460,23 @@ export class CoreWorker implements ActorCallSink {
     let loc: RefEntry['loc'];
     if (maxBlobSize(enc) <= INLINE_MAX) blob = toInlineBlob(enc);
     else loc = this.cfg.store.put(enc, id, this.self.slot);
-    const e = this.refs.createOwned(id);
+    const e = this.refs.createLocal(id);
     e.blob = blob;
     e.loc = loc;
+    if (loc) this.ownLarge(e);
     e.state = ValueState.Ready;
     this.refs.setContains(e, this.entriesOf(enc.refs, enc.actors));
     return e;
   }
 
+  /** The entries of refs a value was serialized with; they are shared from now on. */
   private entriesOf(refs: RefLike[], actors: ActorLike[]): RefEntry[] {
     const out: RefEntry[] = [];
-    for (const r of refs) out.push((r as unknown as ObjectRef)._entry);
+    for (const r of refs) {
+      const e = (r as unknown as ObjectRef)._entry;
+      this.refs.publish(e, r);
+      out.push(e);
+    }
     for (const a of actors) out.push((a as unknown as { _entry: RefEntry })._entry);
     return out;
   }
@@ -554,7 +581,7 @@ export class CoreWorker implements ActorCallSink {
     const n = streaming ? 0 : (req.numReturns as number);
     const returns: RefEntry[] = [];
     for (let i = 0; i < n; i++) {
-      const e = this.refs.createOwned(returnId(taskId, i));
+      const e = this.refs.createLocal(returnId(taskId, i));
       e.taskId = taskId;
       returns.push(e);
     }
@@ -675,7 +702,7 @@ export class CoreWorker implements ActorCallSink {
     const n = streaming ? 0 : (numReturns as number);
     const returns: RefEntry[] = [];
     for (let i = 0; i < n; i++) {
-      const e = this.refs.createOwned(returnId(taskId, i));
+      const e = this.refs.createLocal(returnId(taskId, i));
       e.taskId = taskId;
       returns.push(e);
     }

@@ -8,11 +8,19 @@
  * - a *borrowed* entry is for an object owned elsewhere; while this process
  *   holds it, the owner counts this process as a borrower.
  *
- * A process holds an entry while any of these is true: an ObjectRef instance
- * for it is alive (tracked with WeakRef + FinalizationRegistry), a
- * zero-copy view of its value is alive, a task it submitted uses it as an
- * argument, or a value it owns contains it. For owned entries, borrowers
- * count too.
+ * Most owned objects never leave their process. Their entries are plain
+ * objects, held by their ObjectRef (and by the tasks, values and views that
+ * use them), and garbage collected with them like any short-lived value —
+ * no table, no bookkeeping. An owned entry is *published* when its ref is
+ * first serialized (another process may then ask for it by id): from then on
+ * it is in the id table, and released explicitly when none of these holds
+ * it: a live ObjectRef instance (WeakRef + FinalizationRegistry), a
+ * zero-copy view of its value, a task it submitted, a value it owns, or a
+ * borrower. Borrowed entries are always in the table.
+ *
+ * Large unpublished objects live in shared memory, which the garbage
+ * collector does not free: a small registry frees their blocks when their
+ * entries are collected.
  * @internal
  */
 import type { Address, Location } from '../protocol/messages';
@@ -43,7 +51,7 @@ export class RefEntry {
   err: Uint8Array | undefined = undefined;
   /** a decoded error to throw instead of `err` (lost, freed, cancelled) */
   errObj: Error | undefined = undefined;
-  /** the interned public instance (ObjectRef or ActorHandle) */
+  /** published: the interned public instance (ObjectRef or ActorHandle) */
   ref: WeakRef<object> | undefined = undefined;
   live = false;
   views = 0;
@@ -63,6 +71,10 @@ export class RefEntry {
   released = false;
   /** removed from the table */
   dead = false;
+  /** in the id table (borrowed, or owned and shared with another process) */
+  published = false;
+  /** unpublished and large: its key in the table's large-object registry */
+  largeKey: WeakRef<RefEntry> | undefined = undefined;
   /** the task that makes it (owned returns), for cancel */
   taskId: string | undefined = undefined;
   /** actor entries: the handle's wire description */
@@ -73,6 +85,8 @@ export class RefEntry {
     readonly owner: Address,
     readonly owned: boolean,
     readonly kind: RefKind,
+    /** the table it belongs to (refs from an earlier session belong to another) */
+    readonly table: ReferenceTable,
   ) {}
 
   /** Whether anything in this process still holds the entry. */
@@ -97,21 +111,29 @@ export class RefEntry {
 
 /** What the table needs from the runtime. */
 export interface RefTableHooks {
-  /** An owned entry is no longer held: free its value. */
+  /** A published owned entry is no longer held: free its value. */
   freeOwned(e: RefEntry): void;
   /** A borrowed entry is no longer held: tell its owner. */
   releaseBorrowed(e: RefEntry): void;
   /** Makes the public instance for an entry. */
   makeInstance(e: RefEntry): object;
+  /** Frees the shared-memory block of an unpublished object that was collected. */
+  freeLarge(loc: Location): void;
 }
 
 /** See the module comment. */
 export class ReferenceTable {
+  /** published entries by id */
   readonly entries = new Map<string, RefEntry>();
   /** borrower worker id -> owned entries it borrows */
   private readonly byBorrower = new Map<string, Set<RefEntry>>();
   private readonly instances: FinalizationRegistry<RefEntry>;
   private readonly viewRegistry: FinalizationRegistry<RefEntry>;
+  /** keeps an entry alive while a zero-copy view of its value is */
+  private readonly viewOwners = new WeakMap<object, RefEntry>();
+  /** unpublished large objects: entry (weakly) -> its block */
+  private readonly large = new Map<WeakRef<RefEntry>, Location>();
+  private readonly largeRegistry: FinalizationRegistry<WeakRef<RefEntry>>;
 
   constructor(
     readonly self: Address,
@@ -126,37 +148,92 @@ export class ReferenceTable {
       e.views--;
       this.maybeRelease(e);
     });
+    this.largeRegistry = new FinalizationRegistry((key) => this.freeLargeKey(key));
   }
 
-  /** A new owned entry, registered under `id`. */
+  /** A new owned entry, published at once (actors: their handles are tracked). */
   createOwned(id: string, kind: RefKind = RefKind.Object): RefEntry {
-    const e = new RefEntry(id, this.self, true, kind);
+    const e = new RefEntry(id, this.self, true, kind, this);
+    e.published = true;
     this.entries.set(id, e);
     return e;
+  }
+
+  /** A new owned object entry that stays out of the table until its ref is shared. */
+  createLocal(id: string): RefEntry {
+    return new RefEntry(id, this.self, true, RefKind.Object, this);
   }
 
   /** The entry for a reference this process received, creating a borrowed one. */
   getOrCreate(id: string, owner: Address, kind: RefKind): { entry: RefEntry; created: boolean } {
     let e = this.entries.get(id);
     if (e) return { entry: e, created: false };
-    e = new RefEntry(id, owner, owner.workerId === this.self.workerId, kind);
+    e = new RefEntry(id, owner, owner.workerId === this.self.workerId, kind, this);
+    e.published = true;
     this.entries.set(id, e);
     return { entry: e, created: true };
   }
 
-  /** The interned public instance for `e` (created if none is alive). */
+  /** The public instance for `e`: interned for published entries, new for local ones. */
   instance<T extends object>(e: RefEntry): T {
+    if (!e.published) return this.hooks.makeInstance(e) as T;
     const cur = e.ref?.deref();
     if (cur) return cur as T;
     const inst = this.hooks.makeInstance(e);
+    this.track(e, inst);
+    return inst as T;
+  }
+
+  private track(e: RefEntry, inst: object): void {
     e.ref = new WeakRef(inst);
     e.live = true;
     this.instances.register(inst, e);
-    return inst as T;
+  }
+
+  /**
+   * The ref `inst` of entry `e` is being serialized: another process may ask
+   * for it by id from now on, so the entry joins the table.
+   */
+  publish(e: RefEntry, inst: object): void {
+    if (e.published || e.table !== this) return;
+    e.published = true;
+    this.entries.set(e.id, e);
+    this.track(e, inst);
+    if (e.largeKey) {
+      this.large.delete(e.largeKey);
+      this.largeRegistry.unregister(e.largeKey);
+      e.largeKey = undefined;
+    }
+  }
+
+  /** An owned entry got a value in shared memory: free it when the entry goes. */
+  trackLarge(e: RefEntry): void {
+    if (e.published || !e.loc || e.largeKey) return;
+    const key = new WeakRef(e);
+    e.largeKey = key;
+    this.large.set(key, e.loc);
+    this.largeRegistry.register(e, key, key);
+  }
+
+  /** The value of an unpublished large entry was freed by other means (free()). */
+  untrackLarge(e: RefEntry): void {
+    if (!e.largeKey) return;
+    this.large.delete(e.largeKey);
+    this.largeRegistry.unregister(e.largeKey);
+    e.largeKey = undefined;
+  }
+
+  private freeLargeKey(key: WeakRef<RefEntry>): void {
+    const loc = this.large.get(key);
+    if (!loc) return;
+    this.large.delete(key);
+    this.hooks.freeLarge(loc);
   }
 
   /** Counts a zero-copy view of `e`'s value until `view` is collected. */
   trackView(e: RefEntry, view: object): void {
+    this.viewOwners.set(view, e);
+    if (!e.published) return;
     e.views++;
     this.viewRegistry.register(view, e);
   }
@@ -208,9 +285,9 @@ export class ReferenceTable {
     return out;
   }
 
-  /** Releases `e` if nothing holds it any more. */
+  /** Releases a published entry if nothing holds it any more (the GC handles the rest). */
   maybeRelease(e: RefEntry): void {
-    if (e.dead || e.held) return;
+    if (e.dead || !e.published || e.held) return;
     if (e.owned && e.state === ValueState.Pending) {
       // the value is still coming: free it when it arrives
       e.released = true;
@@ -219,7 +296,7 @@ export class ReferenceTable {
     this.remove(e);
   }
 
-  /** Drops `e` now, whatever holds it (free, shutdown). */
+  /** Drops a published entry now, whatever holds it (free, shutdown). */
   remove(e: RefEntry): void {
     if (e.dead) return;
     e.dead = true;
@@ -241,12 +318,21 @@ export class ReferenceTable {
   }
 
   /**
-   * Synchronously finds owned entries whose ObjectRef was collected but
-   * whose finalizer has not run yet, and releases them. Used when the object
-   * store is full, right after a forced garbage collection.
+   * Synchronously releases what a garbage collection just made unreachable:
+   * published entries whose instance is gone and unpublished large objects
+   * whose entry is gone, before their finalizers run. Used when the object
+   * store is full, right after a forced collection. Returns how many.
    */
   sweepCollected(): number {
     let n = 0;
+    for (const [key, loc] of this.large) {
+      if (key.deref() === undefined) {
+        this.large.delete(key);
+        this.largeRegistry.unregister(key);
+        this.hooks.freeLarge(loc);
+        n++;
+      }
+    }
     for (const e of this.entries.values()) {
       if (e.live && e.ref && e.ref.deref() === undefined) {
         e.live = false;
