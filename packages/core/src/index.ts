@@ -217,9 +217,9 @@ export async function get(refs: unknown, options?: GetOptions): Promise<unknown>
   const core = runtime('get()').core;
   if (single) {
     const e = entries[0] as RefEntry;
-    if (e.state !== ValueState.Pending) return core.valueOf(e);
+    if (e.state !== ValueState.Pending) return core.objects.valueOf(e);
   }
-  const values = await core.get(entries, timeoutMs);
+  const values = await core.objects.get(entries, timeoutMs);
   return single ? values[0] : values;
 }
 
@@ -233,7 +233,7 @@ export async function get(refs: unknown, options?: GetOptions): Promise<unknown>
 export function put<T>(value: T): ObjectRef<T> {
   const rt = runtime('put()');
   if (isRef(value)) throw new TypeError('put() of an ObjectRef is not allowed: the ref already refers to a stored object; pass it around as it is');
-  const e = rt.core.putValue(value);
+  const e = rt.core.objects.putValue(value);
   return rt.core.refs.instance<ObjectRef<T>>(e);
 }
 
@@ -256,7 +256,7 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options?: WaitOptio
   for (const e of entries) if (e.state !== ValueState.Pending) ready++;
   if (ready < n) {
     const pending = entries.filter((e) => e.state === ValueState.Pending);
-    await core.waitFor(pending, n - ready, timeoutMs, false);
+    await core.objects.waitFor(pending, n - ready, timeoutMs, false);
   }
   const yes: ObjectRef<T>[] = [];
   const no: ObjectRef<T>[] = [];
@@ -296,7 +296,7 @@ export function free(refs: ObjectRef<unknown> | readonly ObjectRef<unknown>[]): 
   const { entries } = entriesOf(refs, 'free');
   for (const e of entries) {
     if (!e.owned) throw new TypeError(`free(): ${e.id} is owned by another process; only its owner can free it`);
-    rt.core.freeNow(e);
+    rt.core.objects.freeNow(e);
   }
 }
 

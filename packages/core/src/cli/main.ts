@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clusterFile } from '../internal/api/driver';
 import { nodeSpec } from '../internal/cluster/node-resources';
-import { startService, waitExit } from '../internal/cluster/processes';
+import { startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
 import { MT, type NodeInfo } from '../internal/protocol/messages';

@@ -56,7 +56,8 @@ async function main() {
   const sockets = fs.readdirSync(sockDir);
   let sent = 0;
   for (const [i, name] of sockets.entries()) {
-    const d = new zmq.Dealer({ linger: 0, routingId: `fuzzer-${i}` });
+    // linger: deliver what was queued even though we close right away
+    const d = new zmq.Dealer({ linger: 2000, routingId: `fuzzer-${i}` });
     d.connect(`ipc://${path.join(sockDir, name)}`);
     for (const f of frames(i)) {
       await d.send(f);

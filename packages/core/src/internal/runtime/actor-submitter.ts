@@ -6,10 +6,10 @@
  * @internal
  */
 import { ActorDiedError, ActorNameTakenError } from '../../errors';
-import { ActorState, MT, TaskStatus, type ActorCall, type ActorInfo, type Address, type Dep, type TaskResult } from '../protocol/messages';
+import { ActorState, MT, type ActorCall, type ActorInfo, type Address, type Dep, type TaskResult } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
-import type { PendingTask, TaskManager } from './task-manager';
-import { ValueState, type RefEntry } from './refs';
+import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
+import type { RefEntry } from './refs';
 
 /** An actor call as its caller tracks it. */
 export interface ActorCallTask extends PendingTask {
@@ -94,7 +94,7 @@ export class ActorSubmitter {
   }
 
   /** Takes a new call. */
-  submit(t: ActorCallTask, deps: Array<{ i: number; entry: RefEntry }>): void {
+  submit(t: ActorCallTask, deps: ArgRef[]): void {
     const c = t.client;
     this.tm.add(t);
     this.h.busy(1);
@@ -112,24 +112,19 @@ export class ActorSubmitter {
     if (deps.length > 0) {
       const specDeps: Dep[] = [];
       (t.call as { deps?: Dep[] }).deps = specDeps;
-      for (const d of deps) {
-        const onReady = (): void => {
-          if (t.finished) return;
-          if (d.entry.state !== ValueState.Ready) {
-            this.removeCall(t);
-            this.tm.abort(t, d.entry.err, d.entry.errObj);
-            this.h.busy(-1);
-            this.flush(c);
-            return;
-          }
-          specDeps.push({ i: d.i, ref: { id: d.entry.id, owner: d.entry.owner }, val: this.h.depValue(d.entry) });
-          if (--t.depsLeft === 0) this.flush(c);
-        };
-        if (d.entry.state === ValueState.Pending) {
-          if (!d.entry.owned) this.h.fetch(d.entry);
-          d.entry.whenSettled(onReady);
-        } else onReady();
-      }
+      whenArgsReady(
+        deps,
+        t,
+        this.h,
+        specDeps,
+        () => this.flush(c),
+        (e) => {
+          this.removeCall(t);
+          this.tm.abort(t, e.err, e.errObj);
+          this.h.busy(-1);
+          this.flush(c);
+        },
+      );
     }
     this.flush(c);
   }

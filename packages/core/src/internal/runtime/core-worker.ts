@@ -4,7 +4,7 @@
  * writes the node's object store, and (in workers) runs tasks and actors.
  * @internal
  */
-import { GetTimeoutError, NotInitializedError, ObjectFreedError, ObjectLostError, OwnerDiedError, RayError, TaskError } from '../../errors';
+import { NotInitializedError, TaskError } from '../../errors';
 import { makeActorHandle, type ActorCallSink } from '../api/actor-handle';
 import { ObjectRef, ObjectRefGenerator } from '../api/object-ref';
 import type { ActorMethodOptions } from '../api/types';
@@ -13,26 +13,24 @@ import { log } from '../log';
 import type { ObjectStoreClient } from '../objects/object-store';
 import {
   MT,
-  TaskStatus,
   type ActorInfo,
   type ActorSpec,
   type Address,
   type Dep,
   type Message,
-  type ObjectValue,
   type Resources,
-  type ReturnObject,
   type TaskResult,
 } from '../protocol/messages';
-import { isActorHandle, isRef, type ActorLike, type ActorWire, type RefLike } from '../serialization/brands';
-import { INLINE_MAX, decodeValue, encodeValue, maxBlobSize, toInlineBlob, type Encoded, type RefFactory } from '../serialization/value-codec';
+import { isRef, type ActorWire } from '../serialization/brands';
+import { INLINE_MAX, encodeValue, maxBlobSize, toInlineBlob, type Encoded } from '../serialization/value-codec';
 import type { Endpoint, Peer } from '../transport/endpoint';
 import { ActorSubmitter, type ActorCallTask } from './actor-submitter';
 import { Borrowing } from './borrowing';
 import { Executor, currentTask, type TaskContext } from './executor';
+import { ObjectManager } from './objects';
 import type { CodeLocation } from './functions';
 import { RefEntry, RefKind, ReferenceTable, ValueState } from './refs';
-import { StreamState, TaskManager, type PendingTask } from './task-manager';
+import { StreamState, TaskManager, whenArgsReady, type ArgRef, type PendingTask } from './task-manager';
 import { TaskSubmitter, type NormalTask } from './task-submitter';
 
 /** How a process's runtime is set up. */
@@ -85,7 +83,7 @@ export interface ActorRequest {
 
 interface EncodedArgs {
   blob: Uint8Array;
-  deps: Array<{ i: number; entry: RefEntry }>;
+  deps: ArgRef[];
   holds: RefEntry[];
 }
 
@@ -99,12 +97,11 @@ export class CoreWorker implements ActorCallSink {
   readonly executor: Executor | undefined;
   readonly ids: IdGenerator;
   readonly borrowing: Borrowing;
-  private readonly fetching = new Set<RefEntry>();
+  readonly objects: ObjectManager;
   private busyCount = 0;
   private closed = false;
   /** set in an actor process */
   actorRestarted = false;
-  readonly factory: RefFactory;
 
   constructor(readonly cfg: CoreWorkerConfig) {
     this.self = cfg.self;
@@ -113,14 +110,22 @@ export class CoreWorker implements ActorCallSink {
       freeOwned: (e) => this.freeOwned(e),
       releaseBorrowed: (e) => this.releaseBorrowed(e),
       makeInstance: (e) => (e.kind === RefKind.Actor ? makeActorHandle(e, this) : new ObjectRef(e)),
-      freeLarge: (loc) => {
-        if (loc.node === this.self.nodeId) this.cfg.store.free(loc);
-        this.cfg.store.account(-loc.size);
-      },
+      freeLarge: (loc) => this.objects.freeLoc(loc),
     });
-    this.borrowing = new Borrowing(cfg.endpoint, cfg.self, (lost) => this.markLost(lost, 'its owner no longer has it'), (d) => this.busy(d));
+    this.objects = new ObjectManager({
+      self: cfg.self,
+      endpoint: cfg.endpoint,
+      store: cfg.store,
+      refs: this.refs,
+      ids: this.ids,
+      borrowing: () => this.borrowing,
+      busy: (d) => this.busy(d),
+      enterBlocked: (ctx) => this.executor?.enterBlocked(ctx),
+      exitBlocked: (ctx) => this.executor?.exitBlocked(ctx),
+    });
+    this.borrowing = new Borrowing(cfg.endpoint, cfg.self, (lost) => this.objects.markLost(lost, 'its owner no longer has it'), (d) => this.busy(d));
     this.tm = new TaskManager({
-      storeReturn: (e, r) => this.storeValue(e, r.val),
+      storeReturn: (e, r) => this.objects.storeValue(e, r.val),
       streamEntry: (t, i) => {
         const e = this.refs.createLocal(returnId(t.taskId, i));
         e.taskId = t.taskId;
@@ -128,7 +133,7 @@ export class CoreWorker implements ActorCallSink {
       },
       errorName: (err) => {
         try {
-          const e = this.decodeError(err);
+          const e = this.objects.decodeError(err);
           return e instanceof TaskError ? e.cause?.name : e.name;
         } catch {
           return undefined;
@@ -145,18 +150,14 @@ export class CoreWorker implements ActorCallSink {
       endpoint: cfg.endpoint,
       rayletAddress: cfg.rayletAddress,
       headAddress: cfg.headAddress,
-      fetch: (e: RefEntry) => this.fetch(e),
-      depValue: (e: RefEntry) => this.depValue(e),
+      fetch: (e: RefEntry) => this.objects.fetch(e),
+      depValue: (e: RefEntry) => this.objects.depValue(e),
       busy: (d: number) => this.busy(d),
       warn: cfg.warn,
-      decodeError: (b: Uint8Array) => this.decodeError(b),
+      decodeError: (b: Uint8Array) => this.objects.decodeError(b),
     };
     this.submitter = new TaskSubmitter(hooks, this.tm);
     this.actors = new ActorSubmitter(hooks, this.tm);
-    this.factory = {
-      ref: (id, owner) => this.materialize(id, owner, RefKind.Object, undefined),
-      actor: (wire, owner) => this.materialize(wire.id, owner, RefKind.Actor, wire),
-    };
     if (cfg.mode === 'worker') {
       this.executor = new Executor({
         self: cfg.self,
@@ -164,9 +165,9 @@ export class CoreWorker implements ActorCallSink {
         rayletAddress: cfg.rayletAddress,
         headAddress: cfg.headAddress,
         testGlobals: cfg.testGlobals,
-        decodeArgs: (a, d) => this.decodeArgs(a, d),
-        encodeReturn: (v, id, owner, ctx) => this.encodeReturn(v, id, owner, ctx),
-        encodeError: (e, name) => this.encodeTaskError(e, name),
+        decodeArgs: (a, d) => this.objects.decodeArgs(a, d),
+        encodeReturn: (v, id, owner, ctx) => this.objects.encodeReturn(v, id, owner, ctx),
+        encodeError: (e, name) => this.objects.encodeTaskError(e, name),
         cancelChildren: (ctx) => this.cancelChildren(ctx),
         onActorCreated: (_spec: ActorSpec, n: number) => {
           this.actorRestarted = n > 0;
@@ -201,23 +202,13 @@ export class CoreWorker implements ActorCallSink {
         break;
       }
       case MT.GetObject:
-        this.onGetObject(m.reqId, m.id, m.wait, from);
+        this.objects.onGetObject(m.reqId, m.id, m.wait, from);
         break;
-      case MT.AddBorrower: {
-        const missing: string[] = [];
-        for (const id of m.ids) {
-          const e = this.refs.entries.get(id);
-          if (e && e.owned && e.state !== ValueState.Freed) this.refs.addBorrower(e, m.borrower);
-          else missing.push(id);
-        }
-        this.cfg.endpoint.respond(from, m.reqId, true, missing);
+      case MT.AddBorrower:
+        this.objects.onAddBorrower(m.reqId, m.ids, m.borrower, from);
         break;
-      }
       case MT.RemoveBorrower:
-        for (const id of m.ids) {
-          const e = this.refs.entries.get(id);
-          if (e) this.refs.removeBorrower(e, m.borrowerId);
-        }
+        this.objects.onRemoveBorrower(m.ids, m.borrowerId);
         break;
       case MT.LeaseGranted:
         this.submitter.onLeaseGranted(m.leaseReqId, m.leaseId, m.worker, m.gpus);
@@ -267,53 +258,16 @@ export class CoreWorker implements ActorCallSink {
   private onProcessDied(workerId: string, reason: string): void {
     this.refs.dropBorrower(workerId);
     const lost = this.refs.ownedBy(workerId);
-    if (lost.length) this.markLost(lost, undefined, workerId);
+    if (lost.length) this.objects.markLost(lost, undefined, workerId);
     this.borrowing.forgetOwner(workerId);
     void reason;
   }
 
-  private markLost(entries: RefEntry[], reason: string | undefined, ownerId?: string): void {
-    for (const e of entries) {
-      if (e.state === ValueState.Ready && e.blob) continue; // we still have the value
-      if (e.state !== ValueState.Pending && e.state !== ValueState.Ready) continue;
-      e.state = ValueState.Lost;
-      e.errObj = ownerId ? new OwnerDiedError(e.id, ownerId) : new ObjectLostError(e.id, reason ?? 'it was lost');
-      this.fetching.delete(e);
-      e.notify();
-    }
-  }
 
   // ------------------------------------------------------------------ objects
 
-  private storeValue(e: RefEntry, v: ObjectValue): void {
-    if (v.blob) e.blob = v.blob;
-    else if (v.loc) {
-      e.loc = v.loc;
-      if (e.owned) this.ownLarge(e);
-    }
-    e.state = ValueState.Ready;
-    if (v.refs && v.refs.length > 0) {
-      const inner: RefEntry[] = [];
-      for (const w of v.refs) {
-        const { entry, created } = this.refs.getOrCreate(w.id, w.owner, RefKind.Object);
-        if (created && !entry.owned) entry.registered = true;
-        inner.push(entry);
-      }
-      this.refs.setContains(e, inner);
-    }
-  }
 
-  /** The value of an object as it travels to a worker that runs a task. */
-  private depValue(e: RefEntry): Dep['val'] {
-    return e.blob ? { blob: e.blob } : e.loc ? { loc: e.loc } : {};
-  }
 
-  /** An owned object's value is in shared memory: count it, and free it with its entry. */
-  private ownLarge(e: RefEntry): void {
-    if (!e.loc) return;
-    this.cfg.store.account(e.loc.size);
-    this.refs.trackLarge(e);
-  }
 
   private freeOwned(e: RefEntry): void {
     if (e.kind === RefKind.Actor) {
@@ -321,211 +275,33 @@ export class CoreWorker implements ActorCallSink {
       this.actors.forget(e.id);
       return;
     }
-    if (e.loc) {
-      if (e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
-      this.cfg.store.account(-e.loc.size);
-    }
-    e.blob = undefined;
-    e.loc = undefined;
-    if (e.state === ValueState.Ready) e.state = ValueState.Freed;
+    this.objects.dropOwned(e);
   }
 
   private releaseBorrowed(e: RefEntry): void {
-    this.fetching.delete(e);
     if (e.kind === RefKind.Actor) this.actors.forget(e.id);
-    if (e.weak || this.closed) return;
-    this.borrowing.release(e);
+    this.objects.releaseBorrowed(e, this.closed);
   }
 
-  /** A reference found while decoding a value. */
-  private materialize(id: string, owner: Address, kind: RefKind, wire: ActorWire | undefined): object {
-    const { entry, created } = this.refs.getOrCreate(id, owner, kind);
-    if (wire && entry.actorWire === undefined) entry.actorWire = wire;
-    if (kind === RefKind.Actor) entry.state = ValueState.Ready;
-    if (created && !entry.owned) this.borrowing.register(entry, currentTask());
-    return this.refs.instance(entry);
-  }
 
-  /** Asks the owner of a borrowed entry for its value. */
-  fetch(e: RefEntry): void {
-    if (e.owned || e.state !== ValueState.Pending || this.fetching.has(e)) return;
-    this.fetching.add(e);
-    this.busy(1);
-    this.cfg.endpoint
-      .request(e.owner.endpoint, { t: MT.GetObject, id: e.id, wait: true })
-      .then(
-        (r) => {
-          if (!this.fetching.delete(e) || e.state !== ValueState.Pending) return;
-          if (r.t !== MT.ObjectReply) return;
-          if (r.st === 0 && r.val) this.storeValue(e, r.val);
-          else if (r.st === 2 && r.err) {
-            e.state = ValueState.Error;
-            e.err = r.err;
-          } else {
-            e.state = ValueState.Lost;
-            e.errObj = new ObjectLostError(e.id, 'its owner no longer has it (it was freed or its owner restarted)');
-          }
-          e.notify();
-        },
-        (err: Error) => {
-          if (!this.fetching.delete(e)) return;
-          e.state = ValueState.Lost;
-          e.errObj = new ObjectLostError(e.id, `its owner could not be reached (${err.message})`);
-          e.notify();
-        },
-      )
-      .finally(() => this.busy(-1));
-  }
 
-  private onGetObject(reqId: number, id: string, wait: boolean, from: Peer): void {
-    const e = this.refs.entries.get(id);
-    const answer = (): void => {
-      const ep = this.cfg.endpoint;
-      if (!e || !e.owned || e.state === ValueState.Freed) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 3 });
-      else if (e.state === ValueState.Ready) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 0, val: this.wireValue(e) });
-      else if (e.state === ValueState.Pending) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 1 });
-      else ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 2, err: e.err ?? this.encodeLocalError(e.errObj) });
-    };
-    if (e && e.owned && e.state === ValueState.Pending && wait) e.whenSettled(answer);
-    else answer();
-  }
 
-  private wireValue(e: RefEntry): ObjectValue {
-    const v: ObjectValue = e.blob ? { blob: e.blob } : { loc: e.loc as NonNullable<RefEntry['loc']> };
-    if (e.contains && e.contains.length > 0) v.refs = e.contains.map((c) => ({ id: c.id, owner: c.owner }));
-    return v;
-  }
 
-  /** Decodes an object's value (throws its error). */
-  valueOf(e: RefEntry): unknown {
-    if (e.state !== ValueState.Ready) throw this.errorOf(e);
-    if (e.blob) return decodeValue(e.blob, this.factory, false);
-    const loc = e.loc;
-    if (!loc) throw new ObjectLostError(e.id, 'it has no value');
-    if (loc.node !== this.self.nodeId) throw new ObjectLostError(e.id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
-    const sb = this.cfg.store.read(loc, e.id);
-    const v = decodeValue(sb.bytes, this.factory, sb.shared);
-    if (sb.pin) this.refs.trackView(e, sb.pin);
-    return v;
-  }
 
-  errorOf(e: RefEntry): Error {
-    if (e.errObj) return e.errObj;
-    if (e.state === ValueState.Freed) return (e.errObj = new ObjectFreedError(e.id));
-    if (e.err) return (e.errObj = this.decodeError(e.err));
-    return new ObjectLostError(e.id, 'its value is not available');
-  }
 
-  decodeError(b: Uint8Array): Error {
-    const v = decodeValue(b, this.factory, false);
-    return v instanceof Error ? v : new RayError(String(v));
-  }
 
-  private encodeLocalError(e: Error | undefined): Uint8Array {
-    return toInlineBlob(encodeValue(e ?? new RayError('unknown error')));
-  }
 
-  /** Frees an owned object now (ray.free): later gets reject with ObjectFreedError. */
-  freeNow(e: RefEntry): void {
-    this.refs.untrackLarge(e);
-    if (e.loc) {
-      if (e.loc.node === this.self.nodeId) this.cfg.store.free(e.loc);
-      this.cfg.store.account(-e.loc.size);
-    }
-    e.blob = undefined;
-    e.loc = undefined;
-    e.err = undefined;
-    e.state = ValueState.Freed;
-    e.errObj = new ObjectFreedError(e.id);
-    e.notify();
-    const inner = e.contains;
-    e.contains = undefined;
-    if (inner) {
-      for (const i of inner) {
-        i.containedIn--;
-        this.refs.maybeRelease(i);
-      }
-    }
-  }
 
-  /** Stores a value; returns the owned entry. */
-  putValue(value: unknown): RefEntry {
-    return this.storeOwned(encodeValue(value));
-  }
 
-  /** Stores an encoded value as a new owned object (nothing is left behind if that fails). */
-  private storeOwned(enc: Encoded): RefEntry {
-    const id = this.ids.nextPutId();
-    let blob: Uint8Array | undefined;
-    let loc: RefEntry['loc'];
-    if (maxBlobSize(enc) <= INLINE_MAX) blob = toInlineBlob(enc);
-    else loc = this.cfg.store.put(enc, id, this.self.slot);
-    const e = this.refs.createLocal(id);
-    e.blob = blob;
-    e.loc = loc;
-    if (loc) this.ownLarge(e);
-    e.state = ValueState.Ready;
-    this.refs.setContains(e, this.entriesOf(enc.refs, enc.actors));
-    return e;
-  }
 
-  /** The entries of refs a value was serialized with; they are shared from now on. */
-  private entriesOf(refs: RefLike[], actors: ActorLike[]): RefEntry[] {
-    const out: RefEntry[] = [];
-    for (const r of refs) {
-      const e = (r as unknown as ObjectRef)._entry;
-      this.refs.publish(e, r);
-      out.push(e);
-    }
-    for (const a of actors) out.push((a as unknown as { _entry: RefEntry })._entry);
-    return out;
-  }
 
-  /** The value of `refs` once ready; rejects with the first error. */
-  async get(entries: RefEntry[], timeoutMs: number | undefined): Promise<unknown[]> {
-    const pending = entries.filter((e) => e.state === ValueState.Pending);
-    if (pending.length > 0) await this.waitFor(pending, pending.length, timeoutMs, true);
-    return entries.map((e) => this.valueOf(e));
-  }
 
-  /** Resolves when `n` of `entries` settled, or rejects with GetTimeoutError. */
-  waitFor(entries: RefEntry[], n: number, timeoutMs: number | undefined, strict: boolean): Promise<void> {
-    const ctx = currentTask();
-    return new Promise<void>((resolve, reject) => {
-      let left = n;
-      let timer: NodeJS.Timeout | undefined;
-      let done = false;
-      const finish = (err?: Error): void => {
-        if (done) return;
-        done = true;
-        if (timer) clearTimeout(timer);
-        this.busy(-1);
-        this.executor?.exitBlocked(ctx);
-        if (err) reject(err);
-        else resolve();
-      };
-      this.busy(1);
-      this.executor?.enterBlocked(ctx);
-      const onSettle = (): void => {
-        if (--left <= 0) finish();
-      };
-      for (const e of entries) {
-        if (!e.owned) this.fetch(e);
-        e.whenSettled(onSettle);
-      }
-      if (done || timeoutMs === undefined) return;
-      timer = setTimeout(() => {
-        if (strict) finish(new GetTimeoutError(timeoutMs, entries.filter((e) => e.state === ValueState.Pending).length));
-        else finish();
-      }, timeoutMs);
-    });
-  }
 
   // ------------------------------------------------------------------ tasks
 
   /** Encodes arguments: top-level refs become dependencies, large values go to the store. */
   private encodeArgs(args: unknown[], what: string): EncodedArgs {
-    const deps: Array<{ i: number; entry: RefEntry }> = [];
+    const deps: ArgRef[] = [];
     const values = args.map((a, i) => {
       if (isRef(a)) {
         deps.push({ i, entry: (a as unknown as ObjectRef)._entry });
@@ -545,14 +321,14 @@ export class CoreWorker implements ActorCallSink {
         if (values[i] === null || isRef(values[i])) continue;
         const one = encodeValue(values[i]);
         if (maxBlobSize(one) <= INLINE_MAX / 4) continue;
-        const e = this.storeOwned(one);
+        const e = this.objects.storeOwned(one);
         deps.push({ i, entry: e });
         this.refs.instance(e);
         values[i] = null;
       }
       enc = encodeValue(values);
     }
-    const holds = [...deps.map((d) => d.entry), ...this.entriesOf(enc.refs, enc.actors)];
+    const holds = [...deps.map((d) => d.entry), ...this.objects.entriesOf(enc.refs, enc.actors)];
     for (const h of holds) this.refs.addSubmitted(h);
     return { blob: toInlineBlob(enc), deps, holds };
   }
@@ -672,18 +448,12 @@ export class CoreWorker implements ActorCallSink {
     return handle;
   }
 
-  /** Waits for dependencies and returns them as they travel. */
-  private async resolveDeps(deps: Array<{ i: number; entry: RefEntry }>): Promise<Dep[]> {
-    if (deps.length === 0) return [];
-    await this.waitFor(
-      deps.map((d) => d.entry),
-      deps.length,
-      undefined,
-      false,
-    );
-    return deps.map((d) => {
-      if (d.entry.state !== ValueState.Ready) throw this.errorOf(d.entry);
-      return { i: d.i, ref: { id: d.entry.id, owner: d.entry.owner }, val: this.depValue(d.entry) };
+  /** Waits for an actor constructor's ObjectRef arguments; rejects with the first one's error. */
+  private resolveDeps(deps: ArgRef[]): Promise<Dep[]> {
+    if (deps.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const out: Dep[] = [];
+      whenArgsReady(deps, { depsLeft: 0, finished: false }, this.objects, out, () => resolve(out), (e) => reject(this.objects.errorOf(e)));
     });
   }
 
@@ -775,54 +545,8 @@ export class CoreWorker implements ActorCallSink {
 
   // ------------------------------------------------------------------ worker side
 
-  private decodeArgs(args: Uint8Array, deps: Dep[] | undefined): unknown[] {
-    const values = decodeValue(args, this.factory, false) as unknown[];
-    if (!Array.isArray(values)) throw new Error('arguments are not a list');
-    if (deps) {
-      for (const d of deps) {
-        const v = d.val;
-        if (v?.blob) values[d.i] = decodeValue(v.blob, this.factory, false);
-        else if (v?.loc) {
-          const sb = this.cfg.store.read(v.loc, d.ref.id);
-          values[d.i] = decodeValue(sb.bytes, this.factory, sb.shared);
-        } else throw new Error(`argument ${d.i} has no value`);
-      }
-    }
-    return values;
-  }
 
-  private encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject {
-    const enc = encodeValue(value);
-    const val: ObjectValue = {};
-    if (maxBlobSize(enc) <= INLINE_MAX) val.blob = toInlineBlob(enc);
-    else val.loc = this.cfg.store.put(enc, id, owner.nodeId === this.self.nodeId ? owner.slot : this.self.slot);
-    const contained = this.entriesOf(enc.refs, enc.actors);
-    if (contained.length > 0) {
-      val.refs = [];
-      for (const c of contained) {
-        val.refs.push({ id: c.id, owner: c.owner });
-        if (c.owner.workerId === owner.workerId) continue;
-        if (c.owned) this.refs.addBorrower(c, owner);
-        else this.borrowing.registerFor(owner, c, ctx);
-      }
-    }
-    return { id, val };
-  }
 
-  /** Wraps a user error as the TaskError the caller will see. */
-  encodeTaskError(e: unknown, name: string): Uint8Array {
-    const ctx = currentTask();
-    const cause = e instanceof Error ? e : new Error(typeof e === 'string' ? e : `non-Error value thrown: ${safeString(e)}`);
-    const err = new TaskError({ functionName: name, pid: process.pid, nodeId: this.self.nodeId, taskId: ctx?.taskId ?? '', cause });
-    try {
-      return toInlineBlob(encodeValue(err));
-    } catch {
-      const plain = new Error(cause.message);
-      plain.name = cause.name;
-      plain.stack = cause.stack;
-      return toInlineBlob(encodeValue(new TaskError({ functionName: name, pid: process.pid, nodeId: this.self.nodeId, taskId: ctx?.taskId ?? '', cause: plain })));
-    }
-  }
 
   // ------------------------------------------------------------------ shutdown
 
@@ -836,15 +560,3 @@ export class CoreWorker implements ActorCallSink {
     this.submitter.returnAll();
   }
 }
-
-function safeString(v: unknown): string {
-  try {
-    return String(v);
-  } catch {
-    return typeof v;
-  }
-}
-
-/** Ids of the result of a task (re-exported for the API). */
-export { returnId };
-export type { TaskStatus };

@@ -167,6 +167,18 @@ export class Executor {
     );
   }
 
+  /** The result of a task or call that threw (or was cancelled meanwhile). */
+  private failure(id: string, att: number, e: unknown, name: string, start: number): TaskResult {
+    if (this.cancelled.delete(id)) return { id, att, st: TaskStatus.Cancelled };
+    return {
+      id,
+      att,
+      st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
+      err: this.h.encodeError(e, name),
+      us: (performance.now() - start) * 1000,
+    };
+  }
+
   // ------------------------------------------------------------ normal tasks
 
   onPushTasks(m: MessageOf<MT.PushTasks>, peer: Peer): void {
@@ -208,16 +220,7 @@ export class Executor {
     this.current = { spec, ctx };
     this.logName = ctx.name;
     setVisibleGpus(ctx.gpus);
-    const fail = (e: unknown): TaskResult =>
-      this.cancelled.delete(spec.id)
-        ? { id: spec.id, att: spec.att, st: TaskStatus.Cancelled }
-        : {
-            id: spec.id,
-            att: spec.att,
-            st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
-            err: this.h.encodeError(e, ctx.name),
-            us: (performance.now() - start) * 1000,
-          };
+    const fail = (e: unknown): TaskResult => this.failure(spec.id, spec.att, e, ctx.name, start);
     const body = (fn: unknown): TaskResult | Promise<TaskResult> => {
       if (typeof fn !== 'function') throw new SystemFailure(`${ctx.name} is not a function in the worker`);
       let args: unknown[];
@@ -416,16 +419,7 @@ export class Executor {
       abort: new AbortController(),
       leaseId: undefined,
     };
-    const fail = (e: unknown): TaskResult =>
-      this.cancelled.delete(call.id)
-        ? { id: call.id, att: call.att, st: TaskStatus.Cancelled }
-        : {
-            id: call.id,
-            att: call.att,
-            st: e instanceof SystemFailure ? TaskStatus.SystemError : TaskStatus.UserError,
-            err: this.h.encodeError(e, name),
-            us: (performance.now() - start) * 1000,
-          };
+    const fail = (e: unknown): TaskResult => this.failure(call.id, call.att, e, name, start);
     try {
       const inst = this.instance as Record<string, unknown>;
       const method = inst[call.m];

@@ -4,7 +4,7 @@
  * @internal
  */
 import { TaskCancelledError, WorkerCrashedError } from '../../errors';
-import { TaskStatus, type ReturnObject, type TaskResult } from '../protocol/messages';
+import { TaskStatus, type Dep, type ReturnObject, type TaskResult } from '../protocol/messages';
 import { ValueState, type RefEntry } from './refs';
 
 /** A streaming task's state, read by ObjectRefGenerator. */
@@ -24,6 +24,44 @@ export class StreamState {
   }
   wait(): Promise<void> {
     return new Promise((r) => this.waiters.push(r));
+  }
+}
+
+/** A top-level ObjectRef argument of a task: its position and entry. */
+export interface ArgRef {
+  i: number;
+  entry: RefEntry;
+}
+
+/**
+ * Waits for a task's top-level ObjectRef arguments. As each becomes ready
+ * its value, as it travels to the worker, is added to `out`; `ready()` runs
+ * once all are there, or `failed(entry)` for the first that failed (the task
+ * then fails with that argument's error). Borrowed arguments are fetched
+ * from their owners.
+ */
+export function whenArgsReady(
+  args: ArgRef[],
+  t: { depsLeft: number; finished: boolean },
+  h: { fetch(e: RefEntry): void; depValue(e: RefEntry): Dep['val'] },
+  out: Dep[],
+  ready: () => void,
+  failed: (e: RefEntry) => void,
+): void {
+  t.depsLeft = args.length;
+  for (const a of args) {
+    const onSettled = (): void => {
+      if (t.finished || t.depsLeft < 0) return;
+      if (a.entry.state !== ValueState.Ready) {
+        t.depsLeft = -1;
+        failed(a.entry);
+        return;
+      }
+      out.push({ i: a.i, ref: { id: a.entry.id, owner: a.entry.owner }, val: h.depValue(a.entry) });
+      if (--t.depsLeft === 0) ready();
+    };
+    if (a.entry.state === ValueState.Pending && !a.entry.owned) h.fetch(a.entry);
+    a.entry.whenSettled(onSettled);
   }
 }
 

@@ -9,8 +9,8 @@
 import { TaskStatus, MT, type Address, type Dep, type Resources, type TaskResult, type TaskSpec } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
 import { log } from '../log';
-import type { PendingTask, TaskManager } from './task-manager';
-import { ValueState, type RefEntry } from './refs';
+import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
+import type { RefEntry } from './refs';
 
 /** A normal task as its owner tracks it. */
 export interface NormalTask extends PendingTask {
@@ -116,33 +116,26 @@ export class TaskSubmitter {
   ) {}
 
   /** Takes a new task; `deps` are its top-level ObjectRef arguments. */
-  submit(t: NormalTask, deps: Array<{ i: number; entry: RefEntry }>): void {
+  submit(t: NormalTask, deps: ArgRef[]): void {
     this.tm.add(t);
     this.h.busy(1);
     if (deps.length === 0) {
       this.enqueue(t);
       return;
     }
-    t.depsLeft = deps.length;
     const specDeps: Dep[] = [];
     (t.spec as { deps?: Dep[] }).deps = specDeps;
-    for (const d of deps) {
-      const onReady = (): void => {
-        if (t.finished) return;
-        if (d.entry.state === ValueState.Error || d.entry.state === ValueState.Freed || d.entry.state === ValueState.Lost) {
-          // a failed argument fails the task with the same error
-          this.tm.abort(t, d.entry.err, d.entry.errObj);
-          this.finished(t);
-          return;
-        }
-        specDeps.push({ i: d.i, ref: { id: d.entry.id, owner: d.entry.owner }, val: this.h.depValue(d.entry) });
-        if (--t.depsLeft === 0) this.enqueue(t);
-      };
-      if (d.entry.state === ValueState.Pending) {
-        if (!d.entry.owned) this.h.fetch(d.entry);
-        d.entry.whenSettled(onReady);
-      } else onReady();
-    }
+    whenArgsReady(
+      deps,
+      t,
+      this.h,
+      specDeps,
+      () => this.enqueue(t),
+      (e) => {
+        this.tm.abort(t, e.err, e.errObj);
+        this.finished(t);
+      },
+    );
   }
 
   private queueFor(t: NormalTask): SchedulingQueue {

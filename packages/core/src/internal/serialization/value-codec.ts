@@ -1,34 +1,26 @@
 /**
  * Serialization of user values. A value is encoded once, by its producer,
- * into a *blob*: msgpack for the structure, with large typed arrays, Buffers
- * and Arrow tables kept out of band as raw, aligned byte ranges so that a
- * blob placed in shared memory is read in place (zero-copy). ObjectRefs and
- * ActorHandles inside a value stay references; the serializer reports them so
- * the runtime can count them.
- *
- * Blob layout: either a bare msgpack body (no references, no out-of-band
- * buffers), or `0xc1` (a byte msgpack never uses) followed by a header:
- *
- *     u8 0xc1 | u8 version | u16 nbufs | u32 metaLen | u32 bodyLen | u32 flags
- *     nbufs x (f64 offset, f64 length)          offsets from the blob start
- *     meta (msgpack: owner table)  body (msgpack)  buffers...
+ * into a *blob* (see blob.ts): msgpack for the structure, with large typed
+ * arrays, Buffers and Arrow tables kept out of band as raw, aligned byte
+ * ranges so that a blob placed in shared memory is read in place (zero-copy).
+ * ObjectRefs and ActorHandles inside a value stay references; the serializer
+ * reports them so the runtime can count them.
  * @internal
  */
 import { Packr, addExtension } from 'msgpackr';
-import { ERROR_CLASSES, RayError, brandError, errorKinds } from '../../errors';
+import { errorFromWire, errorToWire, type ErrorWire } from './error-wire';
+import { isFramedBlob, parseHeader, type Encoded } from './blob';
 import type { Address } from '../protocol/messages';
 import { isActorHandle, isRef, type ActorLike, type ActorWire, type RefLike } from './brands';
+
+export { layout, maxBlobSize, toInlineBlob, writeBlob, type Encoded, type Layout } from './blob';
+export { errorFromWire, errorToWire } from './error-wire';
 
 /** Typed arrays at least this large travel out of band. */
 export const OOB_MIN = 4096;
 /** Values whose blob is at most this large are kept inline (Ray: 100 KiB). */
 export const INLINE_MAX = 100 * 1024;
-/** Buffers at least this large are placed at the page offset of their source. */
-const PAGE_MATCH_MIN = 256 * 1024;
 
-const FRAMED = 0xc1;
-const VERSION = 1;
-const HEADER = 16;
 
 // msgpack extension types; msgpackr itself uses letter codes (0x42 'B' for
 // BigInt, 0x65 'e', 0x70 'p', 0x72 'r', 0x73 's', 0x74 't', ...)
@@ -46,16 +38,7 @@ export interface RefFactory {
   actor(wire: ActorWire, owner: Address): unknown;
 }
 
-/** A value encoded but not yet laid out. */
-export interface Encoded {
-  body: Buffer;
-  meta: Buffer | null;
-  bufs: ArrayBufferView[];
-  refs: RefLike[];
-  actors: ActorLike[];
-  /** owners of `refs` and `actors`, by index as written */
-  owners: Address[];
-}
+
 
 interface PackCtx {
   bufs: ArrayBufferView[];
@@ -206,80 +189,11 @@ function readOwner(idx: unknown): Address {
 // ---------------------------------------------------------------------------
 // errors
 
-const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
-  Error,
-  TypeError,
-  RangeError,
-  SyntaxError,
-  ReferenceError,
-  EvalError,
-  URIError,
-};
-
-interface ErrorWire {
-  k?: readonly string[];
-  n: string;
-  m: string;
-  s?: string;
-  c?: unknown;
-  p?: Record<string, unknown>;
-}
 
 class ErrorMatcher {
   static [Symbol.hasInstance](v: unknown): boolean {
     return v instanceof Error || Object.prototype.toString.call(v) === '[object Error]';
   }
-}
-
-const ERROR_OWN_SKIP = new Set(['message', 'stack', 'name', 'cause']);
-
-/** The wire form of an error; never throws. */
-export function errorToWire(e: Error, depth = 0): ErrorWire {
-  const w: ErrorWire = { n: String(e.name ?? 'Error'), m: String(e.message ?? '') };
-  const kinds = errorKinds(e);
-  if (kinds) w.k = kinds;
-  if (typeof e.stack === 'string') w.s = e.stack;
-  const cause = (e as { cause?: unknown }).cause;
-  if (cause !== undefined && depth < 8) w.c = cause instanceof Error ? cause : safeValue(cause);
-  const props: Record<string, unknown> = {};
-  let any = false;
-  for (const k of Object.keys(e)) {
-    if (ERROR_OWN_SKIP.has(k)) continue;
-    props[k] = safeValue((e as unknown as Record<string, unknown>)[k]);
-    any = true;
-  }
-  if (any) w.p = props;
-  return w;
-}
-
-/** `v` if it can be serialized on its own, else a description of it. */
-function safeValue(v: unknown): unknown {
-  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
-  try {
-    plainPackr.pack(v);
-    return v;
-  } catch {
-    return `[unserializable ${typeof v}]`;
-  }
-}
-
-/** Rebuilds an error from its wire form, as an instance of the same class when known. */
-export function errorFromWire(w: ErrorWire): Error {
-  let e: Error;
-  if (w.k && w.k.length > 0) {
-    const cls = ERROR_CLASSES[w.k[w.k.length - 1] as string] ?? RayError;
-    e = Object.create(cls.prototype) as Error;
-    brandError(e, w.k);
-  } else {
-    const ctor = BUILTIN_ERRORS[w.n] ?? Error;
-    e = Object.create(ctor.prototype) as Error;
-  }
-  Object.defineProperty(e, 'message', { value: w.m, writable: true, configurable: true, enumerable: false });
-  if (e.name !== w.n) Object.defineProperty(e, 'name', { value: w.n, writable: true, configurable: true, enumerable: false });
-  Object.defineProperty(e, 'stack', { value: w.s ?? `${w.n}: ${w.m}`, writable: true, configurable: true, enumerable: false });
-  if (w.c !== undefined) Object.defineProperty(e, 'cause', { value: w.c, writable: true, configurable: true, enumerable: false });
-  if (w.p) Object.assign(e, w.p);
-  return e;
 }
 
 // ---------------------------------------------------------------------------
@@ -471,118 +385,10 @@ export function encodeValue(value: unknown): Encoded {
   return { body, meta, bufs: ctx.bufs, refs: ctx.refs, actors: ctx.actors, owners: ctx.ownerList };
 }
 
-const align = (n: number, a: number): number => Math.ceil(n / a) * a;
-
-/** Where each part of a blob goes. */
-export interface Layout {
-  size: number;
-  bufOffsets: number[];
-}
-
-function isFramed(e: Encoded): boolean {
-  return e.meta !== null || e.bufs.length > 0 || (e.body.length > 0 && e.body[0] === FRAMED);
-}
-
-/**
- * Lays out a blob. With `destMod` (the destination's address mod 4096) and
- * `srcMod`, large buffers keep their source's page offset, which keeps
- * memcpy at full speed; otherwise buffers are 64-byte aligned.
- */
-export function layout(e: Encoded, destMod?: number, srcMod?: (v: ArrayBufferView) => number): Layout {
-  if (!isFramed(e)) return { size: e.body.length, bufOffsets: [] };
-  let pos = HEADER + e.bufs.length * 16 + (e.meta?.length ?? 0) + e.body.length;
-  const bufOffsets: number[] = [];
-  for (const b of e.bufs) {
-    if (destMod !== undefined && srcMod && b.byteLength >= PAGE_MATCH_MIN) {
-      const want = srcMod(b);
-      pos = align(pos, 64);
-      const cur = (destMod + pos) % 4096;
-      pos += (want - cur + 4096) % 4096;
-    } else {
-      pos = align(pos, 64);
-    }
-    bufOffsets.push(pos);
-    pos += b.byteLength;
-  }
-  return { size: pos, bufOffsets };
-}
-
-/** The most bytes `layout` can need, whatever the destination. */
-export function maxBlobSize(e: Encoded): number {
-  if (!isFramed(e)) return e.body.length;
-  let n = HEADER + e.bufs.length * 16 + (e.meta?.length ?? 0) + e.body.length;
-  for (const b of e.bufs) n += b.byteLength + (b.byteLength >= PAGE_MATCH_MIN ? 4096 + 64 : 64);
-  return n;
-}
-
-/** Writes a laid-out blob through `write(offsetInBlob, bytes)`. */
-export function writeBlob(e: Encoded, l: Layout, write: (off: number, bytes: Uint8Array) => void): void {
-  if (!isFramed(e)) {
-    write(0, e.body);
-    return;
-  }
-  const head = Buffer.alloc(HEADER + e.bufs.length * 16);
-  head[0] = FRAMED;
-  head[1] = VERSION;
-  head.writeUInt16LE(e.bufs.length, 2);
-  head.writeUInt32LE(e.meta?.length ?? 0, 4);
-  head.writeUInt32LE(e.body.length, 8);
-  head.writeUInt32LE(0, 12);
-  e.bufs.forEach((b, i) => {
-    head.writeDoubleLE(l.bufOffsets[i] as number, HEADER + i * 16);
-    head.writeDoubleLE(b.byteLength, HEADER + i * 16 + 8);
-  });
-  write(0, head);
-  let pos = head.length;
-  if (e.meta) {
-    write(pos, e.meta);
-    pos += e.meta.length;
-  }
-  write(pos, e.body);
-  e.bufs.forEach((b, i) => write(l.bufOffsets[i] as number, bytesOf(b)));
-}
-
-/** The blob as one Buffer (for inline objects). */
-export function toInlineBlob(e: Encoded): Buffer {
-  if (!isFramed(e)) return e.body;
-  const l = layout(e);
-  const out = Buffer.alloc(l.size);
-  writeBlob(e, l, (off, bytes) => out.set(bytes, off));
-  return out;
-}
 
 // ---------------------------------------------------------------------------
 // decoding
 
-/** The parts of a framed blob's header. */
-function parseHeader(blob: Uint8Array): { table: number[]; owners: Address[]; body: Uint8Array } {
-  if (blob.length < HEADER || blob[1] !== VERSION) throw new Error('bad blob header');
-  const dv = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
-  const nbufs = dv.getUint16(2, true);
-  const metaLen = dv.getUint32(4, true);
-  const bodyLen = dv.getUint32(8, true);
-  let pos = HEADER + nbufs * 16;
-  if (pos + metaLen + bodyLen > blob.length) throw new Error('truncated blob');
-  const table: number[] = [];
-  for (let i = 0; i < nbufs; i++) {
-    const off = dv.getFloat64(HEADER + i * 16, true);
-    const len = dv.getFloat64(HEADER + i * 16 + 8, true);
-    if (!(off >= 0 && len >= 0 && off + len <= blob.length)) throw new Error('blob buffer out of bounds');
-    table.push(off, len);
-  }
-  let owners: Address[] = [];
-  if (metaLen > 0) {
-    const raw = plainPackr.unpack(blob.subarray(pos, pos + metaLen)) as unknown;
-    if (!Array.isArray(raw)) throw new Error('bad blob owner table');
-    owners = raw.map((o: unknown) => {
-      if (!Array.isArray(o) || o.length !== 4 || typeof o[0] !== 'string' || typeof o[1] !== 'string' || typeof o[2] !== 'string' || typeof o[3] !== 'number')
-        throw new Error('bad owner entry');
-      return { workerId: o[0], nodeId: o[1], endpoint: o[2], slot: o[3] };
-    });
-    pos += metaLen;
-  }
-  return { table, owners, body: blob.subarray(pos, pos + bodyLen) };
-}
 
 /**
  * Decodes a blob. With `zeroCopy`, out-of-band typed arrays are views of
@@ -592,9 +398,9 @@ export function decodeValue(blob: Uint8Array, factory: RefFactory | null, zeroCo
   if (blob.length === 0) throw new Error('empty blob');
   const outer = unpackCtx;
   let body: Uint8Array;
-  if (blob[0] === FRAMED) {
+  if (isFramedBlob(blob)) {
     const h = parseHeader(blob);
-    unpackCtx = { blob, table: h.table, owners: h.owners, zeroCopy, factory };
+    unpackCtx = { blob, table: h.table, owners: h.meta ? readOwners(h.meta) : [], zeroCopy, factory };
     body = h.body;
   } else {
     unpackCtx = { blob, table: [], owners: [], zeroCopy, factory };
@@ -609,6 +415,16 @@ export function decodeValue(blob: Uint8Array, factory: RefFactory | null, zeroCo
     // can be freed once the user's views of it are gone
     if (zeroCopy) plainPackr.unpack(RESET);
   }
+}
+
+function readOwners(meta: Uint8Array): Address[] {
+  const raw = plainPackr.unpack(meta) as unknown;
+  if (!Array.isArray(raw)) throw new Error('bad blob owner table');
+  return raw.map((o: unknown) => {
+    if (!Array.isArray(o) || o.length !== 4 || typeof o[0] !== 'string' || typeof o[1] !== 'string' || typeof o[2] !== 'string' || typeof o[3] !== 'number')
+      throw new Error('bad owner entry');
+    return { workerId: o[0], nodeId: o[1], endpoint: o[2], slot: o[3] };
+  });
 }
 
 const RESET = Buffer.from([0xc0]);

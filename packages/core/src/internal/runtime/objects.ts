@@ -1,0 +1,379 @@
+/**
+ * The object side of a process's runtime: storing values this process owns
+ * (inline, or in the node's shared memory), fetching values of objects it
+ * borrows, answering other processes that ask for its objects, reading values
+ * (zero-copy from shared memory), freeing them, and waiting for them.
+ * @internal
+ */
+import { GetTimeoutError, ObjectFreedError, ObjectLostError, OwnerDiedError, RayError, TaskError } from '../../errors';
+import type { ObjectRef } from '../api/object-ref';
+import type { IdGenerator } from '../ids';
+import type { ObjectStoreClient } from '../objects/object-store';
+import { MT, type Address, type Dep, type ObjectValue, type ReturnObject } from '../protocol/messages';
+import type { ActorLike, ActorWire, RefLike } from '../serialization/brands';
+import { INLINE_MAX, decodeValue, encodeValue, maxBlobSize, toInlineBlob, type Encoded, type RefFactory } from '../serialization/value-codec';
+import type { Endpoint, Peer } from '../transport/endpoint';
+import type { Borrowing } from './borrowing';
+import { currentTask, type TaskContext } from './executor';
+import { RefKind, ValueState, type ReferenceTable, type RefEntry } from './refs';
+
+/** What the object manager needs from the rest of the runtime. */
+export interface ObjectManagerHooks {
+  readonly self: Address;
+  readonly endpoint: Endpoint;
+  readonly store: ObjectStoreClient;
+  readonly refs: ReferenceTable;
+  readonly ids: IdGenerator;
+  readonly borrowing: () => Borrowing;
+  busy(delta: number): void;
+  /** a task here starts or stops waiting (workers give their CPU back meanwhile) */
+  enterBlocked(ctx: TaskContext | undefined): void;
+  exitBlocked(ctx: TaskContext | undefined): void;
+}
+
+/** See the module comment. */
+export class ObjectManager {
+  private readonly fetching = new Set<RefEntry>();
+  readonly factory: RefFactory;
+  private readonly self: Address;
+  private readonly endpoint: Endpoint;
+  private readonly store: ObjectStoreClient;
+  private readonly refs: ReferenceTable;
+  private readonly ids: IdGenerator;
+
+  constructor(private readonly h: ObjectManagerHooks) {
+    this.self = h.self;
+    this.endpoint = h.endpoint;
+    this.store = h.store;
+    this.refs = h.refs;
+    this.ids = h.ids;
+    this.factory = {
+      ref: (id, owner) => this.materialize(id, owner, RefKind.Object, undefined),
+      actor: (wire, owner) => this.materialize(wire.id, owner, RefKind.Actor, wire),
+    };
+  }
+
+  private busy(delta: number): void {
+    this.h.busy(delta);
+  }
+
+  private get borrowing(): Borrowing {
+    return this.h.borrowing();
+  }
+
+  /** An owned object's value goes away (its entry was released or freed). */
+  dropOwned(e: RefEntry): void {
+    if (e.loc) this.freeLoc(e.loc);
+    e.blob = undefined;
+    e.loc = undefined;
+    if (e.state === ValueState.Ready) e.state = ValueState.Freed;
+  }
+
+  /** Frees an owned value's bytes in shared memory (or its spill file). */
+  freeLoc(loc: NonNullable<RefEntry['loc']>): void {
+    if (loc.node === this.self.nodeId) this.store.free(loc);
+    this.store.account(-loc.size);
+  }
+
+  /** This process no longer holds a borrowed object. */
+  releaseBorrowed(e: RefEntry, closed: boolean): void {
+    this.fetching.delete(e);
+    if (e.weak || closed) return;
+    this.borrowing.release(e);
+  }
+
+  /** Another process registers as a borrower of objects we own; replies with the ids we no longer have. */
+  onAddBorrower(reqId: number, ids: string[], borrower: Address, from: Peer): void {
+    const missing: string[] = [];
+    for (const id of ids) {
+      const e = this.refs.entries.get(id);
+      if (e && e.owned && e.state !== ValueState.Freed) this.refs.addBorrower(e, borrower);
+      else missing.push(id);
+    }
+    this.endpoint.respond(from, reqId, true, missing);
+  }
+
+  /** Another process no longer borrows objects we own. */
+  onRemoveBorrower(ids: string[], borrowerId: string): void {
+    for (const id of ids) {
+      const e = this.refs.entries.get(id);
+      if (e) this.refs.removeBorrower(e, borrowerId);
+    }
+  }
+
+  markLost(entries: RefEntry[], reason: string | undefined, ownerId?: string): void {
+    for (const e of entries) {
+      if (e.state === ValueState.Ready && e.blob) continue; // we still have the value
+      if (e.state !== ValueState.Pending && e.state !== ValueState.Ready) continue;
+      e.state = ValueState.Lost;
+      e.errObj = ownerId ? new OwnerDiedError(e.id, ownerId) : new ObjectLostError(e.id, reason ?? 'it was lost');
+      this.fetching.delete(e);
+      e.notify();
+    }
+  }
+  storeValue(e: RefEntry, v: ObjectValue): void {
+    if (v.blob) e.blob = v.blob;
+    else if (v.loc) {
+      e.loc = v.loc;
+      if (e.owned) this.ownLarge(e);
+    }
+    e.state = ValueState.Ready;
+    if (v.refs && v.refs.length > 0) {
+      const inner: RefEntry[] = [];
+      for (const w of v.refs) {
+        const { entry, created } = this.refs.getOrCreate(w.id, w.owner, RefKind.Object);
+        if (created && !entry.owned) entry.registered = true;
+        inner.push(entry);
+      }
+      this.refs.setContains(e, inner);
+    }
+  }
+
+  /** The value of an object as it travels to a worker that runs a task. */
+  depValue(e: RefEntry): Dep['val'] {
+    return e.blob ? { blob: e.blob } : e.loc ? { loc: e.loc } : {};
+  }
+
+  /** An owned object's value is in shared memory: count it, and free it with its entry. */
+  ownLarge(e: RefEntry): void {
+    if (!e.loc) return;
+    this.store.account(e.loc.size);
+    this.refs.trackLarge(e);
+  }
+
+  /** A reference found while decoding a value. */
+  materialize(id: string, owner: Address, kind: RefKind, wire: ActorWire | undefined): object {
+    const { entry, created } = this.refs.getOrCreate(id, owner, kind);
+    if (wire && entry.actorWire === undefined) entry.actorWire = wire;
+    if (kind === RefKind.Actor) entry.state = ValueState.Ready;
+    if (created && !entry.owned) this.borrowing.register(entry, currentTask());
+    return this.refs.instance(entry);
+  }
+
+  /** Asks the owner of a borrowed entry for its value. */
+  fetch(e: RefEntry): void {
+    if (e.owned || e.state !== ValueState.Pending || this.fetching.has(e)) return;
+    this.fetching.add(e);
+    this.busy(1);
+    this.endpoint
+      .request(e.owner.endpoint, { t: MT.GetObject, id: e.id, wait: true })
+      .then(
+        (r) => {
+          if (!this.fetching.delete(e) || e.state !== ValueState.Pending) return;
+          if (r.t !== MT.ObjectReply) return;
+          if (r.st === 0 && r.val) this.storeValue(e, r.val);
+          else if (r.st === 2 && r.err) {
+            e.state = ValueState.Error;
+            e.err = r.err;
+          } else {
+            e.state = ValueState.Lost;
+            e.errObj = new ObjectLostError(e.id, 'its owner no longer has it (it was freed or its owner restarted)');
+          }
+          e.notify();
+        },
+        (err: Error) => {
+          if (!this.fetching.delete(e)) return;
+          e.state = ValueState.Lost;
+          e.errObj = new ObjectLostError(e.id, `its owner could not be reached (${err.message})`);
+          e.notify();
+        },
+      )
+      .finally(() => this.busy(-1));
+  }
+  onGetObject(reqId: number, id: string, wait: boolean, from: Peer): void {
+    const e = this.refs.entries.get(id);
+    const answer = (): void => {
+      const ep = this.endpoint;
+      if (!e || !e.owned || e.state === ValueState.Freed) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 3 });
+      else if (e.state === ValueState.Ready) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 0, val: this.wireValue(e) });
+      else if (e.state === ValueState.Pending) ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 1 });
+      else ep.reply(from, { t: MT.ObjectReply, reqId, id, st: 2, err: e.err ?? this.encodeLocalError(e.errObj) });
+    };
+    if (e && e.owned && e.state === ValueState.Pending && wait) e.whenSettled(answer);
+    else answer();
+  }
+
+  private wireValue(e: RefEntry): ObjectValue {
+    const v: ObjectValue = e.blob ? { blob: e.blob } : { loc: e.loc as NonNullable<RefEntry['loc']> };
+    if (e.contains && e.contains.length > 0) v.refs = e.contains.map((c) => ({ id: c.id, owner: c.owner }));
+    return v;
+  }
+
+  /** Decodes an object's value (throws its error). */
+  valueOf(e: RefEntry): unknown {
+    if (e.state !== ValueState.Ready) throw this.errorOf(e);
+    if (e.blob) return decodeValue(e.blob, this.factory, false);
+    const loc = e.loc;
+    if (!loc) throw new ObjectLostError(e.id, 'it has no value');
+    if (loc.node !== this.self.nodeId) throw new ObjectLostError(e.id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
+    const sb = this.store.read(loc, e.id);
+    const v = decodeValue(sb.bytes, this.factory, sb.shared);
+    if (sb.pin) this.refs.trackView(e, sb.pin);
+    return v;
+  }
+  errorOf(e: RefEntry): Error {
+    if (e.errObj) return e.errObj;
+    if (e.state === ValueState.Freed) return (e.errObj = new ObjectFreedError(e.id));
+    if (e.err) return (e.errObj = this.decodeError(e.err));
+    return new ObjectLostError(e.id, 'its value is not available');
+  }
+  decodeError(b: Uint8Array): Error {
+    const v = decodeValue(b, this.factory, false);
+    return v instanceof Error ? v : new RayError(String(v));
+  }
+
+  private encodeLocalError(e: Error | undefined): Uint8Array {
+    return toInlineBlob(encodeValue(e ?? new RayError('unknown error')));
+  }
+
+  /** Frees an owned object now (ray.free): later gets reject with ObjectFreedError. */
+  freeNow(e: RefEntry): void {
+    this.refs.untrackLarge(e);
+    if (e.loc) {
+      if (e.loc.node === this.self.nodeId) this.store.free(e.loc);
+      this.store.account(-e.loc.size);
+    }
+    e.blob = undefined;
+    e.loc = undefined;
+    e.err = undefined;
+    e.state = ValueState.Freed;
+    e.errObj = new ObjectFreedError(e.id);
+    e.notify();
+    const inner = e.contains;
+    e.contains = undefined;
+    if (inner) {
+      for (const i of inner) {
+        i.containedIn--;
+        this.refs.maybeRelease(i);
+      }
+    }
+  }
+
+  /** Stores a value; returns the owned entry. */
+  putValue(value: unknown): RefEntry {
+    return this.storeOwned(encodeValue(value));
+  }
+
+  /** Stores an encoded value as a new owned object (nothing is left behind if that fails). */
+  storeOwned(enc: Encoded): RefEntry {
+    const id = this.ids.nextPutId();
+    let blob: Uint8Array | undefined;
+    let loc: RefEntry['loc'];
+    if (maxBlobSize(enc) <= INLINE_MAX) blob = toInlineBlob(enc);
+    else loc = this.store.put(enc, id, this.self.slot);
+    const e = this.refs.createLocal(id);
+    e.blob = blob;
+    e.loc = loc;
+    if (loc) this.ownLarge(e);
+    e.state = ValueState.Ready;
+    this.refs.setContains(e, this.entriesOf(enc.refs, enc.actors));
+    return e;
+  }
+
+  /** The entries of refs a value was serialized with; they are shared from now on. */
+  entriesOf(refs: RefLike[], actors: ActorLike[]): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (const r of refs) {
+      const e = (r as unknown as ObjectRef)._entry;
+      this.refs.publish(e, r);
+      out.push(e);
+    }
+    for (const a of actors) out.push((a as unknown as { _entry: RefEntry })._entry);
+    return out;
+  }
+
+  /** The value of `refs` once ready; rejects with the first error. */
+  async get(entries: RefEntry[], timeoutMs: number | undefined): Promise<unknown[]> {
+    const pending = entries.filter((e) => e.state === ValueState.Pending);
+    if (pending.length > 0) await this.waitFor(pending, pending.length, timeoutMs, true);
+    return entries.map((e) => this.valueOf(e));
+  }
+
+  /** Resolves when `n` of `entries` settled, or rejects with GetTimeoutError. */
+  waitFor(entries: RefEntry[], n: number, timeoutMs: number | undefined, strict: boolean): Promise<void> {
+    const ctx = currentTask();
+    return new Promise<void>((resolve, reject) => {
+      let left = n;
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      const finish = (err?: Error): void => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        this.busy(-1);
+        this.h.exitBlocked(ctx);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.busy(1);
+      this.h.enterBlocked(ctx);
+      const onSettle = (): void => {
+        if (--left <= 0) finish();
+      };
+      for (const e of entries) {
+        if (!e.owned) this.fetch(e);
+        e.whenSettled(onSettle);
+      }
+      if (done || timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        if (strict) finish(new GetTimeoutError(timeoutMs, entries.filter((e) => e.state === ValueState.Pending).length));
+        else finish();
+      }, timeoutMs);
+    });
+  }
+  decodeArgs(args: Uint8Array, deps: Dep[] | undefined): unknown[] {
+    const values = decodeValue(args, this.factory, false) as unknown[];
+    if (!Array.isArray(values)) throw new Error('arguments are not a list');
+    if (deps) {
+      for (const d of deps) {
+        const v = d.val;
+        if (v?.blob) values[d.i] = decodeValue(v.blob, this.factory, false);
+        else if (v?.loc) {
+          const sb = this.store.read(v.loc, d.ref.id);
+          values[d.i] = decodeValue(sb.bytes, this.factory, sb.shared);
+        } else throw new Error(`argument ${d.i} has no value`);
+      }
+    }
+    return values;
+  }
+  encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject {
+    const enc = encodeValue(value);
+    const val: ObjectValue = {};
+    if (maxBlobSize(enc) <= INLINE_MAX) val.blob = toInlineBlob(enc);
+    else val.loc = this.store.put(enc, id, owner.nodeId === this.self.nodeId ? owner.slot : this.self.slot);
+    const contained = this.entriesOf(enc.refs, enc.actors);
+    if (contained.length > 0) {
+      val.refs = [];
+      for (const c of contained) {
+        val.refs.push({ id: c.id, owner: c.owner });
+        if (c.owner.workerId === owner.workerId) continue;
+        if (c.owned) this.refs.addBorrower(c, owner);
+        else this.borrowing.registerFor(owner, c, ctx);
+      }
+    }
+    return { id, val };
+  }
+
+  /** Wraps a user error as the TaskError the caller will see. */
+  encodeTaskError(e: unknown, name: string): Uint8Array {
+    const ctx = currentTask();
+    const cause = e instanceof Error ? e : new Error(typeof e === 'string' ? e : `non-Error value thrown: ${safeString(e)}`);
+    const err = new TaskError({ functionName: name, pid: process.pid, nodeId: this.self.nodeId, taskId: ctx?.taskId ?? '', cause });
+    try {
+      return toInlineBlob(encodeValue(err));
+    } catch {
+      const plain = new Error(cause.message);
+      plain.name = cause.name;
+      plain.stack = cause.stack;
+      return toInlineBlob(encodeValue(new TaskError({ functionName: name, pid: process.pid, nodeId: this.self.nodeId, taskId: ctx?.taskId ?? '', cause: plain })));
+    }
+  }
+}
+
+function safeString(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return typeof v;
+  }
+}
