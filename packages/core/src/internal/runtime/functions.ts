@@ -179,8 +179,18 @@ function hasLoaderFlag(): boolean {
 function ensureTypeScriptCjs(): void {
   if (tsCjs || hasLoaderFlag()) return;
   tsCjs = true;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  (require('tsx/cjs/api') as { register: () => unknown }).register();
+  // esbuild (under tsx) otherwise keeps a worker thread alive for its sync
+  // API: ~10 MB in every worker, and slower than one esbuild process per
+  // uncached file (tsx caches what it compiled on disk). esbuild reads the
+  // setting once, when it is first loaded; the user's value wins.
+  const saved = process.env.ESBUILD_WORKER_THREADS;
+  process.env.ESBUILD_WORKER_THREADS ??= '0';
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    (require('tsx/cjs/api') as { register: () => unknown }).register();
+  } finally {
+    if (saved === undefined) delete process.env.ESBUILD_WORKER_THREADS;
+  }
 }
 
 /** TypeScript for import(): tsx's ESM hooks (they run on a loader thread). */
