@@ -277,13 +277,15 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options?: WaitOptio
 export function cancel(ref: ObjectRef<unknown> | ObjectRefGenerator<unknown>, options?: CancelOptions): void {
   const rt = runtime('cancel()');
   if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('cancel() options must be an object');
+  const force = options?.force ?? false;
+  const recursive = options?.recursive ?? true;
   if (ref instanceof ObjectRefGenerator) {
-    const t = rt.core.tm.get(ref.taskId);
-    if (t) rt.core.cancel({ taskId: ref.taskId } as RefEntry, options?.force ?? false, options?.recursive ?? true);
+    rt.core.cancelTask(ref.taskId, force, recursive);
     return;
   }
   const { entries } = entriesOf(ref, 'cancel');
-  rt.core.cancel(entries[0] as RefEntry, options?.force ?? false, options?.recursive ?? true);
+  const taskId = (entries[0] as RefEntry).taskId;
+  if (taskId) rt.core.cancelTask(taskId, force, recursive);
 }
 
 /**

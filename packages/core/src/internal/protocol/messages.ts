@@ -333,7 +333,7 @@ export const SCHEMAS = {
   [MT.TaskUnblocked]: S.obj({ t: t(MT.TaskUnblocked), leaseId: S.str }),
   [MT.ReturnIdleLeases]: S.obj({ t: t(MT.ReturnIdleLeases) }),
   [MT.LeaseWorkerDied]: S.obj({ t: t(MT.LeaseWorkerDied), leaseId: S.str, workerId: S.str, reason: S.str }),
-  [MT.ProcessDied]: S.obj({ t: t(MT.ProcessDied), workerId: S.str, reason: S.str }),
+  [MT.ProcessDied]: S.obj({ t: t(MT.ProcessDied), workerId: S.str, endpoint: S.str, reason: S.str }),
   [MT.Logs]: S.obj({ t: t(MT.Logs), lines: S.arr(S.tuple(S.int, S.str, S.str)) }),
   [MT.KillWorker]: S.obj({ t: t(MT.KillWorker), workerId: S.str, force: S.bool, reason: S.str }),
   [MT.NodeStats]: S.obj({ t: t(MT.NodeStats), reqId: S.int }),

@@ -13,6 +13,7 @@ import { randomId } from '../ids';
 import { log } from '../log';
 import { MT, type Address, type JobConfig, type Message, type MessageOf, type Resources } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
+import { removeIpcFile } from '../cluster/session';
 import { GpuPool, add, describe, fits, missing, subtract } from './resources';
 import { launchWorker, type WorkerProc } from './worker-pool';
 
@@ -402,15 +403,19 @@ export class Raylet {
         ...(w.actorId ? { actorId: w.actorId } : {}),
       });
     }
-    this.broadcastDeath(w.workerId, reason);
+    const address = client?.endpoint ?? w.address?.endpoint;
+    if (address) this.broadcastDeath(w.workerId, address, reason);
     if (!w.killRequested && reason !== 'exited with code 0') log.debug(`worker ${w.workerId} (pid ${w.pid}) ${reason}`);
     const job = this.jobs.get(w.jobId);
     if (job && this.driverOf(w.jobId) && w.state !== 'actor' && !w.actorId) this.prestart(job);
     this.schedule();
   }
 
-  private broadcastDeath(workerId: string, reason: string): void {
-    for (const c of this.clients.values()) this.endpoint.send(c.endpoint, { t: MT.ProcessDied, workerId, reason });
+  /** Tells every process here that one died (its objects are lost, its requests will not be answered). */
+  private broadcastDeath(workerId: string, address: string, reason: string): void {
+    this.endpoint.disconnect(address, reason);
+    removeIpcFile(address);
+    for (const c of this.clients.values()) this.endpoint.send(c.endpoint, { t: MT.ProcessDied, workerId, endpoint: address, reason });
   }
 
   private checkDrivers(): void {
@@ -440,7 +445,7 @@ export class Raylet {
     arenaAddon().sweep(this.arena, c.slot);
     this.releaseOwnedBy(c.workerId);
     this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited' });
-    this.broadcastDeath(c.workerId, 'the driver exited');
+    this.broadcastDeath(c.workerId, c.endpoint, 'the driver exited');
     if (c.jobId) this.onJobFinished(c.jobId);
   }
 

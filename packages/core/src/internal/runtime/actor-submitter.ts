@@ -5,7 +5,7 @@
  * where an actor lives and when it restarts or dies.
  * @internal
  */
-import { ActorDiedError, ActorNameTakenError } from '../../errors';
+import { ActorDiedError } from '../../errors';
 import { ActorState, MT, type ActorCall, type ActorInfo, type Address, type Dep, type TaskResult } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
 import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
@@ -33,6 +33,8 @@ export class ActorClient {
   subscribed = false;
   /** a creation error known locally (name taken) */
   createError: Error | undefined = undefined;
+  /** no handle refers to it here any more: drop it once its calls finish */
+  released = false;
   constructor(
     readonly actorId: string,
     readonly className: string,
@@ -49,6 +51,8 @@ export interface ActorSubmitterHooks {
   busy(delta: number): void;
   /** Decodes the constructor error the head reports. */
   decodeError(err: Uint8Array): Error;
+  /** The error a failed or lost object's readers get. */
+  errorOf(e: RefEntry): Error;
 }
 
 /** See the module comment. */
@@ -78,19 +82,26 @@ export class ActorSubmitter {
     this.h.endpoint.send(this.h.headAddress, { t: MT.SubscribeActor, actorId: c.actorId });
   }
 
-  /** Stops following an actor nobody here refers to any more. */
+  /** Stops following an actor nobody here refers to any more (once its calls finish). */
   forget(actorId: string): void {
     const c = this.clients.get(actorId);
-    if (!c || c.calls.length > 0) return;
-    this.clients.delete(actorId);
-    if (c.subscribed) this.h.endpoint.send(this.h.headAddress, { t: MT.UnsubscribeActor, actorId });
+    if (!c) return;
+    c.released = true;
+    this.dropIfReleased(c);
   }
 
-  /** Registration of a named actor failed because the name is taken. */
-  nameTaken(actorId: string, className: string, message: string): void {
+  private dropIfReleased(c: ActorClient): void {
+    if (!c.released || c.calls.length > 0 || this.clients.get(c.actorId) !== c) return;
+    this.clients.delete(c.actorId);
+    if (c.subscribed) this.h.endpoint.send(this.h.headAddress, { t: MT.UnsubscribeActor, actorId: c.actorId });
+  }
+
+  /** The actor could not be created (name taken, head unreachable): its calls fail with `err`. */
+  createFailed(actorId: string, className: string, err: Error): void {
     const c = this.client(actorId, className);
-    c.createError = new ActorNameTakenError(message);
-    for (const t of c.calls.splice(0)) this.failCall(t, c.createError);
+    c.createError = err;
+    for (const t of c.calls.splice(0)) this.failCall(t, err);
+    this.dropIfReleased(c);
   }
 
   /** Takes a new call. */
@@ -120,7 +131,7 @@ export class ActorSubmitter {
         () => this.flush(c),
         (e) => {
           this.removeCall(t);
-          this.tm.abort(t, e.err, e.errObj);
+          this.tm.abort(t, e.err, e.err ? undefined : this.h.errorOf(e));
           this.h.busy(-1);
           this.flush(c);
         },
@@ -214,16 +225,17 @@ export class ActorSubmitter {
   private failCall(t: ActorCallTask, err: Error): void {
     this.tm.abort(t, undefined, err);
     this.h.busy(-1);
+    this.dropIfReleased(t.client);
   }
 
   private removeCall(t: ActorCallTask): void {
     const i = t.client.calls.indexOf(t);
     if (i >= 0) t.client.calls.splice(i, 1);
+    this.dropIfReleased(t.client);
   }
 
   /** A call's result arrived from the actor. */
   onResult(t: ActorCallTask, r: TaskResult): void {
-    if (r.att !== t.attempt) return;
     this.removeCall(t);
     this.tm.finish(t, r);
     this.h.busy(-1);

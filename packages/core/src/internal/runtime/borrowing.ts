@@ -2,10 +2,12 @@
  * The borrower side of distributed reference counting. A process that gets
  * a reference owned elsewhere registers with the owner (AddBorrower) and
  * unregisters (RemoveBorrower) once it holds the reference no more.
- * Registrations are batched per owner. Removals wait until every
- * registration sent before them is acknowledged: a process may release an
- * outer object only after the owners of the refs it found inside know it
- * borrows them, or those refs could be freed in between.
+ * Registrations are batched per owner and sent in numbered rounds. A
+ * removal waits until every registration sent (or queued) before it is
+ * acknowledged, and only those, so steady traffic never holds removals back:
+ * a process may release an outer object only after the owners of the refs
+ * it found inside know it borrows them, or those refs could be freed in
+ * between.
  * @internal
  */
 import { MT, type Address } from '../protocol/messages';
@@ -21,12 +23,21 @@ interface Batch {
   resolve: () => void;
 }
 
+/** Removals recorded while registrations up to round `barrier` were unacknowledged. */
+interface ReleaseGroup {
+  barrier: number;
+  byOwner: Map<string, { owner: Address; ids: string[] }>;
+}
+
 /** See the module comment. */
 export class Borrowing {
   private batches = new Map<string, Batch>();
   private scheduled = false;
-  private inFlight = 0;
-  private deferred = new Map<string, { owner: Address; ids: string[] }>();
+  /** the last round of registrations sent */
+  private round = 0;
+  /** rounds with registrations not yet acknowledged -> how many (insertion order is round order) */
+  private readonly outstanding = new Map<number, number>();
+  private releases: ReleaseGroup[] = [];
   private releaseScheduled = false;
 
   constructor(
@@ -68,8 +79,9 @@ export class Borrowing {
     this.scheduled = false;
     const batches = [...this.batches.values()];
     this.batches.clear();
+    const round = ++this.round;
+    if (batches.length > 0) this.outstanding.set(round, batches.length);
     for (const b of batches) {
-      this.inFlight++;
       this.busy(1);
       const ids = b.entries.map((e) => e.id);
       this.endpoint
@@ -89,33 +101,56 @@ export class Borrowing {
         .finally(() => {
           b.resolve();
           this.busy(-1);
-          if (--this.inFlight === 0) this.flushReleases();
+          const left = (this.outstanding.get(round) ?? 1) - 1;
+          if (left > 0) this.outstanding.set(round, left);
+          else this.outstanding.delete(round);
+          this.flushReleases();
         });
     }
+    this.flushReleases();
   }
 
   /** This process no longer borrows `e`. */
   release(e: RefEntry): void {
-    let d = this.deferred.get(e.owner.workerId);
-    if (!d) this.deferred.set(e.owner.workerId, (d = { owner: e.owner, ids: [] }));
+    // registrations queued or in flight now must be acknowledged first
+    const barrier = this.round + (this.batches.size > 0 ? 1 : 0);
+    let g = this.releases[this.releases.length - 1];
+    if (!g || g.barrier !== barrier) this.releases.push((g = { barrier, byOwner: new Map() }));
+    let d = g.byOwner.get(e.owner.workerId);
+    if (!d) g.byOwner.set(e.owner.workerId, (d = { owner: e.owner, ids: [] }));
     d.ids.push(e.id);
-    if (this.inFlight === 0 && !this.releaseScheduled) {
+    if (!this.releaseScheduled) {
       this.releaseScheduled = true;
       queueMicrotask(() => this.flushReleases());
     }
   }
 
+  /** Sends the removals whose earlier registrations were all acknowledged. */
   private flushReleases(): void {
     this.releaseScheduled = false;
-    if (this.inFlight > 0 || this.batches.size > 0) return;
-    for (const d of this.deferred.values()) {
-      this.endpoint.send(d.owner.endpoint, { t: MT.RemoveBorrower, ids: d.ids, borrowerId: this.self.workerId });
+    let oldest = Infinity;
+    for (const r of this.outstanding.keys()) {
+      oldest = r;
+      break;
     }
-    this.deferred.clear();
+    let n = 0;
+    const ready = new Map<string, { owner: Address; ids: string[] }>();
+    for (const g of this.releases) {
+      if (g.barrier > this.round || g.barrier >= oldest) break;
+      n++;
+      for (const [w, d] of g.byOwner) {
+        const r = ready.get(w);
+        if (r) r.ids.push(...d.ids);
+        else ready.set(w, d);
+      }
+    }
+    if (n === 0) return;
+    this.releases = this.releases.slice(n);
+    for (const d of ready.values()) this.endpoint.send(d.owner.endpoint, { t: MT.RemoveBorrower, ids: d.ids, borrowerId: this.self.workerId });
   }
 
   /** Drops what is queued for a dead owner. */
   forgetOwner(workerId: string): void {
-    this.deferred.delete(workerId);
+    for (const g of this.releases) g.byOwner.delete(workerId);
   }
 }

@@ -4,7 +4,7 @@
  * writes the node's object store, and (in workers) runs tasks and actors.
  * @internal
  */
-import { NotInitializedError, TaskError } from '../../errors';
+import { ActorDiedError, ActorNameTakenError, NotInitializedError, TaskError } from '../../errors';
 import { makeActorHandle, type ActorCallSink } from '../api/actor-handle';
 import { ObjectRef, ObjectRefGenerator } from '../api/object-ref';
 import type { ActorMethodOptions } from '../api/types';
@@ -22,7 +22,7 @@ import {
   type TaskResult,
 } from '../protocol/messages';
 import { isRef, type ActorWire } from '../serialization/brands';
-import { INLINE_MAX, encodeValue, maxBlobSize, toInlineBlob, type Encoded } from '../serialization/value-codec';
+import { INLINE_MAX, decodeValue, encodeValue, isArrowTable, maxBlobSize, toInlineBlob, type Encoded, type RefFactory } from '../serialization/value-codec';
 import type { Endpoint, Peer } from '../transport/endpoint';
 import { ActorSubmitter, type ActorCallTask } from './actor-submitter';
 import { Borrowing } from './borrowing';
@@ -81,6 +81,28 @@ export interface ActorRequest {
   env: Record<string, string> | undefined;
 }
 
+/** Whether an argument is too large to travel inline, judged without encoding it. */
+function surelyLarge(v: unknown): boolean {
+  const limit = INLINE_MAX / 4;
+  if (typeof v === 'string') return v.length > limit;
+  if (typeof v !== 'object' || v === null) return false;
+  if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return v.byteLength > limit;
+  if (Array.isArray(v)) return v.length > limit;
+  return isArrowTable(v);
+}
+
+/** Encodes one argument, naming it if it cannot be serialized. */
+function encodeArg(v: unknown, i: number, what: string): Encoded {
+  try {
+    return encodeValue(v);
+  } catch (e) {
+    throw new TypeError(`argument ${i} of ${what} cannot be serialized: ${(e as Error).message}`);
+  }
+}
+
+/** Decodes refs as nulls (for reading an error's name without borrowing what it refers to). */
+const INERT_REFS: RefFactory = { ref: () => null, actor: () => null };
+
 interface EncodedArgs {
   blob: Uint8Array;
   deps: ArgRef[];
@@ -98,7 +120,6 @@ export class CoreWorker implements ActorCallSink {
   readonly ids: IdGenerator;
   readonly borrowing: Borrowing;
   readonly objects: ObjectManager;
-  private busyCount = 0;
   private closed = false;
   /** set in an actor process */
   actorRestarted = false;
@@ -133,8 +154,10 @@ export class CoreWorker implements ActorCallSink {
       },
       errorName: (err) => {
         try {
-          const e = this.objects.decodeError(err);
-          return e instanceof TaskError ? e.cause?.name : e.name;
+          // refs inside the error are not needed to learn its name
+          const e = decodeValue(err, INERT_REFS, false);
+          if (e instanceof TaskError) return e.cause?.name;
+          return e instanceof Error ? e.name : undefined;
         } catch {
           return undefined;
         }
@@ -143,6 +166,7 @@ export class CoreWorker implements ActorCallSink {
         for (const h of holds) this.refs.removeSubmitted(h);
       },
       freeLate: (e) => this.refs.maybeRelease(e),
+      discard: (r) => this.objects.discardValue(r.val),
     });
     const hooks = {
       self: cfg.self,
@@ -155,6 +179,7 @@ export class CoreWorker implements ActorCallSink {
       busy: (d: number) => this.busy(d),
       warn: cfg.warn,
       decodeError: (b: Uint8Array) => this.objects.decodeError(b),
+      errorOf: (e: RefEntry) => this.objects.errorOf(e),
     };
     this.submitter = new TaskSubmitter(hooks, this.tm);
     this.actors = new ActorSubmitter(hooks, this.tm);
@@ -165,7 +190,7 @@ export class CoreWorker implements ActorCallSink {
         rayletAddress: cfg.rayletAddress,
         headAddress: cfg.headAddress,
         testGlobals: cfg.testGlobals,
-        decodeArgs: (a, d) => this.objects.decodeArgs(a, d),
+        decodeArgs: (a, d, ctx) => this.objects.decodeArgs(a, d, ctx),
         encodeReturn: (v, id, owner, ctx) => this.objects.encodeReturn(v, id, owner, ctx),
         encodeError: (e, name) => this.objects.encodeTaskError(e, name),
         cancelChildren: (ctx) => this.cancelChildren(ctx),
@@ -184,7 +209,6 @@ export class CoreWorker implements ActorCallSink {
 
   /** Counts work that needs replies; the driver stops listening when there is none. */
   busy(delta: number): void {
-    this.busyCount += delta;
     this.cfg.endpoint.keepAlive(delta);
   }
 
@@ -199,6 +223,7 @@ export class CoreWorker implements ActorCallSink {
       case MT.StreamItem: {
         const t = this.tm.get(m.taskId);
         if (t && t.attempt === m.att) this.tm.streamItem(t, m.index, m.obj);
+        else this.objects.discardValue(m.obj.val);
         break;
       }
       case MT.GetObject:
@@ -226,7 +251,7 @@ export class CoreWorker implements ActorCallSink {
         this.actors.onUpdate(m.info, m.as);
         break;
       case MT.ProcessDied:
-        this.onProcessDied(m.workerId, m.reason);
+        this.onProcessDied(m.workerId, m.endpoint, m.reason);
         break;
       case MT.PushTasks:
         this.executor?.onPushTasks(m, from);
@@ -250,24 +275,27 @@ export class CoreWorker implements ActorCallSink {
 
   private onResult(r: TaskResult): void {
     const t = this.tm.get(r.id);
-    if (!t || t.attempt !== r.att) return;
+    if (!t || t.attempt !== r.att) {
+      // a late result of a finished, cancelled or retried task
+      for (const ret of r.rets ?? []) this.objects.discardValue(ret.val);
+      return;
+    }
     if (t.kind === 'normal') this.submitter.onResult(t as NormalTask, r);
     else this.actors.onResult(t as ActorCallTask, r);
   }
 
-  private onProcessDied(workerId: string, reason: string): void {
+  /** Another process on the node died: what it owned is lost, what it borrowed is released. */
+  private onProcessDied(workerId: string, address: string, reason: string): void {
     this.refs.dropBorrower(workerId);
     const lost = this.refs.ownedBy(workerId);
     if (lost.length) this.objects.markLost(lost, undefined, workerId);
     this.borrowing.forgetOwner(workerId);
-    void reason;
+    this.executor?.forgetCaller(workerId);
+    // requests it will never answer fail now; its connection goes
+    this.cfg.endpoint.disconnect(address, reason);
   }
 
-
   // ------------------------------------------------------------------ objects
-
-
-
 
   private freeOwned(e: RefEntry): void {
     if (e.kind === RefKind.Actor) {
@@ -283,32 +311,28 @@ export class CoreWorker implements ActorCallSink {
     this.objects.releaseBorrowed(e, this.closed);
   }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
   // ------------------------------------------------------------------ tasks
 
-  /** Encodes arguments: top-level refs become dependencies, large values go to the store. */
+  /**
+   * Encodes arguments: top-level refs become dependencies, large values go
+   * to the store (like Ray's), each encoded once where its size shows
+   * without encoding (typed arrays, strings, long arrays, Arrow tables).
+   */
   private encodeArgs(args: unknown[], what: string): EncodedArgs {
     const deps: ArgRef[] = [];
-    const values = args.map((a, i) => {
+    const values = args.slice();
+    for (let i = 0; i < values.length; i++) {
+      const a = values[i];
       if (isRef(a)) {
-        deps.push({ i, entry: (a as unknown as ObjectRef)._entry });
-        return null;
+        const entry = (a as unknown as ObjectRef)._entry;
+        // a worker may borrow a large argument (zero-copy views of it): its owner must know it by id
+        if (entry.owned && !(entry.state === ValueState.Ready && entry.blob)) this.refs.publish(entry, a);
+        deps.push({ i, entry });
+        values[i] = null;
+      } else if (surelyLarge(a)) {
+        this.promoteArg(values, i, encodeArg(a, i, what), deps);
       }
-      return a;
-    });
+    }
     let enc: Encoded;
     try {
       enc = encodeValue(values);
@@ -316,15 +340,11 @@ export class CoreWorker implements ActorCallSink {
       enc = this.encodeArgsOneByOne(values, what);
     }
     if (maxBlobSize(enc) > INLINE_MAX) {
-      // large arguments travel through the object store, like Ray's
       for (let i = 0; i < values.length; i++) {
-        if (values[i] === null || isRef(values[i])) continue;
-        const one = encodeValue(values[i]);
-        if (maxBlobSize(one) <= INLINE_MAX / 4) continue;
-        const e = this.objects.storeOwned(one);
-        deps.push({ i, entry: e });
-        this.refs.instance(e);
-        values[i] = null;
+        const v = values[i];
+        if (v === null || typeof v !== 'object') continue;
+        const one = encodeValue(v);
+        if (maxBlobSize(one) > INLINE_MAX / 4) this.promoteArg(values, i, one, deps);
       }
       enc = encodeValue(values);
     }
@@ -333,14 +353,16 @@ export class CoreWorker implements ActorCallSink {
     return { blob: toInlineBlob(enc), deps, holds };
   }
 
+  /** Stores argument `i` as an object of its own; the task gets it as a dependency. */
+  private promoteArg(values: unknown[], i: number, enc: Encoded, deps: ArgRef[]): void {
+    const e = this.objects.storeOwned(enc);
+    this.refs.publish(e, this.refs.instance(e));
+    deps.push({ i, entry: e });
+    values[i] = null;
+  }
+
   private encodeArgsOneByOne(values: unknown[], what: string): Encoded {
-    values.forEach((v, i) => {
-      try {
-        encodeValue(v);
-      } catch (e) {
-        throw new TypeError(`argument ${i} of ${what} cannot be serialized: ${(e as Error).message}`);
-      }
-    });
+    values.forEach((v, i) => encodeArg(v, i, what));
     return encodeValue(values);
   }
 
@@ -384,7 +406,7 @@ export class CoreWorker implements ActorCallSink {
       fnKey: `${req.code.module}\0${req.code.key}`,
       expectedUs: 0,
     };
-    currentTask()?.children.add(taskId);
+    this.addChild(taskId);
     const out = this.results(t, n, streaming);
     this.submitter.submit(t, deps);
     return out;
@@ -411,7 +433,7 @@ export class CoreWorker implements ActorCallSink {
       key: req.code.key,
       maxTaskRetries: req.maxTaskRetries,
     } satisfies ActorWire;
-    const client = this.actors.client(actorId, req.code.name);
+    this.actors.client(actorId, req.code.name);
     const handle = this.refs.instance(e);
     // the constructor's arguments live as long as the actor (restarts reuse them)
     this.refs.setContains(e, holds);
@@ -440,11 +462,13 @@ export class CoreWorker implements ActorCallSink {
         return this.cfg.endpoint.call(this.cfg.headAddress, { t: MT.RegisterActor, spec, getIfExists: req.getIfExists });
       })
       .catch((err: Error & { code?: string }) => {
-        if (err.code === 'NAME_TAKEN') this.actors.nameTaken(actorId, req.code.name, err.message);
-        else this.actors.nameTaken(actorId, req.code.name, `the actor could not be created: ${err.message}`);
+        if (err.code === 'NAME_TAKEN') this.actors.createFailed(actorId, req.code.name, new ActorNameTakenError(err.message));
+        else {
+          const died = new ActorDiedError({ actorId, className: req.code.name, reason: 'it could not be registered with the head', cause: err });
+          this.actors.createFailed(actorId, req.code.name, died);
+        }
       })
       .finally(() => this.busy(-1));
-    void client;
     return handle;
   }
 
@@ -497,7 +521,7 @@ export class CoreWorker implements ActorCallSink {
       depsLeft: 0,
       sent: false,
     };
-    currentTask()?.children.add(taskId);
+    this.addChild(taskId);
     const out = this.results(t, n, streaming);
     this.actors.submit(t, deps);
     return out;
@@ -522,10 +546,17 @@ export class CoreWorker implements ActorCallSink {
     return this.refs.instance(entry);
   }
 
-  /** Cancels the task that makes `e`. */
-  cancel(e: RefEntry, force: boolean, recursive: boolean): void {
-    const id = e.taskId;
-    const t = id ? this.tm.get(id) : undefined;
+  /** Remembers a task submitted by the running task, for recursive cancel (finished ones are pruned). */
+  private addChild(taskId: string): void {
+    const c = currentTask()?.children;
+    if (!c) return;
+    if (c.size >= 1024 && (c.size & 1023) === 0) for (const id of c) if (!this.tm.get(id)) c.delete(id);
+    c.add(taskId);
+  }
+
+  /** Cancels task `taskId` if it is still pending (see ray.cancel). */
+  cancelTask(taskId: string, force: boolean, recursive: boolean): void {
+    const t = this.tm.get(taskId);
     if (!t) return;
     if (t.kind === 'normal') this.submitter.cancel(t as NormalTask, force, recursive);
     else {
@@ -543,17 +574,7 @@ export class CoreWorker implements ActorCallSink {
     }
   }
 
-  // ------------------------------------------------------------------ worker side
-
-
-
-
   // ------------------------------------------------------------------ shutdown
-
-  /** Whether anything still waits for replies. */
-  get isBusy(): boolean {
-    return this.busyCount > 0;
-  }
 
   close(): void {
     this.closed = true;

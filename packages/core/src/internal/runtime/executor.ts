@@ -46,7 +46,7 @@ export interface ExecutorHooks {
   readonly rayletAddress: string;
   readonly headAddress: string;
   readonly testGlobals: boolean;
-  decodeArgs(args: Uint8Array, deps: Dep[] | undefined): unknown[];
+  decodeArgs(args: Uint8Array, deps: Dep[] | undefined, ctx: TaskContext): unknown[];
   encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject;
   encodeError(e: unknown, name: string): Uint8Array;
   cancelChildren(ctx: TaskContext): void;
@@ -182,7 +182,11 @@ export class Executor {
   // ------------------------------------------------------------ normal tasks
 
   onPushTasks(m: MessageOf<MT.PushTasks>, peer: Peer): void {
-    for (const spec of m.tasks) this.queue.push({ spec, owner: m.owner, leaseId: m.leaseId, peer });
+    for (const spec of m.tasks) {
+      // the running task waits in get/wait: what comes now goes back to run elsewhere
+      if (this.blocked > 0) this.reply(peer, { id: spec.id, att: spec.att, st: TaskStatus.Requeue });
+      else this.queue.push({ spec, owner: m.owner, leaseId: m.leaseId, peer });
+    }
     if (!this.running) void this.drain();
   }
 
@@ -225,12 +229,12 @@ export class Executor {
       if (typeof fn !== 'function') throw new SystemFailure(`${ctx.name} is not a function in the worker`);
       let args: unknown[];
       try {
-        args = this.h.decodeArgs(spec.args, spec.deps);
+        args = this.h.decodeArgs(spec.args, spec.deps, ctx);
       } catch (e) {
         throw new SystemFailure(`the arguments of ${ctx.name} could not be read: ${(e as Error).message}`);
       }
       const out = als.run(ctx, () => (fn as (...a: unknown[]) => unknown)(...args));
-      const finish = (value: unknown): TaskResult | Promise<TaskResult> => this.complete(q, ctx, value, start);
+      const finish = (value: unknown): TaskResult | Promise<TaskResult> => this.complete(q.peer, spec, q.owner, ctx, value, start);
       return isThenable(out) ? Promise.resolve(out).then(finish) : finish(out);
     };
     try {
@@ -242,17 +246,17 @@ export class Executor {
     }
   }
 
-  private complete(q: QueuedTask, ctx: TaskContext, value: unknown, start: number): TaskResult | Promise<TaskResult> {
-    const spec = q.spec;
+  /** The result of a task or call that returned `value` (a stream for numReturns 'streaming'). */
+  private complete(peer: Peer, spec: { id: string; att: number; nret: number }, owner: Address, ctx: TaskContext, value: unknown, start: number): TaskResult | Promise<TaskResult> {
     if (this.cancelled.delete(spec.id)) return { id: spec.id, att: spec.att, st: TaskStatus.Cancelled };
-    if (spec.nret === -1) return this.stream(q.peer, spec.id, spec.att, q.owner, ctx, value, start);
+    if (spec.nret === -1) return this.stream(peer, spec.id, spec.att, owner, ctx, value, start);
     const rets: ReturnObject[] = [];
-    if (spec.nret === 1) rets.push(this.h.encodeReturn(value, returnId(spec.id, 0), q.owner, ctx));
+    if (spec.nret === 1) rets.push(this.h.encodeReturn(value, returnId(spec.id, 0), owner, ctx));
     else if (spec.nret > 1) {
       if (!Array.isArray(value) || value.length !== spec.nret) {
         throw new SystemFailure(`${ctx.name} has numReturns: ${spec.nret} but returned ${Array.isArray(value) ? `an array of ${value.length}` : 'a non-array'}`);
       }
-      value.forEach((v, i) => rets.push(this.h.encodeReturn(v, returnId(spec.id, i), q.owner, ctx)));
+      value.forEach((v, i) => rets.push(this.h.encodeReturn(v, returnId(spec.id, i), owner, ctx)));
     }
     const result: TaskResult = { id: spec.id, att: spec.att, st: TaskStatus.Ok, rets, us: (performance.now() - start) * 1000 };
     if (ctx.regs.length > 0) return Promise.all(ctx.regs).then(() => result);
@@ -284,7 +288,10 @@ export class Executor {
     if (!ctx?.leaseId) return;
     if (this.blocked++ > 0) return;
     this.h.endpoint.send(this.h.rayletAddress, { t: MT.TaskBlocked, leaseId: ctx.leaseId });
-    for (const q of this.queue.splice(0)) this.reply(q.peer, { id: q.spec.id, att: q.spec.att, st: TaskStatus.Requeue });
+    for (const q of this.queue.splice(0)) {
+      const st = this.cancelled.delete(q.spec.id) ? TaskStatus.Cancelled : TaskStatus.Requeue;
+      this.reply(q.peer, { id: q.spec.id, att: q.spec.att, st });
+    }
   }
 
   exitBlocked(ctx: TaskContext | undefined): void {
@@ -318,6 +325,11 @@ export class Executor {
 
   // ------------------------------------------------------------ actors
 
+  /** A caller process died: forget its call numbering and its out-of-order calls. */
+  forgetCaller(workerId: string): void {
+    this.callers.delete(workerId);
+  }
+
   onCreateActor(m: MessageOf<MT.CreateActor>, peer: Peer): void {
     const spec = m.spec;
     const report = (ok: boolean, err?: Uint8Array): void =>
@@ -343,7 +355,7 @@ export class Executor {
     setVisibleGpus(ctx.gpus);
     const construct = (cls: unknown): void => {
       if (typeof cls !== 'function') throw new SystemFailure(`${spec.cls.name} is not a class in the worker`);
-      const args = this.h.decodeArgs(spec.args, spec.deps);
+      const args = this.h.decodeArgs(spec.args, spec.deps, ctx);
       this.instance = als.run(ctx, () => new (cls as new (...a: unknown[]) => Record<string, unknown>)(...args));
     };
     const fail = (e: unknown): void => report(false, this.h.encodeError(e, `${spec.cls.name}.constructor`));
@@ -426,17 +438,13 @@ export class Executor {
       if (typeof method !== 'function') throw new SystemFailure(`${spec.cls.name} has no method ${call.m}`);
       let args: unknown[];
       try {
-        args = this.h.decodeArgs(call.args, call.deps);
+        args = this.h.decodeArgs(call.args, call.deps, ctx);
       } catch (e) {
         throw new SystemFailure(`the arguments of ${name} could not be read: ${(e as Error).message}`);
       }
       this.runningCtx.set(call.id, ctx);
       const out = als.run(ctx, () => (method as (...a: unknown[]) => unknown).apply(inst, args));
-      const q: QueuedTask = { spec: { id: call.id, att: call.att, fn: spec.cls, args: call.args, nret: call.nret }, owner: c.caller, leaseId: '', peer: c.peer };
-      const finish = (value: unknown): TaskResult | Promise<TaskResult> => {
-        if (call.nret === -1) return this.stream(c.peer, call.id, call.att, c.caller, ctx, value, start);
-        return this.complete(q, ctx, value, start);
-      };
+      const finish = (value: unknown): TaskResult | Promise<TaskResult> => this.complete(c.peer, call, c.caller, ctx, value, start);
       const done = (r: TaskResult): TaskResult => {
         this.runningCtx.delete(call.id);
         return r;

@@ -24,8 +24,16 @@ export interface CodeLocation {
 /** A definition that can be located, or why not. */
 export type Located = { ok: true; loc: CodeLocation } | { ok: false; reason: string; name: string };
 
+/** One definition registered in a module: its source, key and where `ray.remote()` was called. */
+interface DefRecord {
+  src: string;
+  key: string;
+  site: string;
+  def: WeakRef<object>;
+}
+
 interface ModuleDefs {
-  byName: Map<string, Array<{ src: string; key: string }>>;
+  byName: Map<string, DefRecord[]>;
 }
 
 interface Registry {
@@ -132,30 +140,57 @@ export function locate(def: object, explicitName: string | undefined, caller: (.
         '(keep driver code under `if (require.main === module)` or in another file).',
     };
   }
-  const key = explicitName ?? keyFor(file, fnName, def);
+  const where = `${site.getLineNumber() ?? 0}:${site.getColumnNumber() ?? 0}`;
+  const keyed = keyFor(file, explicitName, fnName, def, where);
+  if (typeof keyed !== 'string') return { ok: false, name: display, reason: keyed.clash };
+  const key = keyed;
   if (!explicitName && !fnName) display = anonymousNames(file)[Number(key.slice(1))] ?? display;
   const loc: CodeLocation = { module: file, key, name: display };
   registry().defs.set(`${file}\0${key}`, def);
   return { ok: true, loc };
 }
 
-function keyFor(module: string, fnName: string, def: object): string {
+/**
+ * The key of a definition. Evaluating a module again (test runners do)
+ * registers its definitions again from the same call sites and gets the same
+ * keys. Two different definitions with one key — closures from one factory
+ * have the same source, or one explicit name used twice — could not be told
+ * apart in a worker: that is an error.
+ */
+function keyFor(module: string, explicitName: string | undefined, fnName: string, def: object, site: string): string | { clash: string } {
   const r = registry();
   let m = r.modules.get(module);
   if (!m) {
     m = { byName: new Map() };
     r.modules.set(module, m);
   }
-  let list = m.byName.get(fnName);
+  const group = explicitName === undefined ? fnName : `\0${explicitName}`;
+  let list = m.byName.get(group);
   if (!list) {
     list = [];
-    m.byName.set(fnName, list);
+    m.byName.set(group, list);
   }
   const src = Function.prototype.toString.call(def);
-  const same = list.find((x) => x.src === src);
-  if (same) return same.key;
-  const key = `${fnName}#${list.length}`;
-  list.push({ src, key });
+  const same = explicitName === undefined ? list.find((x) => x.src === src) : list[0];
+  if (same) {
+    if (same.def.deref() === def || same.site === site) {
+      same.def = new WeakRef(def);
+      same.site = site;
+      return same.key;
+    }
+    const shown = explicitName ?? (fnName || 'an anonymous function');
+    const base = path.basename(module.replace(/^file:\/\//, ''));
+    return {
+      clash:
+        explicitName !== undefined
+          ? `the name '${explicitName}' is given to two different remote definitions in ${base} (lines ${same.site.split(':')[0]} and ${site.split(':')[0]}): workers could not tell them apart. Give each its own name.`
+          : `${shown} in ${base} (line ${site.split(':')[0]}) has the same source as the remote definition at line ${same.site.split(':')[0]} ` +
+            '(closures made by one factory look alike to a worker, which finds definitions by module and name): ' +
+            "give each its own name with ray.remote({ name: 'unique' }, fn).",
+    };
+  }
+  const key = explicitName ?? `${fnName}#${list.length}`;
+  list.push({ src, key, site, def: new WeakRef(def) });
   return key;
 }
 

@@ -9,7 +9,7 @@ import { GetTimeoutError, ObjectFreedError, ObjectLostError, OwnerDiedError, Ray
 import type { ObjectRef } from '../api/object-ref';
 import type { IdGenerator } from '../ids';
 import type { ObjectStoreClient } from '../objects/object-store';
-import { MT, type Address, type Dep, type ObjectValue, type ReturnObject } from '../protocol/messages';
+import { MT, type Address, type Dep, type Location, type ObjectValue, type ReturnObject } from '../protocol/messages';
 import type { ActorLike, ActorWire, RefLike } from '../serialization/brands';
 import { INLINE_MAX, decodeValue, encodeValue, maxBlobSize, toInlineBlob, type Encoded, type RefFactory } from '../serialization/value-codec';
 import type { Endpoint, Peer } from '../transport/endpoint';
@@ -70,9 +70,23 @@ export class ObjectManager {
   }
 
   /** Frees an owned value's bytes in shared memory (or its spill file). */
-  freeLoc(loc: NonNullable<RefEntry['loc']>): void {
+  freeLoc(loc: Location): void {
     if (loc.node === this.self.nodeId) this.store.free(loc);
     this.store.account(-loc.size);
+  }
+
+  /**
+   * A returned value nobody will read (its task was cancelled, retried or
+   * already settled): free its bytes and let the owners of refs inside it
+   * know we do not borrow them.
+   */
+  discardValue(v: ObjectValue | undefined): void {
+    if (!v) return;
+    if (v.loc && v.loc.node === this.self.nodeId) this.store.free(v.loc);
+    for (const w of v.refs ?? []) {
+      if (w.owner.workerId === this.self.workerId) continue;
+      this.endpoint.send(w.owner.endpoint, { t: MT.RemoveBorrower, ids: [w.id], borrowerId: this.self.workerId });
+    }
   }
 
   /** This process no longer holds a borrowed object. */
@@ -203,12 +217,23 @@ export class ObjectManager {
   valueOf(e: RefEntry): unknown {
     if (e.state !== ValueState.Ready) throw this.errorOf(e);
     if (e.blob) return decodeValue(e.blob, this.factory, false);
-    const loc = e.loc;
-    if (!loc) throw new ObjectLostError(e.id, 'it has no value');
-    if (loc.node !== this.self.nodeId) throw new ObjectLostError(e.id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
-    const sb = this.store.read(loc, e.id);
-    const v = decodeValue(sb.bytes, this.factory, sb.shared);
-    if (sb.pin) this.refs.trackView(e, sb.pin);
+    if (!e.loc) throw new ObjectLostError(e.id, 'it has no value');
+    return this.readLoc(e.id, e.loc, e);
+  }
+
+  /**
+   * Decodes a value in this node's store, in place. Typed arrays in it are
+   * views of shared memory: `pin` (the object's entry) is held until they
+   * are all collected, so the block is not freed under them. Without an
+   * entry to pin, the value is copied out.
+   */
+  private readLoc(id: string, loc: Location, pin: RefEntry | undefined): unknown {
+    if (loc.node !== this.self.nodeId) throw new ObjectLostError(id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
+    const sb = this.store.read(loc, id);
+    if (!sb.pin) return decodeValue(sb.bytes, this.factory, false);
+    if (!pin) return decodeValue(sb.bytes, this.factory, false);
+    const v = decodeValue(sb.bytes, this.factory, true);
+    this.refs.trackView(pin, sb.pin);
     return v;
   }
   errorOf(e: RefEntry): Error {
@@ -226,12 +251,17 @@ export class ObjectManager {
     return toInlineBlob(encodeValue(e ?? new RayError('unknown error')));
   }
 
-  /** Frees an owned object now (ray.free): later gets reject with ObjectFreedError. */
+  /**
+   * Frees an owned object now (ray.free): later gets reject with
+   * ObjectFreedError. Bytes that zero-copy views still show are freed when
+   * the last view is collected.
+   */
   freeNow(e: RefEntry): void {
     this.refs.untrackLarge(e);
     if (e.loc) {
-      if (e.loc.node === this.self.nodeId) this.store.free(e.loc);
-      this.store.account(-e.loc.size);
+      if (e.views > 0) {
+        e.freeAfterViews = e.loc;
+      } else this.freeLoc(e.loc);
     }
     e.blob = undefined;
     e.loc = undefined;
@@ -296,10 +326,13 @@ export class ObjectManager {
       let left = n;
       let timer: NodeJS.Timeout | undefined;
       let done = false;
+      const disposers: Array<() => void> = [];
       const finish = (err?: Error): void => {
         if (done) return;
         done = true;
         if (timer) clearTimeout(timer);
+        // a wait that gave up leaves nothing behind on the entries it watched
+        for (const d of disposers) d();
         this.busy(-1);
         this.h.exitBlocked(ctx);
         if (err) reject(err);
@@ -311,8 +344,9 @@ export class ObjectManager {
         if (--left <= 0) finish();
       };
       for (const e of entries) {
+        if (done) break;
         if (!e.owned) this.fetch(e);
-        e.whenSettled(onSettle);
+        disposers.push(e.whenSettled(onSettle));
       }
       if (done || timeoutMs === undefined) return;
       timer = setTimeout(() => {
@@ -321,21 +355,39 @@ export class ObjectManager {
       }, timeoutMs);
     });
   }
-  decodeArgs(args: Uint8Array, deps: Dep[] | undefined): unknown[] {
+
+  /** Decodes a task's arguments; large ones are read in place (see readLoc). */
+  decodeArgs(args: Uint8Array, deps: Dep[] | undefined, ctx: TaskContext): unknown[] {
     const values = decodeValue(args, this.factory, false) as unknown[];
     if (!Array.isArray(values)) throw new Error('arguments are not a list');
     if (deps) {
       for (const d of deps) {
         const v = d.val;
         if (v?.blob) values[d.i] = decodeValue(v.blob, this.factory, false);
-        else if (v?.loc) {
-          const sb = this.store.read(v.loc, d.ref.id);
-          values[d.i] = decodeValue(sb.bytes, this.factory, sb.shared);
-        } else throw new Error(`argument ${d.i} has no value`);
+        else if (v?.loc) values[d.i] = this.readLoc(d.ref.id, v.loc, this.argPin(d.ref.id, d.ref.owner, v.loc, ctx));
+        else throw new Error(`argument ${d.i} has no value`);
       }
     }
     return values;
   }
+
+  /**
+   * The entry that keeps a large argument's block alive while views of it
+   * are: this process borrows the object (registered before the task's
+   * result goes back, so the owner cannot free it in between). An argument
+   * owned here and not shared has no entry to pin: it is copied.
+   */
+  private argPin(id: string, owner: Address, loc: Location, ctx: TaskContext): RefEntry | undefined {
+    if (owner.workerId === this.self.workerId) return this.refs.entries.get(id);
+    const { entry, created } = this.refs.getOrCreate(id, owner, RefKind.Object);
+    if (created) this.borrowing.register(entry, ctx);
+    if (entry.state === ValueState.Pending) {
+      entry.loc = loc;
+      entry.state = ValueState.Ready;
+    }
+    return entry;
+  }
+
   encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject {
     const enc = encodeValue(value);
     const val: ObjectValue = {};

@@ -25,6 +25,8 @@
  */
 import type { Address, Location } from '../protocol/messages';
 
+const noop = (): void => undefined;
+
 /** Lifecycle of an object's value. */
 export const enum ValueState {
   Pending = 0,
@@ -54,7 +56,10 @@ export class RefEntry {
   /** published: the interned public instance (ObjectRef or ActorHandle) */
   ref: WeakRef<object> | undefined = undefined;
   live = false;
+  /** zero-copy views of the value that are alive */
   views = 0;
+  /** freed (ray.free) while views were alive: the block to free once they are gone */
+  freeAfterViews: Location | undefined = undefined;
   submitted = 0;
   containedIn = 0;
   /** owned: processes borrowing it */
@@ -102,10 +107,22 @@ export class RefEntry {
     for (const f of w) f();
   }
 
-  /** Calls `f` once the value is no longer pending (now if it is not). */
-  whenSettled(f: () => void): void {
-    if (this.state !== ValueState.Pending) f();
-    else (this.waiters ??= []).push(f);
+  /**
+   * Calls `f` once the value is no longer pending (now if it is not).
+   * Returns a function that cancels the call (for waits that time out).
+   */
+  whenSettled(f: () => void): () => void {
+    if (this.state !== ValueState.Pending) {
+      f();
+      return noop;
+    }
+    const w = (this.waiters ??= []);
+    w.push(f);
+    return () => {
+      if (this.waiters !== w) return;
+      const i = w.indexOf(f);
+      if (i >= 0) w.splice(i, 1);
+    };
   }
 }
 
@@ -146,6 +163,11 @@ export class ReferenceTable {
     });
     this.viewRegistry = new FinalizationRegistry((e) => {
       e.views--;
+      if (e.views === 0 && e.freeAfterViews) {
+        const loc = e.freeAfterViews;
+        e.freeAfterViews = undefined;
+        this.hooks.freeLarge(loc);
+      }
       this.maybeRelease(e);
     });
     this.largeRegistry = new FinalizationRegistry((key) => this.freeLargeKey(key));
@@ -230,10 +252,10 @@ export class ReferenceTable {
     this.hooks.freeLarge(loc);
   }
 
-  /** Counts a zero-copy view of `e`'s value until `view` is collected. */
+  /** Counts a zero-copy view of `e`'s value (and keeps `e` alive) until `view` is collected. */
   trackView(e: RefEntry, view: object): void {
+    if (this.viewOwners.has(view)) return;
     this.viewOwners.set(view, e);
-    if (!e.published) return;
     e.views++;
     this.viewRegistry.register(view, e);
   }

@@ -98,6 +98,8 @@ export interface TaskManagerHooks {
   release(holds: RefEntry[]): void;
   /** Frees an owned entry whose refs were all dropped before its value came. */
   freeLate(entry: RefEntry): void;
+  /** Frees a returned value nobody will read. */
+  discard(ret: ReturnObject): void;
 }
 
 /** See the module comment. */
@@ -130,9 +132,10 @@ export class TaskManager {
       for (let i = 0; i < t.returns.length; i++) {
         const e = t.returns[i] as RefEntry;
         const ret = rets[i];
-        if (ret) this.settle(e, () => this.hooks.storeReturn(e, ret));
+        if (ret) this.settle(e, ret);
         else this.settleError(e, undefined, new Error(`the task returned ${rets.length} values, ${t.returns.length} expected`));
       }
+      for (let i = t.returns.length; i < rets.length; i++) this.hooks.discard(rets[i] as ReturnObject);
       if (t.stream) {
         t.stream.done = true;
         t.stream.wake();
@@ -175,12 +178,18 @@ export class TaskManager {
     this.done(t);
   }
 
-  /** A streamed item arrived. */
+  /**
+   * A streamed item arrived. A retried generator starts over: the items an
+   * earlier attempt already delivered are dropped.
+   */
   streamItem(t: PendingTask, index: number, ret: ReturnObject): void {
     const s = t.stream;
-    if (!s || s.done) return;
+    if (!s || s.done || index !== s.next + s.items.length) {
+      this.hooks.discard(ret);
+      return;
+    }
     const e = this.hooks.streamEntry(t, index, ret);
-    this.settle(e, () => this.hooks.storeReturn(e, ret));
+    this.settle(e, ret);
     s.items.push(e);
     s.wake();
   }
@@ -192,9 +201,12 @@ export class TaskManager {
     this.hooks.release(t.holds);
   }
 
-  private settle(e: RefEntry, store: () => void): void {
-    if (e.state !== ValueState.Pending) return;
-    store();
+  private settle(e: RefEntry, ret: ReturnObject): void {
+    if (e.state !== ValueState.Pending) {
+      this.hooks.discard(ret);
+      return;
+    }
+    this.hooks.storeReturn(e, ret);
     e.notify();
     if (e.released) this.hooks.freeLate(e);
   }

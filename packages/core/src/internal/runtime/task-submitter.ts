@@ -37,6 +37,11 @@ interface Lease {
   expectedUs: number;
   idleTimer: NodeJS.Timeout | undefined;
   returned: boolean;
+  /**
+   * its worker handed tasks back because the running one blocks in get/wait:
+   * send it no more until what it runs now finishes
+   */
+  blocked: boolean;
 }
 
 class SchedulingQueue {
@@ -99,6 +104,8 @@ export interface SubmitterHooks {
   busy(delta: number): void;
   /** Prints a warning to the user. */
   warn(msg: string): void;
+  /** The error a failed or lost object's readers get. */
+  errorOf(e: RefEntry): Error;
 }
 
 /** See the module comment. */
@@ -132,8 +139,8 @@ export class TaskSubmitter {
       specDeps,
       () => this.enqueue(t),
       (e) => {
-        this.tm.abort(t, e.err, e.errObj);
-        this.finished(t);
+        this.tm.abort(t, e.err, e.err ? undefined : this.h.errorOf(e));
+        this.finished();
       },
     );
   }
@@ -181,7 +188,8 @@ export class TaskSubmitter {
   }
 
   private push(l: Lease): void {
-    if (l.returned) return;
+    if (l.returned || (l.blocked && l.inflight.size > 0)) return;
+    l.blocked = false;
     const q = l.queue;
     const batch: TaskSpec[] = [];
     while (l.inflight.size < MAX_IN_FLIGHT) {
@@ -233,7 +241,7 @@ export class TaskSubmitter {
       return;
     }
     q.requests.delete(leaseReqId);
-    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false };
+    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false, blocked: false };
     this.leases.set(leaseId, l);
     q.leases.add(l);
     this.push(l);
@@ -258,7 +266,11 @@ export class TaskSubmitter {
       this.durations.set(t.fnKey, prev === undefined ? r.us : prev * 0.7 + r.us * 0.3);
     }
     t.lease = undefined;
-    if (r.st === TaskStatus.Requeue) {
+    if (r.st === TaskStatus.Requeue && t.cancelled) {
+      this.tm.cancelled(t);
+      this.finished();
+    } else if (r.st === TaskStatus.Requeue) {
+      if (l) l.blocked = true;
       t.attempt++;
       this.enqueue(t, true);
     } else if (r.st === TaskStatus.UserError && this.tm.shouldRetryError(t, r)) {
@@ -268,7 +280,7 @@ export class TaskSubmitter {
       this.enqueue(t);
     } else {
       this.tm.finish(t, r);
-      this.finished(t);
+      this.finished();
     }
     if (l) this.afterProgress(l);
   }
@@ -285,9 +297,8 @@ export class TaskSubmitter {
     }
   }
 
-  private finished(t: NormalTask): void {
+  private finished(): void {
     this.h.busy(-1);
-    void t;
   }
 
   private returnLease(l: Lease, kill = false): void {
@@ -322,7 +333,7 @@ export class TaskSubmitter {
         this.enqueue(t, true);
       } else {
         this.tm.crashed(t, reason);
-        this.finished(t);
+        this.finished();
       }
     }
     l.inflight.clear();
@@ -340,7 +351,7 @@ export class TaskSubmitter {
       const q = this.queues.get(t.key);
       if (q && t.queued) q.remove(t);
       this.tm.cancelled(t);
-      this.finished(t);
+      this.finished();
       return;
     }
     const l = t.lease;
@@ -350,11 +361,6 @@ export class TaskSubmitter {
       if (l.idleTimer) clearTimeout(l.idleTimer);
       this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId: l.id, kill: true });
     } else this.h.endpoint.send(l.worker.endpoint, { t: MT.CancelTask, taskId: t.taskId, force, recursive });
-  }
-
-  /** Tasks not yet finished (for shutdown and tests). */
-  get pendingLeases(): number {
-    return this.leases.size;
   }
 
   /** Returns every lease (shutdown). */

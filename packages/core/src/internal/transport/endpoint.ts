@@ -78,6 +78,13 @@ class Outbox {
 
 let requestCounter = 0;
 
+interface PendingRequest {
+  readonly address: string;
+  resolve: (m: Message) => void;
+  reject: (e: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
 /** A printable name for a peer, for logs. */
 function peerName(p: Peer): string {
   if (p.kind === 'dealer') return p.address;
@@ -93,10 +100,10 @@ export class Endpoint {
   private readonly router: zmq.Router;
   private readonly routerOut: Outbox;
   private readonly dealers = new Map<string, { sock: zmq.Dealer; out: Outbox }>();
-  private readonly pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout }>();
+  private readonly pending = new Map<number, PendingRequest>();
   private readonly dropLog = new RateLimitedLog();
   private closed = false;
-  private handler: MessageHandler;
+  private readonly handler: MessageHandler;
   /** idle-exit mode: receive only while something waits for messages */
   private readonly idleExit: boolean;
   private holds = 0;
@@ -163,11 +170,6 @@ export class Endpoint {
   /** Every address this endpoint listens at. */
   addresses: string[] = [];
 
-  /** Replaces the handler for messages that are not replies. */
-  setHandler(h: MessageHandler): void {
-    this.handler = h;
-  }
-
   /** Sends `msg` to the process listening at `address`. */
   send(address: string, msg: Message): void {
     if (this.closed) return;
@@ -189,7 +191,11 @@ export class Endpoint {
     const reqId = ++requestCounter;
     const full = { ...msg, reqId } as unknown as Message;
     return new Promise<Message>((resolve, reject) => {
-      const entry: { resolve: (m: Message) => void; reject: (e: Error) => void; timer?: NodeJS.Timeout } = { resolve, reject };
+      if (this.closed) {
+        reject(new RaySystemError('the connection was closed (shutdown)'));
+        return;
+      }
+      const entry: PendingRequest = { address, resolve, reject };
       if (timeoutMs !== undefined) {
         entry.timer = setTimeout(() => {
           this.pending.delete(reqId);
@@ -223,13 +229,27 @@ export class Endpoint {
     this.reply(peer, m);
   }
 
-  /** Closes the connection to `address`, dropping what is queued for it. */
-  disconnect(address: string): void {
+  /**
+   * Closes the connection to `address` (its process is gone), dropping what
+   * is queued for it; requests waiting for its answer reject with `reason`.
+   */
+  disconnect(address: string, reason = 'the process at the other end exited'): void {
+    this.failRequestsTo(address, reason);
     const d = this.dealers.get(address);
     if (!d) return;
     this.dealers.delete(address);
     d.out.closed = true;
     d.sock.close();
+  }
+
+  /** Rejects every request waiting for an answer from `address`. */
+  failRequestsTo(address: string, reason: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.address !== address) continue;
+      this.pending.delete(id);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(new RaySystemError(`no answer from ${address}: ${reason}`));
+    }
   }
 
   /** Stops everything; pending requests reject. */
@@ -248,10 +268,6 @@ export class Endpoint {
       p.reject(new RaySystemError('the connection was closed (shutdown)'));
     }
     this.pending.clear();
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {

@@ -1,0 +1,79 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Endpoint, type Peer } from '../../src/internal/transport/endpoint';
+import { MT, type Address, type Message } from '../../src/internal/protocol/messages';
+import { Borrowing } from '../../src/internal/runtime/borrowing';
+import { RefEntry, RefKind, ReferenceTable } from '../../src/internal/runtime/refs';
+import { until } from '../helpers/poll';
+
+let dir: string;
+const open: Endpoint[] = [];
+
+async function endpoint(name: string, handler: (m: Message, from: Peer) => void): Promise<Endpoint> {
+  const ep = await Endpoint.bind(`ipc://${path.join(dir, name)}`, name, handler);
+  open.push(ep);
+  return ep;
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-transport-'));
+});
+
+afterEach(() => {
+  for (const ep of open.splice(0)) ep.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Endpoint requests', () => {
+  test('a request to a process that went away rejects when its connection is dropped', async () => {
+    const got: Message[] = [];
+    const silent = await endpoint('silent', (m) => got.push(m));
+    const asker = await endpoint('asker', () => undefined);
+    const answer = asker.request(silent.address, { t: MT.NodeStats });
+    await until(() => got.length === 1, 'the request to arrive');
+    asker.disconnect(silent.address, 'it exited with code 1');
+    await expect(answer).rejects.toThrow(/no answer from .*silent: it exited with code 1/);
+  });
+
+  test('close rejects pending requests, and requests after close reject at once', async () => {
+    const silent = await endpoint('silent', () => undefined);
+    const asker = await endpoint('asker', () => undefined);
+    const pending = asker.request(silent.address, { t: MT.NodeStats });
+    asker.close();
+    await expect(pending).rejects.toThrow(/closed/);
+    await expect(asker.request(silent.address, { t: MT.NodeStats })).rejects.toThrow(/closed/);
+  });
+});
+
+describe('Borrowing', () => {
+  test('a removal waits only for the registrations sent before it, not for later ones', async () => {
+    const adds: Array<{ ids: string[]; reqId: number; from: Peer }> = [];
+    const removes: string[][] = [];
+    const ownerEp = await endpoint('owner', (m, from) => {
+      if (m.t === MT.AddBorrower) adds.push({ ids: m.ids, reqId: m.reqId, from });
+      if (m.t === MT.RemoveBorrower) removes.push(m.ids);
+    });
+    const borrowerEp = await endpoint('borrower', () => undefined);
+    const owner: Address = { workerId: 'owner', nodeId: 'n', endpoint: ownerEp.address, slot: 1 };
+    const self: Address = { workerId: 'borrower', nodeId: 'n', endpoint: borrowerEp.address, slot: 2 };
+    const table = new ReferenceTable(self, { freeOwned: () => undefined, releaseBorrowed: () => undefined, makeInstance: () => ({}), freeLarge: () => undefined });
+    const entry = (id: string): RefEntry => new RefEntry(id, owner, false, RefKind.Object, table);
+    const b = new Borrowing(borrowerEp, self, () => undefined, () => undefined);
+
+    b.register(entry('first'), undefined);
+    await until(() => adds.length === 1, 'the first registration');
+    b.release(entry('released'));
+    b.register(entry('second'), undefined);
+    await until(() => adds.length === 2, 'the second registration');
+    expect(removes).toEqual([]); // the first registration is not acknowledged yet
+
+    const first = adds[0] as (typeof adds)[number];
+    ownerEp.respond(first.from, first.reqId, true, []);
+    // sent although the second registration is still unanswered (steady traffic never holds removals back)
+    await until(() => removes.length === 1, 'the removal');
+    expect(removes[0]).toEqual(['released']);
+    const second = adds[1] as (typeof adds)[number];
+    ownerEp.respond(second.from, second.reqId, true, []);
+  });
+});
