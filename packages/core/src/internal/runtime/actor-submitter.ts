@@ -211,6 +211,7 @@ export class ActorSubmitter {
     c.calls.push(...keep);
   }
 
+  /** The ActorDiedError a call to `c` fails with (carrying the constructor's error, if that is why). */
   deathError(c: ActorClient, reason?: string): Error {
     const info = c.info;
     const cause = info?.cause ? this.h.decodeError(info.cause) : undefined;

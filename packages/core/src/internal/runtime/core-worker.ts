@@ -147,11 +147,7 @@ export class CoreWorker implements ActorCallSink {
     this.borrowing = new Borrowing(cfg.endpoint, cfg.self, (lost) => this.objects.markLost(lost, 'its owner no longer has it'), (d) => this.busy(d));
     this.tm = new TaskManager({
       storeReturn: (e, r) => this.objects.storeValue(e, r.val),
-      streamEntry: (t, i) => {
-        const e = this.refs.createLocal(returnId(t.taskId, i));
-        e.taskId = t.taskId;
-        return e;
-      },
+      streamEntry: (t, i) => this.returnEntry(t.taskId, i),
       errorName: (err) => {
         try {
           // refs inside the error are not needed to learn its name
@@ -201,6 +197,7 @@ export class CoreWorker implements ActorCallSink {
     }
   }
 
+  /** This process's endpoint. */
   get endpoint(): Endpoint {
     return this.cfg.endpoint;
   }
@@ -318,7 +315,7 @@ export class CoreWorker implements ActorCallSink {
    * to the store (like Ray's), each encoded once where its size shows
    * without encoding (typed arrays, strings, long arrays, Arrow tables).
    */
-  private encodeArgs(args: unknown[], what: string): EncodedArgs {
+  private encodeArgs(args: unknown[], what: string, forTask = true): EncodedArgs {
     const deps: ArgRef[] = [];
     const values = args.slice();
     for (let i = 0; i < values.length; i++) {
@@ -349,7 +346,8 @@ export class CoreWorker implements ActorCallSink {
       enc = encodeValue(values);
     }
     const holds = [...deps.map((d) => d.entry), ...this.objects.entriesOf(enc.refs, enc.actors)];
-    for (const h of holds) this.refs.addSubmitted(h);
+    // a task holds its arguments until it finishes (an actor holds them for its lifetime)
+    if (forTask) for (const h of holds) this.refs.addSubmitted(h);
     return { blob: toInlineBlob(enc), deps, holds };
   }
 
@@ -377,12 +375,7 @@ export class CoreWorker implements ActorCallSink {
     const { blob, deps, holds } = this.encodeArgs(req.args, req.code.name);
     const streaming = req.numReturns === 'streaming';
     const n = streaming ? 0 : (req.numReturns as number);
-    const returns: RefEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = this.refs.createLocal(returnId(taskId, i));
-      e.taskId = taskId;
-      returns.push(e);
-    }
+    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
     const t: NormalTask = {
       taskId,
       attempt: 0,
@@ -422,7 +415,7 @@ export class CoreWorker implements ActorCallSink {
   createActor(req: ActorRequest): object {
     this.assertOpen(`${req.code.name}.remote()`);
     const actorId = `${this.cfg.jobId}${randomId(6)}`;
-    const { blob, deps, holds } = this.encodeArgs(req.args, `${req.code.name}.constructor`);
+    const { blob, deps, holds } = this.encodeArgs(req.args, `${req.code.name}.constructor`, false);
     const e = this.refs.createOwned(actorId, RefKind.Actor);
     e.state = ValueState.Ready;
     e.actorWire = {
@@ -437,7 +430,6 @@ export class CoreWorker implements ActorCallSink {
     const handle = this.refs.instance(e);
     // the constructor's arguments live as long as the actor (restarts reuse them)
     this.refs.setContains(e, holds);
-    for (const h of holds) this.refs.removeSubmitted(h);
     const spec: ActorSpec = {
       id: actorId,
       jobId: this.cfg.jobId,
@@ -494,12 +486,7 @@ export class CoreWorker implements ActorCallSink {
     const { blob, deps, holds } = this.encodeArgs(args, name);
     const streaming = numReturns === 'streaming';
     const n = streaming ? 0 : (numReturns as number);
-    const returns: RefEntry[] = [];
-    for (let i = 0; i < n; i++) {
-      const e = this.refs.createLocal(returnId(taskId, i));
-      e.taskId = taskId;
-      returns.push(e);
-    }
+    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
     this.refs.addSubmitted(entry);
     holds.push(entry);
     const client = this.actors.client(entry.id, wire.className);
@@ -546,6 +533,13 @@ export class CoreWorker implements ActorCallSink {
     return this.refs.instance(entry);
   }
 
+  /** The owned entry of return value `i` of task `taskId`. */
+  private returnEntry(taskId: string, i: number): RefEntry {
+    const e = this.refs.createLocal(returnId(taskId, i));
+    e.taskId = taskId;
+    return e;
+  }
+
   /** Remembers a task submitted by the running task, for recursive cancel (finished ones are pruned). */
   private addChild(taskId: string): void {
     const c = currentTask()?.children;
@@ -576,6 +570,7 @@ export class CoreWorker implements ActorCallSink {
 
   // ------------------------------------------------------------------ shutdown
 
+  /** Stops submitting (shutdown): later calls throw NotInitializedError; leases go back. */
   close(): void {
     this.closed = true;
     this.submitter.returnAll();

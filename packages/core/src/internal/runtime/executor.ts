@@ -121,6 +121,7 @@ export class Executor {
 
   constructor(private readonly h: ExecutorHooks) {}
 
+  /** The id of the actor hosted here, if any. */
   get actorId(): string | undefined {
     return this.actorSpec?.id;
   }
@@ -181,6 +182,7 @@ export class Executor {
 
   // ------------------------------------------------------------ normal tasks
 
+  /** An owner pushes tasks under a lease: they run one at a time, in order. */
   onPushTasks(m: MessageOf<MT.PushTasks>, peer: Peer): void {
     for (const spec of m.tasks) {
       // the running task waits in get/wait: what comes now goes back to run elsewhere
@@ -294,6 +296,7 @@ export class Executor {
     }
   }
 
+  /** The waiting task resumes (its CPU is taken back). */
   exitBlocked(ctx: TaskContext | undefined): void {
     if (!ctx?.leaseId) return;
     if (--this.blocked > 0) return;
@@ -302,6 +305,7 @@ export class Executor {
 
   // ------------------------------------------------------------ cancel
 
+  /** Cancels a queued task or call, or aborts a running one (and its children when recursive). */
   onCancel(m: MessageOf<MT.CancelTask>): void {
     const i = this.queue.findIndex((q) => q.spec.id === m.taskId);
     if (i >= 0) {
@@ -330,6 +334,7 @@ export class Executor {
     this.callers.delete(workerId);
   }
 
+  /** The head places an actor here: construct it and report back. */
   onCreateActor(m: MessageOf<MT.CreateActor>, peer: Peer): void {
     const spec = m.spec;
     const report = (ok: boolean, err?: Uint8Array): void =>
@@ -376,6 +381,7 @@ export class Executor {
     }
   }
 
+  /** A caller's method calls: queued in the caller's order (by sequence number), run up to maxConcurrency at once. */
   onPushActorTasks(m: MessageOf<MT.PushActorTasks>, peer: Peer): void {
     if (!this.actorSpec || m.actorId !== this.actorSpec.id || !this.instance) {
       const err = this.h.encodeError(new Error(`actor ${m.actorId} is not (or no longer) hosted by this worker`), 'actor');

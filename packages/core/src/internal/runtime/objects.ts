@@ -115,6 +115,7 @@ export class ObjectManager {
     }
   }
 
+  /** Borrowed objects whose owner died or lost them: their readers get OwnerDiedError or ObjectLostError. */
   markLost(entries: RefEntry[], reason: string | undefined, ownerId?: string): void {
     for (const e of entries) {
       if (e.state === ValueState.Ready && e.blob) continue; // we still have the value
@@ -125,6 +126,7 @@ export class ObjectManager {
       e.notify();
     }
   }
+  /** Stores a value that arrived (a task's return, or a fetched object) in its entry. */
   storeValue(e: RefEntry, v: ObjectValue): void {
     if (v.blob) e.blob = v.blob;
     else if (v.loc) {
@@ -194,6 +196,7 @@ export class ObjectManager {
       )
       .finally(() => this.busy(-1));
   }
+  /** Another process asks for the value of an object we own (waiting for it if pending and `wait`). */
   onGetObject(reqId: number, id: string, wait: boolean, from: Peer): void {
     const e = this.refs.entries.get(id);
     const answer = (): void => {
@@ -236,12 +239,14 @@ export class ObjectManager {
     this.refs.trackView(pin, sb.pin);
     return v;
   }
+  /** The error readers of a failed, lost or freed object get. */
   errorOf(e: RefEntry): Error {
     if (e.errObj) return e.errObj;
     if (e.state === ValueState.Freed) return (e.errObj = new ObjectFreedError(e.id));
     if (e.err) return (e.errObj = this.decodeError(e.err));
     return new ObjectLostError(e.id, 'its value is not available');
   }
+  /** Decodes a serialized error. */
   decodeError(b: Uint8Array): Error {
     const v = decodeValue(b, this.factory, false);
     return v instanceof Error ? v : new RayError(String(v));
@@ -388,6 +393,7 @@ export class ObjectManager {
     return entry;
   }
 
+  /** Encodes a task's return value for its owner (large values go to the store; refs inside are registered for the owner). */
   encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject {
     const enc = encodeValue(value);
     const val: ObjectValue = {};

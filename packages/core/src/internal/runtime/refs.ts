@@ -221,11 +221,7 @@ export class ReferenceTable {
     e.published = true;
     this.entries.set(e.id, e);
     this.track(e, inst);
-    if (e.largeKey) {
-      this.large.delete(e.largeKey);
-      this.largeRegistry.unregister(e.largeKey);
-      e.largeKey = undefined;
-    }
+    this.untrackLarge(e);
   }
 
   /** An owned entry got a value in shared memory: free it when the entry goes. */
@@ -237,7 +233,7 @@ export class ReferenceTable {
     this.largeRegistry.register(e, key, key);
   }
 
-  /** The value of an unpublished large entry was freed by other means (free()). */
+  /** An unpublished large entry is freed by other means (free(), or it was published). */
   untrackLarge(e: RefEntry): void {
     if (!e.largeKey) return;
     this.large.delete(e.largeKey);
@@ -260,10 +256,12 @@ export class ReferenceTable {
     this.viewRegistry.register(view, e);
   }
 
+  /** A submitted task holds `e` (an argument) until it finishes. */
   addSubmitted(e: RefEntry): void {
     e.submitted++;
   }
 
+  /** A task that held `e` finished. */
   removeSubmitted(e: RefEntry): void {
     e.submitted--;
     if (e.submitted === 0) this.maybeRelease(e);
@@ -276,6 +274,7 @@ export class ReferenceTable {
     for (const i of inner) i.containedIn++;
   }
 
+  /** Process `a` borrows owned entry `e`. */
   addBorrower(e: RefEntry, a: Address): void {
     (e.borrowers ??= new Map()).set(a.workerId, a);
     let s = this.byBorrower.get(a.workerId);
@@ -283,6 +282,7 @@ export class ReferenceTable {
     s.add(e);
   }
 
+  /** Process `workerId` no longer borrows `e`. */
   removeBorrower(e: RefEntry, workerId: string): void {
     if (!e.borrowers?.delete(workerId)) return;
     this.byBorrower.get(workerId)?.delete(e);

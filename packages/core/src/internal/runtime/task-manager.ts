@@ -17,11 +17,13 @@ export class StreamState {
   /** set when the task failed: the next item is an error */
   error: RefEntry | undefined = undefined;
   private waiters: Array<() => void> = [];
+  /** Wakes the consumer waiting for the next item. */
   wake(): void {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
   }
+  /** Resolves at the next wake(). */
   wait(): Promise<void> {
     return new Promise((r) => this.waiters.push(r));
   }
@@ -108,10 +110,12 @@ export class TaskManager {
 
   constructor(private readonly hooks: TaskManagerHooks) {}
 
+  /** Tracks a submitted task. */
   add(t: PendingTask): void {
     this.inflight.set(t.taskId, t);
   }
 
+  /** The pending task `taskId`, if it is still in flight. */
   get(taskId: string): PendingTask | undefined {
     return this.inflight.get(taskId);
   }

@@ -55,9 +55,11 @@ class SchedulingQueue {
     readonly resources: Resources,
     readonly env: Record<string, string> | undefined,
   ) {}
+  /** Tasks waiting in the queue. */
   get length(): number {
     return this.tasks.length - this.head;
   }
+  /** Takes the first waiting task (compacting the array now and then). */
   shift(): NormalTask | undefined {
     if (this.head >= this.tasks.length) return undefined;
     const t = this.tasks[this.head++];
@@ -67,10 +69,12 @@ class SchedulingQueue {
     }
     return t;
   }
+  /** Puts a task back in front. */
   unshift(t: NormalTask): void {
     if (this.head > 0) this.tasks[--this.head] = t;
     else this.tasks.unshift(t);
   }
+  /** Removes a waiting task (cancel). */
   remove(t: NormalTask): boolean {
     const i = this.tasks.indexOf(t, this.head);
     if (i < 0) return false;

@@ -40,6 +40,7 @@ class Outbox {
     private readonly label: string,
   ) {}
 
+  /** Queues `msg` for `dest` (sent with the others queued for it, in one frame). */
   push(key: string, dest: Dest, msg: Message): void {
     if (this.closed) return;
     let q = this.queue.get(key);
