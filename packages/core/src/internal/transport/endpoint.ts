@@ -163,11 +163,6 @@ export class Endpoint {
   /** Every address this endpoint listens at. */
   addresses: string[] = [];
 
-  /** Replaces the handler for messages that are not replies. */
-  setHandler(h: MessageHandler): void {
-    this.handler = h;
-  }
-
   /** Sends `msg` to the process listening at `address`. */
   send(address: string, msg: Message): void {
     if (this.closed) return;
@@ -248,10 +243,6 @@ export class Endpoint {
       p.reject(new RaySystemError('the connection was closed (shutdown)'));
     }
     this.pending.clear();
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
   }
 
   private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {
