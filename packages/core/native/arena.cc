@@ -15,15 +15,18 @@ using v8::ArrayBufferView;
 using v8::BackingStore;
 using v8::Context;
 using v8::Exception;
-using v8::External;
 using v8::FunctionCallbackInfo;
 using v8::FunctionTemplate;
+using v8::Global;
 using v8::Isolate;
 using v8::Local;
 using v8::Number;
 using v8::Object;
+using v8::ObjectTemplate;
 using v8::String;
 using v8::Value;
+using v8::WeakCallbackInfo;
+using v8::WeakCallbackType;
 
 namespace {
 
@@ -35,35 +38,91 @@ void Throw(Isolate* iso, const char* msg, bool type_error = false) {
   iso->ThrowException(e);
 }
 
-arena_t* Raw(const FunctionCallbackInfo<Value>& args) {
-  if (args.Length() < 1 || !args[0]->IsExternal()) {
-    Throw(args.GetIsolate(), "expected an arena handle", true);
-    return nullptr;
-  }
-  return static_cast<arena_t*>(args[0].As<External>()->Value());
+// A JS handle is an object with two internal fields: a tag (so that no other
+// object is taken for a handle) and the arena_t. It holds one reference to
+// the arena_t, dropped when V8 collects it; close() only marks it closed and
+// drops the mapping, so every call on a closed handle can still say so.
+const int kHandleTag = 0x7473;
+
+struct HandleHolder {
+  Global<Object> obj;
+  arena_t* arena;
+};
+
+void HandleGone(const WeakCallbackInfo<HandleHolder>& info) {
+  HandleHolder* holder = info.GetParameter();
+  holder->obj.Reset();
+  arena_t* a = holder->arena;
+  if (!a->closed.exchange(1)) arena_unref_map(a);
+  arena_unref(a);
+  delete holder;
 }
 
+Local<Object> NewHandle(Isolate* iso, arena_t* a) {
+  Local<ObjectTemplate> tpl = ObjectTemplate::New(iso);
+  tpl->SetInternalFieldCount(2);
+  Local<Object> obj = tpl->NewInstance(iso->GetCurrentContext()).ToLocalChecked();
+  obj->SetAlignedPointerInInternalField(0, const_cast<int*>(&kHandleTag));
+  obj->SetAlignedPointerInInternalField(1, a);
+  HandleHolder* holder = new HandleHolder();
+  holder->arena = a;
+  holder->obj.Reset(iso, obj);
+  holder->obj.SetWeak(holder, HandleGone, WeakCallbackType::kParameter);
+  return obj;
+}
+
+// The arena behind a handle argument, closed or not (close() itself).
+arena_t* Raw(const FunctionCallbackInfo<Value>& args) {
+  if (args.Length() >= 1 && args[0]->IsObject()) {
+    Local<Object> o = args[0].As<Object>();
+    if (o->InternalFieldCount() == 2 && o->GetAlignedPointerFromInternalField(0) == &kHandleTag) {
+      return static_cast<arena_t*>(o->GetAlignedPointerFromInternalField(1));
+    }
+  }
+  Throw(args.GetIsolate(), "expected an arena handle", true);
+  return nullptr;
+}
+
+// The arena behind a handle argument; throws when it was closed, since its
+// memory may already be unmapped.
 arena_t* Open(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Raw(args);
   if (a && a->closed.load()) {
-    Throw(args.GetIsolate(), "the object store arena was closed (ray.shutdown() was called)");
+    Throw(args.GetIsolate(), "the object store arena was closed (ray.shutdown() was called); it cannot be used any more");
     return nullptr;
   }
   return a;
 }
 
+// Reads argument i as a non-negative integer no larger than 2^53 - 1 (the
+// largest a JS number holds exactly), so that arithmetic on it cannot wrap.
 bool U64(const FunctionCallbackInfo<Value>& args, int i, uint64_t* out) {
   if (args.Length() <= i || !args[i]->IsNumber()) {
-    Throw(args.GetIsolate(), "expected a non-negative number", true);
+    Throw(args.GetIsolate(), "expected a non-negative number (a safe integer)", true);
     return false;
   }
   double d = args[i].As<Number>()->Value();
-  if (!(d >= 0)) {
-    Throw(args.GetIsolate(), "expected a non-negative number", true);
+  if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<uint64_t>(d))) {
+    Throw(args.GetIsolate(), "expected a non-negative number (a safe integer)", true);
     return false;
   }
   *out = static_cast<uint64_t>(d);
   return true;
+}
+
+// Takes the arena's lock or throws; false when the caller must return.
+bool Lock(const FunctionCallbackInfo<Value>& args, arena_t* a) {
+  int rc = lock(a);
+  if (rc == 0) return true;
+  char msg[300];
+  if (rc == ENOTRECOVERABLE) {
+    snprintf(msg, sizeof msg,
+             "the object store is damaged: a process died while changing it and its allocator could not be repaired; restart the cluster (tsray stop, or ray.shutdown())");
+  } else {
+    snprintf(msg, sizeof msg, "could not lock the object store: %s", strerror(rc));
+  }
+  Throw(args.GetIsolate(), msg);
+  return false;
 }
 
 // Data pointer and length of an ArrayBuffer or a view of one.
@@ -94,7 +153,8 @@ arena_t* MapFd(int fd, uint64_t size) {
   a->base = static_cast<uint8_t*>(p);
   a->size = size;
   a->fd = fd;
-  a->refs.store(1);
+  a->maprefs.store(1);
+  a->refs.store(2);
   a->closed.store(0);
   return a;
 }
@@ -106,6 +166,7 @@ void Create(const FunctionCallbackInfo<Value>& args) {
   if (!U64(args, 0, &size)) return;
   char name[64] = "tsray-arena";
   if (args.Length() > 1 && args[1]->IsString()) args[1].As<String>()->WriteUtf8(iso, name, sizeof name - 1);
+  if (size > (1ULL << 50)) return Throw(iso, "the object store size is too large (at most 1 PiB)");
   size = (size + 4095) & ~4095ULL;
   if (size < HDR_RESERVED + 2 * 4096) return Throw(iso, "the object store must be at least 12 KiB");
   int fd = static_cast<int>(syscall(SYS_memfd_create, name, MFD_CLOEXEC));
@@ -144,7 +205,7 @@ void Create(const FunctionCallbackInfo<Value>& args) {
   b->magic = BLOCK_MAGIC;
   h->free_head = h->heap_start;
   __atomic_store_n(&h->magic, ARENA_MAGIC, __ATOMIC_RELEASE);
-  args.GetReturnValue().Set(External::New(iso, a));
+  args.GetReturnValue().Set(NewHandle(iso, a));
 }
 
 // open(path): handle — path is usually /proc/<pid>/fd/<n>
@@ -174,7 +235,7 @@ void OpenPath(const FunctionCallbackInfo<Value>& args) {
     delete a;
     return Throw(iso, "that file is not a tsray object store (bad magic)");
   }
-  args.GetReturnValue().Set(External::New(iso, a));
+  args.GetReturnValue().Set(NewHandle(iso, a));
 }
 
 void Fd(const FunctionCallbackInfo<Value>& args) {
@@ -188,19 +249,12 @@ void Alloc(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t size, slot;
   if (!a || !U64(args, 1, &size) || !U64(args, 2, &slot)) return;
+  if (slot > UINT32_MAX) return Throw(args.GetIsolate(), "slot out of range", true);
   int flags = args.Length() > 3 && args[3]->IsTrue() ? ALLOC_NO_GROW : 0;
-  if (lock(a) != 0) return Throw(args.GetIsolate(), "could not lock the object store");
+  if (!Lock(args, a)) return;
   int64_t off = arena_alloc_locked(a, size, static_cast<uint32_t>(slot), flags);
   unlock(a);
   Ret(args, static_cast<double>(off));
-}
-
-block_t* payload_block(arena_t* a, uint64_t payload) {
-  arena_hdr_t* h = hdr(a);
-  if (payload < h->heap_start + sizeof(block_t) || payload >= h->heap_end || payload % ALIGN) return nullptr;
-  block_t* b = blk(a, payload - sizeof(block_t));
-  if (b->magic != BLOCK_MAGIC || b->state == ST_FREE) return nullptr;
-  return b;
 }
 
 // seal(handle, offset, ownerSlot): complete, and owned by ownerSlot for crash cleanup
@@ -208,7 +262,8 @@ void Seal(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t off, owner;
   if (!a || !U64(args, 1, &off) || !U64(args, 2, &owner)) return;
-  lock(a);
+  if (owner > UINT32_MAX) return Throw(args.GetIsolate(), "slot out of range", true);
+  if (!Lock(args, a)) return;
   block_t* b = payload_block(a, off);
   if (b) {
     b->state = ST_SEALED;
@@ -222,7 +277,7 @@ void Free(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t off;
   if (!a || !U64(args, 1, &off)) return;
-  lock(a);
+  if (!Lock(args, a)) return;
   int rc = arena_free_locked(a, off);
   unlock(a);
   args.GetReturnValue().Set(rc == 0);
@@ -233,9 +288,10 @@ void Sweep(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t slot;
   if (!a || !U64(args, 1, &slot)) return;
+  if (slot > UINT32_MAX) return Throw(args.GetIsolate(), "slot out of range", true);
   uint32_t s = static_cast<uint32_t>(slot);
   int freed = 0;
-  lock(a);
+  if (!Lock(args, a)) return;
   uint64_t off = hdr(a)->heap_start;
   while (off) {
     block_t* b = blk(a, off);
@@ -253,7 +309,7 @@ void Sweep(const FunctionCallbackInfo<Value>& args) {
   Ret(args, freed);
 }
 
-void ViewDeleter(void* /*data*/, size_t /*length*/, void* arena) { arena_unref(static_cast<arena_t*>(arena)); }
+void ViewDeleter(void* /*data*/, size_t /*length*/, void* arena) { arena_unref_map(static_cast<arena_t*>(arena)); }
 
 // view(handle, offset, length): an ArrayBuffer over the mapping; it keeps the
 // mapping alive until it is garbage collected
@@ -262,7 +318,7 @@ void View(const FunctionCallbackInfo<Value>& args) {
   uint64_t off, len;
   if (!a || !U64(args, 1, &off) || !U64(args, 2, &len)) return;
   if (off > a->size || len > a->size - off) return Throw(args.GetIsolate(), "view out of the arena's bounds");
-  a->refs.fetch_add(1);
+  a->maprefs.fetch_add(1);
   std::unique_ptr<BackingStore> bs = ArrayBuffer::NewBackingStore(a->base + off, len, ViewDeleter, a);
   args.GetReturnValue().Set(ArrayBuffer::New(args.GetIsolate(), std::move(bs)));
 }
@@ -310,7 +366,7 @@ void Stats(const FunctionCallbackInfo<Value>& args) {
   if (!a) return;
   Isolate* iso = args.GetIsolate();
   Local<Context> ctx = iso->GetCurrentContext();
-  lock(a);
+  if (!Lock(args, a)) return;
   arena_hdr_t* h = hdr(a);
   uint64_t nfree = 0, largest = 0;
   for (uint64_t c = h->free_head; c; c = blk(a, c)->next_free) {
@@ -336,7 +392,7 @@ void Check(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   if (!a) return;
   const char* err = nullptr;
-  lock(a);
+  if (!Lock(args, a)) return;
   arena_hdr_t* h = hdr(a);
   uint64_t off = h->heap_start, prev_size = 0, nfree_walk = 0, used = 0, nalloc = 0;
   bool prev_was_free = false;
@@ -385,7 +441,23 @@ void ExternalMemory(const FunctionCallbackInfo<Value>& args) {
 // close(handle): unusable from now on; unmapped once every view is collected
 void Close(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Raw(args);
-  if (a && !a->closed.exchange(1)) arena_unref(a);
+  if (a && !a->closed.exchange(1)) arena_unref_map(a);
+}
+
+// testAbandonLock(handle, damage): tests only. Takes the lock and returns
+// without releasing it, so that the calling process dies holding it; with
+// `damage`, it first scrambles what recovery must rebuild (the free list and
+// the counters), as a process killed mid-operation could leave them.
+void TestAbandonLock(const FunctionCallbackInfo<Value>& args) {
+  arena_t* a = Open(args);
+  if (!a || !Lock(args, a)) return;
+  if (args.Length() > 1 && args[1]->IsTrue()) {
+    arena_hdr_t* h = hdr(a);
+    h->free_head = 0;
+    h->used += 4096;
+    h->nalloc += 3;
+    for (uint64_t off = h->heap_start; off; off = next_of(a, off)) blk(a, off)->prev_size = 64;
+  }
 }
 
 }  // namespace
@@ -410,4 +482,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   def("check", Check);
   def("close", Close);
   def("externalMemory", ExternalMemory);
+  def("testAbandonLock", TestAbandonLock);
 }

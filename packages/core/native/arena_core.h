@@ -62,11 +62,16 @@ typedef struct {
   pthread_mutex_t mu;
 } arena_hdr_t;
 
+/* A process's mapping of an arena. Two reference counts: `maprefs` keeps the
+   mapping (1 while the handle is open + 1 per live view of it), `refs` keeps
+   this struct (1 for the mapping + 1 for the JS handle object), so that a
+   closed handle can still be asked whether it is closed. */
 typedef struct {
   uint8_t *base;
   uint64_t size;
   int fd;
-  std::atomic<int> refs;   /* 1 for the handle itself + 1 per live view */
+  std::atomic<int> maprefs;
+  std::atomic<int> refs;
   std::atomic<int> closed;
 } arena_t;
 
@@ -76,17 +81,6 @@ typedef struct {
 static inline block_t *blk(arena_t *a, uint64_t off) { return (block_t *)(a->base + off); }
 static inline arena_hdr_t *hdr(arena_t *a) { return (arena_hdr_t *)a->base; }
 
-static int lock(arena_t *a) {
-  int rc = pthread_mutex_lock(&hdr(a)->mu);
-  if (rc == EOWNERDEAD) {
-    /* a process died holding the lock; the allocator's operations are short
-       and ordered so that the list stays walkable: mark it consistent. */
-    pthread_mutex_consistent(&hdr(a)->mu);
-    rc = 0;
-  }
-  return rc;
-}
-static void unlock(arena_t *a) { pthread_mutex_unlock(&hdr(a)->mu); }
 
 static void list_remove(arena_t *a, uint64_t off) {
   block_t *b = blk(a, off);
@@ -113,11 +107,93 @@ static inline uint64_t next_of(arena_t *a, uint64_t off) {
   return n < hdr(a)->heap_end ? n : 0;
 }
 
+/* The payload at `payload` as a live (allocated or sealed) block, or NULL. */
+static block_t *payload_block(arena_t *a, uint64_t payload) {
+  arena_hdr_t *h = hdr(a);
+  if (payload < h->heap_start + sizeof(block_t) || payload >= h->heap_end || payload % ALIGN) return NULL;
+  block_t *b = blk(a, payload - sizeof(block_t));
+  if (b->magic != BLOCK_MAGIC || b->state == ST_FREE) return NULL;
+  return b;
+}
+
+/* A process died holding the lock, possibly in the middle of an allocation
+   or a free. Block sizes are the source of truth: every operation writes a
+   block's new size last (after the headers it creates), so walking the heap
+   by size from heap_start still finds every block. Rebuild everything else
+   from that walk: prev_size tags, the address-ordered free list (merging
+   free neighbours), and the counters. Returns 0, or -1 when the walk finds a
+   damaged header (the arena cannot be repaired). */
+static int arena_recover_locked(arena_t *a) {
+  arena_hdr_t *h = hdr(a);
+  uint64_t off = h->heap_start, prev_size = 0, used = 0, nalloc = 0, hwm = h->hwm;
+  uint64_t last_free = 0; /* the free block just before `off`, if the previous block is free */
+  uint64_t tail = 0;      /* last block of the free list */
+  h->free_head = 0;
+  while (off < h->heap_end) {
+    block_t *b = blk(a, off);
+    if (b->magic != BLOCK_MAGIC || b->size < sizeof(block_t) || b->size % ALIGN || b->size > h->heap_end - off) return -1;
+    if (b->state == ST_FREE) {
+      if (last_free) {
+        block_t *p = blk(a, last_free);
+        p->size += b->size;
+        b->magic = 0;
+        prev_size = p->size;
+        off = last_free + p->size;
+        continue;
+      }
+      b->prev_size = prev_size;
+      b->tag = 0;
+      b->next_free = 0;
+      b->prev_free = tail;
+      if (tail) blk(a, tail)->next_free = off; else h->free_head = off;
+      tail = off;
+      last_free = off;
+    } else if (b->state == ST_ALLOC || b->state == ST_SEALED) {
+      b->prev_size = prev_size;
+      b->next_free = b->prev_free = 0;
+      used += b->size;
+      nalloc++;
+      if (off + b->size > hwm) hwm = off + b->size;
+      last_free = 0;
+    } else {
+      return -1;
+    }
+    prev_size = b->size;
+    off += b->size;
+  }
+  if (off != h->heap_end) return -1;
+  h->used = used;
+  h->nalloc = nalloc;
+  h->hwm = hwm;
+  return 0;
+}
+
+/* Takes the arena's lock: 0, or an errno value (ENOTRECOVERABLE when a
+   process died holding it and the allocator state could not be rebuilt).
+   Callers must check the result and must not touch the arena on failure. */
+static int lock(arena_t *a) {
+  int rc = pthread_mutex_lock(&hdr(a)->mu);
+  if (rc == EOWNERDEAD) {
+    if (arena_recover_locked(a) != 0) {
+      /* unlocking without marking it consistent makes the mutex unusable for
+         every process: better than handing out memory from a broken heap */
+      pthread_mutex_unlock(&hdr(a)->mu);
+      return ENOTRECOVERABLE;
+    }
+    pthread_mutex_consistent(&hdr(a)->mu);
+    rc = 0;
+  }
+  return rc;
+}
+static void unlock(arena_t *a) { pthread_mutex_unlock(&hdr(a)->mu); }
+
 #define ALLOC_NO_GROW 1
 /* returns the payload offset, -1 when nothing fits, -2 (with ALLOC_NO_GROW)
    when the first fit would reach past the high-water mark */
 static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot, int flags) {
   arena_hdr_t *h = hdr(a);
+  /* bounding `want` by the heap first keeps the rounding below from overflowing */
+  if (want > h->heap_end - h->heap_start) return -1;
   uint64_t need = ((want + sizeof(block_t) + ALIGN - 1) / ALIGN) * ALIGN;
   if (want == 0) need = sizeof(block_t) + ALIGN;
   for (uint64_t cur = h->free_head; cur; cur = blk(a, cur)->next_free) {
@@ -161,11 +237,9 @@ static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot, int 
 /* returns 0 on success, -1 if off is not the payload of a live block */
 static int arena_free_locked(arena_t *a, uint64_t payload) {
   arena_hdr_t *h = hdr(a);
-  if (payload < h->heap_start + sizeof(block_t) || payload >= h->heap_end) return -1;
-  if (payload % ALIGN) return -1;
+  block_t *b = payload_block(a, payload);
+  if (!b) return -1;
   uint64_t off = payload - sizeof(block_t);
-  block_t *b = blk(a, off);
-  if (b->magic != BLOCK_MAGIC || b->state == ST_FREE) return -1;
   h->used -= b->size;
   h->nalloc -= 1;
   b->state = ST_FREE;
@@ -198,11 +272,20 @@ static int arena_free_locked(arena_t *a, uint64_t payload) {
 /* ------------------------------------------------------------------------ */
 /* handle lifetime                                                            */
 
+/* drops a reference to the struct; the last one frees it */
 static void arena_unref(arena_t *a) {
-  if (a->refs.fetch_sub(1) == 1) {
+  if (a->refs.fetch_sub(1) == 1) delete a;
+}
+
+/* drops a reference to the mapping; the last one unmaps it (and then drops
+   the mapping's reference to the struct) */
+static void arena_unref_map(arena_t *a) {
+  if (a->maprefs.fetch_sub(1) == 1) {
     munmap(a->base, a->size);
     if (a->fd >= 0) close(a->fd);
-    delete a;
+    a->base = NULL;
+    a->fd = -1;
+    arena_unref(a);
   }
 }
 

@@ -12,8 +12,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusterFile } from '../internal/api/driver';
-import { nodeSpec } from '../internal/cluster/node-resources';
+import { clusterFile, readClusterRecord, writeClusterRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
+import { nodeResourcesProblem, nodeSpec } from '../internal/cluster/node-resources';
 import { startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
@@ -23,23 +23,8 @@ import { randomId } from '../internal/ids';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
 
-/** What `tsray start` records about the cluster it started. */
-interface ClusterRecord {
-  address: string;
-  pid: number;
-  sessionDir: string;
-  startedAt: string;
-}
-
+/** A mistake in the command line: printed with the usage, exit code 2. */
 class UsageError extends Error {}
-
-function readRecord(): ClusterRecord | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(clusterFile(), 'utf8')) as ClusterRecord;
-  } catch {
-    return undefined;
-  }
-}
 
 function alive(pid: number): boolean {
   try {
@@ -83,23 +68,27 @@ async function start(argv: string[]): Promise<void> {
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   let resources: Record<string, number> = {};
   if (values.resources !== undefined) {
+    let parsed: unknown;
     try {
-      resources = JSON.parse(values.resources) as Record<string, number>;
+      parsed = JSON.parse(values.resources);
     } catch (e) {
       throw new UsageError(`--resources must be JSON like '{"custom": 2}': ${(e as Error).message}`);
     }
-    if (typeof resources !== 'object' || resources === null || Array.isArray(resources) || Object.values(resources).some((v) => typeof v !== 'number' || !(v >= 0))) {
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
       throw new UsageError(`--resources must map names to non-negative numbers, got ${values.resources}`);
     }
+    const problem = nodeResourcesProblem(parsed as Record<string, unknown>, 'cli');
+    if (problem) throw new UsageError(problem);
+    resources = parsed as Record<string, number>;
   }
   const host = values['node-ip-address'] ?? '127.0.0.1';
   const spec = nodeSpec({
     numCpus: num(values['num-cpus'], '--num-cpus'),
-    numGpus: num(values['num-gpus'], '--num-gpus'),
+    numGpus: num(values['num-gpus'], '--num-gpus', true),
     resources,
     objectStoreMemory: num(values['object-store-memory'], '--object-store-memory', true),
   });
-  const existing = readRecord();
+  const existing = readClusterRecord();
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
   }
@@ -129,7 +118,7 @@ async function start(argv: string[]): Promise<void> {
   }
   const address = `${host}:${port}`;
   const rec: ClusterRecord = { address, pid: ready.pid, sessionDir, startedAt: new Date().toISOString() };
-  fs.writeFileSync(clusterFile(), JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
+  writeClusterRecord(rec);
   console.log(`Started a tsray head at ${address} (pid ${ready.pid}; logs in ${sessionDir}).`);
   console.log(`Resources: ${Object.entries(spec.resources).filter(([k]) => k !== 'memory' && k !== 'object_store_memory').map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log('');
@@ -140,7 +129,7 @@ async function start(argv: string[]): Promise<void> {
 }
 
 async function stop(): Promise<void> {
-  const rec = readRecord();
+  const rec = readClusterRecord();
   if (!rec || !alive(rec.pid)) {
     if (rec) fs.rmSync(clusterFile(), { force: true });
     console.log('No tsray cluster started with `tsray start` is running on this machine.');
@@ -149,13 +138,20 @@ async function stop(): Promise<void> {
   process.kill(rec.pid, 'SIGTERM');
   const deadline = Date.now() + 15_000;
   while (alive(rec.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (alive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+  if (alive(rec.pid)) {
+    // the head did not clean up: do what it would have
+    process.kill(rec.pid, 'SIGKILL');
+    const killDeadline = Date.now() + 5_000;
+    while (alive(rec.pid) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 50));
+    fs.rmSync(rec.sessionDir, { recursive: true, force: true });
+    console.log(`The head did not stop within 15 s; killed it (pid ${rec.pid}) and removed ${rec.sessionDir}.`);
+  }
   fs.rmSync(clusterFile(), { force: true });
   console.log(`Stopped the tsray cluster at ${rec.address}.`);
 }
 
 async function status(): Promise<void> {
-  const rec = readRecord();
+  const rec = readClusterRecord();
   if (!rec || !alive(rec.pid)) {
     console.log('No tsray cluster is running on this machine. Start one with `tsray start --head`.');
     process.exitCode = 1;

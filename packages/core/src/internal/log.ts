@@ -29,7 +29,7 @@ function write(level: Level, msg: string): void {
   process.stderr.write(`[tsray ${role} ${level}] ${msg}\n`);
 }
 
-/** The logger. */
+/** The logger: one function per level, and `enabled(level)`. */
 export const log = {
   error: (m: string): void => write('error', m),
   warn: (m: string): void => write('warn', m),
@@ -41,10 +41,15 @@ export const log = {
 /** Logs at most `limit` lines per `windowMs` per key; counts the rest. */
 export class RateLimitedLog {
   private counts = new Map<string, { n: number; since: number }>();
+  /**
+   * @param limit lines per window and key @default 5
+   * @param windowMs length of a window @default 10000
+   */
   constructor(
     private readonly limit = 5,
     private readonly windowMs = 10_000,
   ) {}
+  /** Logs `msg` as a warning unless `key` used up its lines in this window. */
   warn(key: string, msg: string): void {
     const now = Date.now();
     let c = this.counts.get(key);

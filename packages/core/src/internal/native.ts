@@ -1,5 +1,7 @@
 /**
- * Typed binding to the shared-memory arena addon (native/arena.c).
+ * Typed binding to the shared-memory arena addon (native/arena.cc).
+ * Every function that takes a handle throws an Error (code `TSRAY_ARENA`)
+ * once that handle was closed.
  * @internal
  */
 import * as path from 'node:path';
@@ -9,33 +11,61 @@ export type ArenaHandle = { readonly __arena: unique symbol };
 
 /** Allocator statistics, all in bytes except counts. */
 export interface ArenaStats {
+  /** bytes of the heap (the mapping less its header page) */
   capacity: number;
+  /** bytes in allocated and sealed blocks, block headers included */
   used: number;
+  /** number of allocated and sealed blocks */
   objects: number;
+  /** number of free blocks */
   freeBlocks: number;
+  /** largest payload that would fit right now */
   largestFree: number;
+  /** allocations since the arena was created */
   totalAllocs: number;
 }
 
-/** The functions the addon exports. */
+/**
+ * The functions the addon exports. Sizes, offsets and slots must be
+ * non-negative safe integers; other values throw a TypeError.
+ */
 export interface ArenaAddon {
+  /** Creates and maps a new arena of `size` bytes (rounded up to 4 KiB). */
   create(size: number, name: string): ArenaHandle;
+  /** Maps an existing arena, usually by `/proc/<pid>/fd/<n>`. */
   open(path: string): ArenaHandle;
+  /** The arena's file descriptor in this process. */
   fd(h: ArenaHandle): number;
   /** payload offset; -1: nothing fits; -2: with `noGrow`, it would use never-touched memory */
   alloc(h: ArenaHandle, size: number, slot: number, noGrow?: boolean): number;
+  /** Marks a block complete and owned by `ownerSlot`; false if `offset` is not a live block. */
   seal(h: ArenaHandle, offset: number, ownerSlot: number): boolean;
+  /** Frees a block; false if `offset` is not a live block. */
   free(h: ArenaHandle, offset: number): boolean;
+  /** Frees the unsealed blocks `slot` allocated and the sealed blocks it owns; returns how many. */
   sweep(h: ArenaHandle, slot: number): number;
+  /** An ArrayBuffer over the mapping that keeps it mapped until it is collected. */
   view(h: ArenaHandle, offset: number, length: number): ArrayBuffer;
+  /** Copies `src` into the arena at `offset`; returns the bytes written. */
   write(h: ArenaHandle, offset: number, src: ArrayBufferView | ArrayBuffer): number;
+  /** The address of `src`'s first byte modulo 4096. */
   addrMod(src: ArrayBufferView | ArrayBuffer): number;
+  /** Faults in the pages of a range in one call. */
   populate(h: ArenaHandle, offset: number, length: number): boolean;
+  /** Allocator statistics. */
   stats(h: ArenaHandle): ArenaStats;
+  /** Verifies the allocator's invariants: an error, or null. */
   check(h: ArenaHandle): string | null;
+  /** Makes the handle unusable; the mapping goes once every view of it is collected. Idempotent. */
   close(h: ArenaHandle): void;
   /** Reports bytes held outside the JS heap to V8 (negative: released). */
   externalMemory(delta: number): number;
+  /**
+   * Tests only: takes the arena's lock and keeps it, so that the calling
+   * process dies holding it; with `damage`, it also scrambles the free list
+   * and counters, which the next locker must rebuild.
+   */
+  testAbandonLock(h: ArenaHandle, damage: boolean): void;
 }
 
 let addon: ArenaAddon | undefined;

@@ -13,7 +13,8 @@ import { ObjectStoreClient } from '../objects/object-store';
 import { MT, type Address, type JobConfig, type Message, type NodeInfo } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { CoreWorker } from '../runtime/core-worker';
-import { createSessionDir, ipcAddress, removeIpcFile, tsrayTmpRoot } from '../cluster/session';
+import { createSessionDir, ipcAddress, removeIpcFile } from '../cluster/session';
+import { clusterFile, readClusterRecord } from '../cluster/cluster-file';
 import { nodeSpec } from '../cluster/node-resources';
 import { startService, waitExit, type Service } from '../cluster/processes';
 import { loaderFlags } from '../raylet/worker-pool';
@@ -24,20 +25,11 @@ import type { Runtime } from './context';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
 
-/** File where `tsray start --head` records the address of the cluster it started. */
-export function clusterFile(): string {
-  return path.join(tsrayTmpRoot(), 'cluster.json');
-}
-
 /** Turns `init({ address })` into the head's ZeroMQ address. */
 function headAddressOf(address: string): string {
   if (address === 'auto') {
-    try {
-      const info = JSON.parse(fs.readFileSync(clusterFile(), 'utf8')) as { address?: string };
-      if (info.address) return `tcp://${info.address}`;
-    } catch {
-      /* fall through */
-    }
+    const rec = readClusterRecord();
+    if (rec) return `tcp://${rec.address}`;
     throw new RaySystemError(`init({ address: 'auto' }) found no running cluster on this machine (${clusterFile()}); start one with \`tsray start --head\`, or call init() without an address`);
   }
   if (address.startsWith('tcp://') || address.startsWith('ipc://')) return address;
@@ -79,8 +71,8 @@ export class DriverRuntime implements Runtime {
     let nodeId: string;
     let sessionDir: string;
     if (cfg.address === undefined) {
-      sessionDir = createSessionDir();
       const spec = nodeSpec({ numCpus: cfg.numCpus, numGpus: cfg.numGpus, resources: cfg.resources, objectStoreMemory: cfg.objectStoreMemory });
+      sessionDir = createSessionDir();
       const headCfg: HeadConfig = { sessionDir, node: { ...spec, nodeAddress: '127.0.0.1' }, ownsSession: true };
       try {
         cluster = await startService<HeadReady>(HEAD_MAIN, headCfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
@@ -138,7 +130,7 @@ export class DriverRuntime implements Runtime {
       const store = ObjectStoreClient.open(reg.arenaPath, nodeId, reg.slot, spillDir, () => {
         forceGc();
         return (core?.refs.sweepCollected() ?? 0) > 0;
-      });
+      }, cfg.spillDir !== undefined);
       core = new CoreWorker({
         mode: 'driver',
         self,

@@ -52,9 +52,37 @@ export function acceleratorType(name: string): string {
 
 /** What the node is started with. */
 export interface NodeSpec {
+  /** every resource of the node, CPU and GPU included */
   resources: Resources;
+  /** ids of its GPUs, as CUDA_VISIBLE_DEVICES takes them */
   gpuIds: string[];
+  /** bytes of its shared-memory object store */
   objectStoreMemory: number;
+}
+
+/** Resources set by their own option, never through `resources`, and that option. */
+const RESERVED: Record<string, { init: string; cli: string }> = {
+  CPU: { init: 'numCpus', cli: '--num-cpus' },
+  GPU: { init: 'numGpus', cli: '--num-gpus' },
+  object_store_memory: { init: 'objectStoreMemory', cli: '--object-store-memory' },
+  memory: { init: '', cli: '' },
+};
+
+/**
+ * Why custom node resources cannot be used, or undefined. `how` says how
+ * the caller names options: init() options or `tsray start` flags.
+ */
+export function nodeResourcesProblem(resources: Record<string, unknown>, how: 'init' | 'cli'): string | undefined {
+  const where = how === 'init' ? 'options.resources' : '--resources';
+  for (const [k, v] of Object.entries(resources)) {
+    const own = RESERVED[k];
+    if (own) {
+      if (own[how] === '') return `${where} cannot set '${k}': a node's memory is its RAM less the object store`;
+      return `${where} cannot set '${k}'; use ${how === 'init' ? `options.${own.init}` : own.cli} instead`;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) return `${where}.${k} must be a non-negative number, got ${JSON.stringify(v)}`;
+  }
+  return undefined;
 }
 
 /** Default object store size: 30% of RAM (Ray's default), at most 8 GiB. */
@@ -62,15 +90,27 @@ export function defaultObjectStoreMemory(): number {
   return Math.min(Math.floor(os.totalmem() * 0.3), 8 * 1024 ** 3);
 }
 
-/** Builds the node's resources from declared values and what the machine has. */
+/**
+ * Builds the node's resources from declared values and what the machine has
+ * (CPUs, GPUs found by nvidia-smi, RAM).
+ * @throws RangeError when `numGpus` is not a whole number (a node has whole
+ *   GPUs; tasks may ask for fractions of one)
+ * @throws TypeError when `resources` sets CPU, GPU, memory or
+ *   object_store_memory, which have options of their own
+ */
 export function nodeSpec(opts: { numCpus?: number; numGpus?: number; resources?: Resources; objectStoreMemory?: number }): NodeSpec {
+  if (opts.numGpus !== undefined && !(Number.isInteger(opts.numGpus) && opts.numGpus >= 0)) {
+    throw new RangeError(`options.numGpus for a node must be a whole number of GPUs, got ${opts.numGpus}; tasks and actors may ask for a fraction of one with .options({ numGpus: 0.5 })`);
+  }
+  const problem = nodeResourcesProblem(opts.resources ?? {}, 'init');
+  if (problem) throw new TypeError(problem);
   const cpus = opts.numCpus ?? os.availableParallelism();
   const store = opts.objectStoreMemory ?? defaultObjectStoreMemory();
   const resources: Resources = { CPU: cpus, memory: Math.max(0, Math.floor(os.totalmem() * 0.7) - store), object_store_memory: store };
   let gpuIds: string[] = [];
   if (opts.numGpus !== undefined) {
     const visible = process.env.CUDA_VISIBLE_DEVICES?.split(',').map((s) => s.trim()).filter(Boolean);
-    gpuIds = Array.from({ length: Math.floor(opts.numGpus) }, (_, i) => visible?.[i] ?? String(i));
+    gpuIds = Array.from({ length: opts.numGpus }, (_, i) => visible?.[i] ?? String(i));
     if (opts.numGpus > 0) resources.GPU = opts.numGpus;
   } else {
     const found = detectGpus();

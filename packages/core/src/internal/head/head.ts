@@ -17,7 +17,6 @@ import {
   type NodeInfo,
   type Resources,
 } from '../protocol/messages';
-import { encodeValue, toInlineBlob } from '../serialization/value-codec';
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { fits } from '../raylet/resources';
 
@@ -42,26 +41,41 @@ interface Job {
 
 const peerKey = (p: Peer): string => (p.kind === 'router' ? p.key : p.address);
 
-/** See the module comment. */
+/**
+ * Dead actors whose records the head keeps (oldest go first), so that
+ * handles that look them up later still learn how they died.
+ */
+const DEAD_ACTORS_KEPT = 1000;
+
+/** See the module comment. Created by head/main.ts; {@link start} brings it up. */
 export class Head {
   private endpoint!: Endpoint;
   private readonly nodes = new Map<string, NodeInfo & { peer: Peer }>();
   private readonly jobs = new Map<string, Job>();
   private jobCounter = 0;
   private readonly actors = new Map<string, ActorRecord>();
+  /** indexes of `actors`: by pending lease request, by worker, by owner */
+  private readonly byLeaseReq = new Map<string, ActorRecord>();
+  private readonly byWorker = new Map<string, ActorRecord>();
+  private readonly byOwner = new Map<string, Set<ActorRecord>>();
+  /** dead actors, oldest first (insertion order), pruned past DEAD_ACTORS_KEPT */
+  private readonly dead = new Set<string>();
+  /** alias (a getIfExists id) -> actor id, and back */
   private readonly aliases = new Map<string, string>();
+  private readonly aliasesOf = new Map<string, Set<string>>();
   private readonly named = new Map<string, string>();
   private readonly subs = new Map<string, Map<string, { peer: Peer; as: string }>>();
   private readonly kv = new Map<string, Map<string, Uint8Array>>();
   private readonly nodeWaiters: Array<() => void> = [];
 
-  /** Listens at each address (the first is the one given to others). */
+  /** Listens at each address (the first is the one given to others); returns the first. */
   async start(addresses: string[]): Promise<string> {
     const [first, ...rest] = addresses;
     this.endpoint = await Endpoint.bind(first as string, `head-${randomId(4)}`, (m, from) => this.onMessage(m, from), {}, rest);
     return this.endpoint.address;
   }
 
+  /** The address others reach the head at. */
   get address(): string {
     return this.endpoint.address;
   }
@@ -166,7 +180,7 @@ export class Head {
         break;
       }
       case MT.ActorOutOfScope: {
-        if (this.aliases.delete(m.actorId)) break;
+        if (this.removeAlias(m.actorId)) break;
         const rec = this.actors.get(m.actorId);
         if (rec && !rec.spec.detached) this.kill(rec, true, 'all references to it were dropped');
         break;
@@ -217,9 +231,9 @@ export class Head {
       const existing = existingId ? this.actors.get(existingId) : undefined;
       if (existing && existing.info.state !== ActorState.Dead) {
         if (m.getIfExists) {
-          this.aliases.set(spec.id, existing.info.id);
+          this.addAlias(spec.id, existing.info.id);
           this.endpoint.respond(from, m.reqId, true, { existing: existing.info.id });
-          this.moveSubscribers(spec.id, existing.info.id);
+          this.moveSubscribers(spec.id);
           return;
         }
         this.endpoint.respond(
@@ -258,6 +272,9 @@ export class Head {
       killReason: undefined,
     };
     this.actors.set(spec.id, rec);
+    let owned = this.byOwner.get(spec.owner.workerId);
+    if (!owned) this.byOwner.set(spec.owner.workerId, (owned = new Set()));
+    owned.add(rec);
     this.endpoint.respond(from, m.reqId, true, { existing: null });
     this.publish(rec);
     this.schedule(rec);
@@ -274,10 +291,10 @@ export class Head {
     const node = candidates.find((n) => fits(need, n.available)) ?? candidates[0];
     if (!node) return;
     rec.nodeId = node.nodeId;
-    rec.leaseReqId = `actor-${rec.info.id}-${rec.info.numRestarts}`;
+    this.setLeaseReq(rec, `actor-${rec.info.id}-${rec.info.numRestarts}`);
     this.endpoint.send(node.endpoint, {
       t: MT.RequestLease,
-      leaseReqId: rec.leaseReqId,
+      leaseReqId: rec.leaseReqId as string,
       jobId: rec.spec.jobId,
       resources: rec.spec.hold,
       placement: rec.spec.placement,
@@ -293,16 +310,28 @@ export class Head {
     }
   }
 
+  private setLeaseReq(rec: ActorRecord, id: string | undefined): void {
+    if (rec.leaseReqId !== undefined) this.byLeaseReq.delete(rec.leaseReqId);
+    rec.leaseReqId = id;
+    if (id !== undefined) this.byLeaseReq.set(id, rec);
+  }
+
+  private setWorker(rec: ActorRecord, workerId: string | undefined): void {
+    if (rec.workerId !== undefined && this.byWorker.get(rec.workerId) === rec) this.byWorker.delete(rec.workerId);
+    rec.workerId = workerId;
+    if (workerId !== undefined) this.byWorker.set(workerId, rec);
+  }
+
   private onActorLease(m: MessageOf<MT.LeaseGranted>): void {
-    const rec = [...this.actors.values()].find((r) => r.leaseReqId === m.leaseReqId);
+    const rec = this.byLeaseReq.get(m.leaseReqId);
     if (!rec || rec.info.state === ActorState.Dead) {
       // killed while waiting: the worker is dedicated, so end it
       const node = this.nodes.get(m.worker.nodeId);
       if (node) this.endpoint.send(node.endpoint, { t: MT.KillWorker, workerId: m.worker.workerId, force: true, reason: 'its actor was killed' });
       return;
     }
-    rec.leaseReqId = undefined;
-    rec.workerId = m.worker.workerId;
+    this.setLeaseReq(rec, undefined);
+    this.setWorker(rec, m.worker.workerId);
     rec.info.address = m.worker;
     rec.info.pid = m.pid;
     this.endpoint.send(m.worker.endpoint, { t: MT.CreateActor, spec: rec.spec, numRestarts: rec.info.numRestarts, gpus: m.gpus });
@@ -333,6 +362,8 @@ export class Head {
       const node = this.nodes.get(rec.nodeId);
       if (node) this.endpoint.send(node.endpoint, { t: MT.CancelLeaseRequest, leaseReqId: rec.leaseReqId });
     }
+    // a lease granted after this is refused in onActorLease (no record waits for it)
+    this.setLeaseReq(rec, undefined);
     this.markDead(rec, reason);
   }
 
@@ -342,25 +373,29 @@ export class Head {
   }
 
   private onWorkerDied(m: MessageOf<MT.WorkerDied>): void {
-    for (const rec of this.actors.values()) {
-      if (rec.workerId === m.workerId && rec.info.state !== ActorState.Dead) this.onActorProcessDied(rec, m.reason);
-    }
+    const hosted = this.byWorker.get(m.workerId);
+    if (hosted && hosted.info.state !== ActorState.Dead) this.onActorProcessDied(hosted, m.reason);
+    else if (hosted) this.setWorker(hosted, undefined);
     // actors owned by the process that died go with it (unless detached)
-    for (const rec of this.actors.values()) {
-      if (rec.info.owner.workerId === m.workerId && !rec.spec.detached && rec.info.state !== ActorState.Dead) {
-        this.kill(rec, true, 'its owner (the process that created it) exited');
-      }
+    for (const rec of [...(this.byOwner.get(m.workerId) ?? [])]) {
+      if (!rec.spec.detached && rec.info.state !== ActorState.Dead) this.kill(rec, true, 'its owner (the process that created it) exited');
     }
+    this.byOwner.delete(m.workerId);
     for (const job of this.jobs.values()) if (job.alive && job.driver.workerId === m.workerId) this.onJobFinished(job.jobId);
-    for (const s of this.subs.values()) s.delete(m.workerId);
+    for (const [id, s] of this.subs) {
+      s.delete(m.workerId);
+      if (s.size === 0) this.subs.delete(id);
+    }
   }
 
   private onActorProcessDied(rec: ActorRecord, reason: string): void {
-    rec.workerId = undefined;
+    this.setWorker(rec, undefined);
     rec.info.address = undefined;
     const max = rec.spec.maxRestarts;
     const canRestart = !rec.noRestart && (max < 0 || rec.info.numRestarts < max) && this.ownerAlive(rec);
     if (canRestart) {
+      // a kill that allowed a restart is over: a later death has its own reason
+      rec.killReason = undefined;
       rec.info.numRestarts++;
       rec.info.state = ActorState.Restarting;
       this.publish(rec);
@@ -386,35 +421,79 @@ export class Head {
       if (this.named.get(key) === rec.info.id) this.named.delete(key);
     }
     this.publish(rec);
+    // death is final: subscribers were told; later ones get the record at subscribe
+    this.subs.delete(rec.info.id);
+    this.byOwner.get(rec.info.owner.workerId)?.delete(rec);
+    this.dead.add(rec.info.id);
+    this.pruneDead();
+  }
+
+  /** Forgets the oldest dead actors past DEAD_ACTORS_KEPT, and their aliases. */
+  private pruneDead(): void {
+    for (const id of this.dead) {
+      if (this.dead.size <= DEAD_ACTORS_KEPT) break;
+      this.dead.delete(id);
+      const rec = this.actors.get(id);
+      this.actors.delete(id);
+      if (rec) {
+        this.setLeaseReq(rec, undefined);
+        this.setWorker(rec, undefined);
+      }
+      for (const alias of this.aliasesOf.get(id) ?? []) this.aliases.delete(alias);
+      this.aliasesOf.delete(id);
+      this.subs.delete(id);
+    }
+  }
+
+  private addAlias(alias: string, id: string): void {
+    this.aliases.set(alias, id);
+    let set = this.aliasesOf.get(id);
+    if (!set) this.aliasesOf.set(id, (set = new Set()));
+    set.add(alias);
+  }
+
+  /** Drops an alias; false if `alias` is not one. */
+  private removeAlias(alias: string): boolean {
+    const id = this.aliases.get(alias);
+    if (id === undefined) return false;
+    this.aliases.delete(alias);
+    const set = this.aliasesOf.get(id);
+    set?.delete(alias);
+    if (set?.size === 0) this.aliasesOf.delete(id);
+    return true;
   }
 
   private onJobFinished(jobId: string): void {
     const job = this.jobs.get(jobId);
     if (!job || !job.alive) return;
     job.alive = false;
-    for (const rec of this.actors.values()) {
+    for (const rec of [...this.actors.values()]) {
       if (rec.spec.jobId === jobId && !rec.spec.detached) this.kill(rec, true, 'its job finished');
     }
     for (const n of this.nodes.values()) this.endpoint.send(n.endpoint, { t: MT.JobFinished, jobId });
+    // nothing asks about a finished job again: a missing job reads as not alive
+    this.jobs.delete(jobId);
   }
 
   // ------------------------------------------------------------------ subscriptions
 
   private subscribe(id: string, from: Peer): void {
     const real = this.aliases.get(id) ?? id;
+    const rec = this.actors.get(real);
+    if (rec) this.endpoint.reply(from, { t: MT.ActorUpdate, info: rec.info, as: id });
+    // a dead actor has no more updates; an unknown one may be registering
+    if (rec?.info.state === ActorState.Dead) return;
     let s = this.subs.get(real);
     if (!s) this.subs.set(real, (s = new Map()));
     s.set(peerKey(from), { peer: from, as: id });
-    const rec = this.actors.get(real);
-    if (rec) this.endpoint.reply(from, { t: MT.ActorUpdate, info: rec.info, as: id });
   }
 
-  private moveSubscribers(from: string, to: string): void {
-    const s = this.subs.get(from);
+  /** Subscribers of `alias` (subscribed before it became an alias) move to the actor it stands for. */
+  private moveSubscribers(alias: string): void {
+    const s = this.subs.get(alias);
     if (!s) return;
-    this.subs.delete(from);
-    for (const { peer } of s.values()) this.subscribe(from, peer);
-    void to;
+    this.subs.delete(alias);
+    for (const { peer } of s.values()) this.subscribe(alias, peer);
   }
 
   private publish(rec: ActorRecord): void {
@@ -423,11 +502,7 @@ export class Head {
     for (const { peer, as } of s.values()) this.endpoint.reply(peer, { t: MT.ActorUpdate, info: rec.info, as });
   }
 
-  /** Serializes an error for ActorInfo.cause. */
-  static errorBlob(e: Error): Uint8Array {
-    return toInlineBlob(encodeValue(e));
-  }
-
+  /** Closes the head's endpoint. */
   stop(): void {
     this.endpoint?.close();
   }

@@ -9,6 +9,7 @@ import { randomId } from '../ids';
 import { log, setLogRole } from '../log';
 import type { Resources } from '../protocol/messages';
 import { ipcAddress } from '../cluster/session';
+import { readClusterRecord } from '../cluster/cluster-file';
 import { reportError, reportReady, startService, waitExit, watchParent, type Service } from '../cluster/processes';
 import { Head } from './head';
 
@@ -48,19 +49,20 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info(`stopping: ${why}`);
-    if (raylet) {
-      raylet.proc.kill('SIGTERM');
-      await waitExit(raylet.proc, 5000);
-    }
-    head.stop();
-    if (cfg.ownsSession) fs.rmSync(cfg.sessionDir, { recursive: true, force: true });
-    if (cfg.clusterFile) {
-      try {
-        const rec = JSON.parse(fs.readFileSync(cfg.clusterFile, 'utf8')) as { pid?: number };
-        if (rec.pid === process.pid) fs.rmSync(cfg.clusterFile, { force: true });
-      } catch {
-        /* already gone */
+    try {
+      if (raylet) {
+        raylet.proc.kill('SIGTERM');
+        await waitExit(raylet.proc, 5000);
       }
+      head.stop();
+    } catch (e) {
+      log.error(`stopping the head: ${(e as Error).message}`);
+    }
+    try {
+      if (cfg.ownsSession) fs.rmSync(cfg.sessionDir, { recursive: true, force: true });
+      if (cfg.clusterFile && readClusterRecord(cfg.clusterFile)?.pid === process.pid) fs.rmSync(cfg.clusterFile, { force: true });
+    } catch (e) {
+      log.warn(`could not clean up the session: ${(e as Error).message}`);
     }
     process.exit(code);
   };

@@ -13,26 +13,29 @@ export const PROTOCOL_VERSION = 1;
 // ---------------------------------------------------------------------------
 // shared shapes
 
-/** Where a process can be reached. */
-/** `slot` is the process's index on its node (for the object store), -1 if none. */
+/** Where a process can be reached. `slot` is the process's index on its node (for the object store), -1 if none. */
 export const AddressS = S.obj({ workerId: S.str, nodeId: S.str, endpoint: S.str, slot: S.int });
+/** A value AddressS accepts. */
 export type Address = Infer<typeof AddressS>;
 
-/** Resource amounts by name. */
-export const ResourcesS = S.record(S.num);
+/** Resource amounts by name: finite and non-negative. */
+export const ResourcesS = S.record(S.nonNeg);
+/** A value ResourcesS accepts. */
 export type Resources = Infer<typeof ResourcesS>;
 
 /** Where an object's bytes are: in a node's arena, or spilled to a file. */
 export const LocationS = S.obj({
   node: S.str,
-  off: S.optional(S.num),
-  size: S.num,
+  off: S.optional(S.nonNeg),
+  size: S.nonNeg,
   spill: S.optional(S.str),
 });
+/** A value LocationS accepts. */
 export type Location = Infer<typeof LocationS>;
 
 /** A reference as it travels: object id and its owner. */
 export const RefWireS = S.obj({ id: S.str, owner: AddressS });
+/** A value RefWireS accepts. */
 export type RefWire = Infer<typeof RefWireS>;
 
 /** The value of an object: inline bytes, a location, or an error. */
@@ -42,14 +45,17 @@ export const ObjectValueS = S.obj({
   /** refs contained in the value, already registered for the receiver */
   refs: S.optional(S.arr(RefWireS)),
 });
+/** A value ObjectValueS accepts. */
 export type ObjectValue = Infer<typeof ObjectValueS>;
 
 /** A top-level ObjectRef argument, resolved by the submitter before the push. */
 export const DepS = S.obj({ i: S.int, ref: RefWireS, val: S.optional(ObjectValueS) });
+/** A value DepS accepts. */
 export type Dep = Infer<typeof DepS>;
 
 /** Where the code of a remote function or actor class lives. */
 export const CodeRefS = S.obj({ module: S.str, key: S.str, name: S.str });
+/** A value CodeRefS accepts. */
 export type CodeRef = Infer<typeof CodeRefS>;
 
 /** A normal task as pushed to a leased worker. */
@@ -64,10 +70,12 @@ export const TaskSpecS = S.obj({
   env: S.optional(S.record(S.str)),
   gpus: S.optional(S.arr(S.str)),
 });
+/** A value TaskSpecS accepts. */
 export type TaskSpec = Infer<typeof TaskSpecS>;
 
 /** A returned object. */
 export const ReturnObjectS = S.obj({ id: S.str, val: ObjectValueS });
+/** A value ReturnObjectS accepts. */
 export type ReturnObject = Infer<typeof ReturnObjectS>;
 
 /** Status of a finished task. */
@@ -81,6 +89,7 @@ export enum TaskStatus {
   SystemError = 4,
 }
 
+/** The outcome of one task attempt, as its executor reports it. */
 export const TaskResultS = S.obj({
   id: S.str,
   att: S.int,
@@ -93,6 +102,7 @@ export const TaskResultS = S.obj({
   /** number of items a streaming task produced */
   items: S.optional(S.int),
 });
+/** A value TaskResultS accepts. */
 export type TaskResult = Infer<typeof TaskResultS>;
 
 /** Everything needed to create (and recreate) an actor. */
@@ -116,8 +126,10 @@ export const ActorSpecS = S.obj({
   args: S.bin,
   deps: S.optional(S.arr(DepS)),
 });
+/** A value ActorSpecS accepts. */
 export type ActorSpec = Infer<typeof ActorSpecS>;
 
+/** Lifecycle of an actor, as the head tracks it. */
 export enum ActorState {
   Pending = 0,
   Alive = 1,
@@ -146,6 +158,7 @@ export const ActorInfoS = S.obj({
   cause: S.optional(S.bin),
   pid: S.optional(S.int),
 });
+/** A value ActorInfoS accepts. */
 export type ActorInfo = Infer<typeof ActorInfoS>;
 
 /** An actor method call. */
@@ -158,6 +171,7 @@ export const ActorCallS = S.obj({
   deps: S.optional(S.arr(DepS)),
   nret: S.int,
 });
+/** A value ActorCallS accepts. */
 export type ActorCall = Infer<typeof ActorCallS>;
 
 /** A node as the head reports it. */
@@ -172,8 +186,8 @@ export const NodeInfoS = S.obj({
   isHead: S.bool,
   sessionDir: S.str,
   arenaPath: S.str,
-  labels: S.optional(S.record(S.str)),
 });
+/** A value NodeInfoS accepts. */
 export type NodeInfo = Infer<typeof NodeInfoS>;
 
 /** Per-job settings the node manager uses to start the job's workers. */
@@ -188,6 +202,7 @@ export const JobConfigS = S.obj({
   /** jest and other runners set globals that test files use at top level */
   jestGlobals: S.optional(S.bool),
 });
+/** A value JobConfigS accepts. */
 export type JobConfig = Infer<typeof JobConfigS>;
 
 // ---------------------------------------------------------------------------
@@ -263,7 +278,6 @@ export const SCHEMAS = {
     isHead: S.bool,
     sessionDir: S.str,
     arenaPath: S.str,
-    labels: S.optional(S.record(S.str)),
   }),
   [MT.RegisterJob]: S.obj({ t: t(MT.RegisterJob), reqId: S.int, driver: AddressS, ns: S.optional(S.str), pid: S.int }),
   [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),

@@ -19,23 +19,23 @@ export type ObjOf<S extends Shape> = { [K in RequiredKeys<S>]: Infer<S[K]> } & {
 
 const str: Check<string> = (v): v is string => typeof v === 'string';
 const num: Check<number> = (v): v is number => typeof v === 'number' && Number.isFinite(v);
+/** a finite number >= 0 (resource amounts, sizes) */
+const nonNeg: Check<number> = (v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 const int: Check<number> = (v): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 const bool: Check<boolean> = (v): v is boolean => typeof v === 'boolean';
 const bin: Check<Uint8Array> = (v): v is Uint8Array => v instanceof Uint8Array;
 const any: Check<unknown> = (v): v is unknown => true;
 
+/** A field that may be absent (undefined); null is not absent and must pass `c`. */
 function optional<T>(c: Check<T>): Check<T | undefined> & { optional: true } {
-  const f = ((v: unknown): v is T | undefined => v === undefined || v === null || c(v)) as Check<T | undefined> & {
+  const f = ((v: unknown): v is T | undefined => v === undefined || c(v)) as Check<T | undefined> & {
     optional: true;
   };
   Object.defineProperty(f, 'optional', { value: true });
   return f;
 }
 
-function nullable<T>(c: Check<T>): Check<T | null> {
-  return (v: unknown): v is T | null => v === null || c(v);
-}
-
+/** An array of at most `max` items, each passing `c`. */
 function arr<T>(c: Check<T>, max = Infinity): Check<T[]> {
   return (v: unknown): v is T[] => {
     if (!Array.isArray(v) || v.length > max) return false;
@@ -44,6 +44,7 @@ function arr<T>(c: Check<T>, max = Infinity): Check<T[]> {
   };
 }
 
+/** A fixed-length array whose items pass the checks in order. */
 function tuple<T extends Check<unknown>[]>(...cs: T): Check<{ [K in keyof T]: Infer<T[K]> }> {
   return (v: unknown): v is { [K in keyof T]: Infer<T[K]> } => {
     if (!Array.isArray(v) || v.length !== cs.length) return false;
@@ -52,6 +53,7 @@ function tuple<T extends Check<unknown>[]>(...cs: T): Check<{ [K in keyof T]: In
   };
 }
 
+/** A plain object with (at least) the shape's fields. */
 function obj<S extends Shape>(shape: S): Check<ObjOf<S>> {
   const keys = Object.keys(shape);
   const checks = keys.map((k) => shape[k] as Check<unknown>);
@@ -63,6 +65,7 @@ function obj<S extends Shape>(shape: S): Check<ObjOf<S>> {
   };
 }
 
+/** A plain object whose every own value passes `c`. */
 function record<T>(c: Check<T>): Check<Record<string, T>> {
   return (v: unknown): v is Record<string, T> => {
     if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) return false;
@@ -71,14 +74,11 @@ function record<T>(c: Check<T>): Check<Record<string, T>> {
   };
 }
 
+/** One of the given literal values. */
 function oneOf<T extends string | number>(...values: T[]): Check<T> {
   const set = new Set<unknown>(values);
   return (v: unknown): v is T => set.has(v);
 }
 
-function union<A, B>(a: Check<A>, b: Check<B>): Check<A | B> {
-  return (v: unknown): v is A | B => a(v) || b(v);
-}
-
 /** The schema constructors. */
-export const S = { str, num, int, bool, bin, any, optional, nullable, arr, tuple, obj, record, oneOf, union };
+export const S = { str, num, nonNeg, int, bool, bin, any, optional, arr, tuple, obj, record, oneOf };

@@ -13,13 +13,33 @@ async function main(): Promise<void> {
   delete process.env.TSRAY_CONFIG;
   let raylet: Raylet | undefined;
   let stopping = false;
+  // Stopping never throws and always ends the process: a failure on the way
+  // is logged, and a stop that hangs is cut short.
   const stop = async (code: number, why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info(`stopping: ${why}`);
-    const addr = raylet?.address;
-    await raylet?.stop();
-    if (addr) removeIpcFile(addr);
+    const watchdog = setTimeout(() => {
+      log.error('stopping took more than 10 s; exiting anyway');
+      process.exit(code || 1);
+    }, 10_000);
+    watchdog.unref();
+    let addr: string | undefined;
+    try {
+      addr = raylet?.address;
+    } catch {
+      /* it never started listening */
+    }
+    try {
+      await raylet?.stop();
+    } catch (e) {
+      log.error(`stopping the node manager failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    try {
+      if (addr) removeIpcFile(addr);
+    } catch (e) {
+      log.warn(`could not remove ${addr}: ${(e as Error).message}`);
+    }
     process.exit(code);
   };
   process.on('SIGTERM', () => void stop(0, 'SIGTERM'));

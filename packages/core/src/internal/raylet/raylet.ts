@@ -11,26 +11,44 @@ import * as path from 'node:path';
 import { arenaAddon, type ArenaHandle } from '../native';
 import { randomId } from '../ids';
 import { log } from '../log';
+import { spillDirOf } from '../objects/object-store';
 import { MT, type Address, type JobConfig, type Message, type MessageOf, type Resources } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { removeIpcFile } from '../cluster/session';
-import { GpuPool, add, describe, fits, missing, subtract } from './resources';
-import { launchWorker, type WorkerProc } from './worker-pool';
+import { GpuPool, add, describe, fits, gpuRequestProblem, missing, subtract } from './resources';
+import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
+  /** this node's id */
   nodeId: string;
+  /** the cluster's session directory (sockets, logs) */
   sessionDir: string;
+  /** where the head listens */
   headAddress: string;
   /** resources of this node, GPU included */
   resources: Resources;
+  /** ids of this node's GPUs (CUDA_VISIBLE_DEVICES values) */
   gpuIds: string[];
+  /** bytes of the shared-memory object store */
   objectStoreMemory: number;
+  /** root of the node's spill directories (one per owner slot inside) */
   spillDir: string;
+  /** this is the head's node */
   isHead: boolean;
   /** where other nodes reach this one */
   nodeAddress: string;
+  /**
+   * How long a started worker has to register before it is killed and forgotten.
+   * @default 60000
+   */
+  workerRegisterTimeoutMs?: number;
 }
+
+/** Workers started at once, at most, for leases waiting on a worker. */
+const MAX_STARTING = 8;
+/** First and longest pause before starting workers again for a job whose workers keep failing to start. */
+const START_BACKOFF_MS = [250, 30_000] as const;
 
 interface Client {
   workerId: string;
@@ -79,7 +97,10 @@ export class Raylet {
   private readonly leases = new Map<string, Lease>();
   private pending: LeaseRequest[] = [];
   private nextSlot = 1;
-  private starting = 0;
+  /** per job: workers that failed to start in a row, and when starting them again is allowed */
+  private readonly startFailures = new Map<string, { n: number; until: number }>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly logFiles = new Map<string, fs.WriteStream>();
   private resourcesDirty = false;
   private lastReclaim = 0;
   private readonly logBatches = new Map<string, Array<[number, string, string]>>();
@@ -87,6 +108,7 @@ export class Raylet {
   private driverWatch: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  /** Creates the node's object store; {@link start} brings the node up. */
   constructor(readonly cfg: RayletConfig) {
     const A = arenaAddon();
     this.arena = A.create(cfg.objectStoreMemory, `tsray-${cfg.nodeId.slice(0, 8)}`);
@@ -117,6 +139,7 @@ export class Raylet {
     return this.endpoint.address;
   }
 
+  /** Where this node manager listens. */
   get address(): string {
     return this.endpoint.address;
   }
@@ -138,11 +161,14 @@ export class Raylet {
         this.onReturnLease(m.leaseId, m.kill);
         break;
       case MT.TaskBlocked: {
+        // the task waits in get(): its CPU goes to others (nested tasks
+        // would deadlock otherwise), so grant what now fits
         const l = this.leases.get(m.leaseId);
         if (l && !l.blocked && l.resources[CPU]) {
           l.blocked = true;
           add(this.available, { [CPU]: l.resources[CPU] });
           this.changed();
+          this.schedule();
         }
         break;
       }
@@ -152,6 +178,7 @@ export class Raylet {
           l.blocked = false;
           subtract(this.available, { [CPU]: l.resources[CPU] as number });
           this.changed();
+          this.schedule();
         }
         break;
       }
@@ -173,20 +200,28 @@ export class Raylet {
   }
 
   private onRegisterClient(m: MessageOf<MT.RegisterClient>, from: Peer): void {
-    const slot = this.nextSlot++;
     let jobId = m.job?.jobId;
+    let slot: number;
     if (m.kind === 'worker') {
       const w = this.workers.get(m.workerId);
-      if (!w) {
-        this.endpoint.respond(from, m.reqId, false, undefined, 'unknown worker');
+      if (!w || w.state !== 'starting') {
+        const why = w ? `worker ${m.workerId} is already registered` : `unknown worker ${m.workerId} (not started by this node manager, or it took too long to register)`;
+        log.warn(`refused a worker registration: ${why}`);
+        this.endpoint.respond(from, m.reqId, false, undefined, why);
         return;
       }
+      slot = this.nextSlot++;
       jobId = w.jobId;
       w.slot = slot;
       w.address = { workerId: m.workerId, nodeId: this.cfg.nodeId, endpoint: m.endpoint, slot };
       w.state = 'idle';
-      this.starting--;
-    } else if (m.job) {
+      if (w.registerTimer) clearTimeout(w.registerTimer);
+      w.registerTimer = undefined;
+      this.startFailures.delete(w.jobId);
+    } else {
+      slot = this.nextSlot++;
+    }
+    if (m.kind === 'driver' && m.job) {
       this.jobs.set(m.job.jobId, m.job);
     }
     this.clients.set(m.workerId, { workerId: m.workerId, kind: m.kind, pid: m.pid, slot, endpoint: m.endpoint, jobId });
@@ -203,15 +238,59 @@ export class Raylet {
 
   /** Keeps as many task workers of the job's default environment as the node has CPUs. */
   private prestart(job: JobConfig): void {
+    if (!this.mayStart(job.jobId)) return;
     const want = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
     let have = 0;
     for (const w of this.workers.values()) if (w.jobId === job.jobId && w.envKey === '' && w.state !== 'actor' && w.state !== 'dead') have++;
     for (let i = have; i < want; i++) this.startWorker(job, undefined, '');
   }
 
+  /** Whether workers of the job may be started now (not backing off after failed starts). */
+  private mayStart(jobId: string): boolean {
+    const f = this.startFailures.get(jobId);
+    return !f || Date.now() >= f.until;
+  }
+
+  /** A worker of the job failed before it registered: wait longer before starting more. */
+  private onStartFailed(jobId: string, worker: string, reason: string): void {
+    const prev = this.startFailures.get(jobId);
+    const n = (prev?.n ?? 0) + 1;
+    const delay = Math.min(START_BACKOFF_MS[1], START_BACKOFF_MS[0] * 2 ** (n - 1));
+    this.startFailures.set(jobId, { n, until: Date.now() + delay });
+    log.warn(`${worker} of job ${jobId} failed to start (${reason}; ${n} in a row); starting workers for that job again in ${delay} ms`);
+    if (!this.retryTimer) {
+      this.retryTimer = setTimeout(() => this.retryStarts(), delay);
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Starts what the back-off held back, and rearms for jobs still backing off. */
+  private retryStarts(): void {
+    this.retryTimer = undefined;
+    if (this.stopped) return;
+    for (const [jobId, f] of this.startFailures) {
+      const job = this.jobs.get(jobId);
+      if (!job || !this.driverOf(jobId)) this.startFailures.delete(jobId);
+      else if (Date.now() >= f.until) this.prestart(job);
+    }
+    this.schedule();
+    let next = Infinity;
+    for (const f of this.startFailures.values()) if (f.until > Date.now()) next = Math.min(next, f.until);
+    if (next !== Infinity) {
+      this.retryTimer = setTimeout(() => this.retryStarts(), next - Date.now());
+      this.retryTimer.unref();
+    }
+  }
+
   // ------------------------------------------------------------------ leases
 
   private onRequestLease(m: MessageOf<MT.RequestLease>, from: Peer): void {
+    const gpuProblem = gpuRequestProblem(m.resources.GPU ?? 0) ?? gpuRequestProblem(m.placement?.GPU ?? 0);
+    if (gpuProblem) {
+      log.warn(`refused a lease for ${m.name}: ${gpuProblem}`);
+      this.endpoint.reply(from, { t: MT.LeaseInfeasible, leaseReqId: m.leaseReqId, message: `${m.name} can never be scheduled: ${gpuProblem}` });
+      return;
+    }
     const envKey = m.env ? JSON.stringify(Object.entries(m.env).sort()) : '';
     this.pending.push({
       id: m.leaseReqId,
@@ -281,9 +360,21 @@ export class Raylet {
       this.grant(r, w, gpus);
     }
     this.pending = still;
-    for (const [key, want] of wantWorkers) {
-      const startingForKey = [...this.workers.values()].filter((w) => w.state === 'starting' && `${w.jobId}\0${w.envKey}` === key).length;
-      for (let i = startingForKey; i < want.n && this.starting < 8; i++) this.startWorker(want.job, want.env, key.split('\0')[1] ?? '');
+    if (wantWorkers.size > 0) {
+      let starting = 0;
+      const startingByKey = new Map<string, number>();
+      for (const w of this.workers.values()) {
+        if (w.state !== 'starting') continue;
+        starting++;
+        const key = `${w.jobId}\0${w.envKey}`;
+        startingByKey.set(key, (startingByKey.get(key) ?? 0) + 1);
+      }
+      for (const [key, want] of wantWorkers) {
+        if (!this.mayStart(want.job.jobId)) continue;
+        for (let i = startingByKey.get(key) ?? 0; i < want.n && starting < MAX_STARTING; i++, starting++) {
+          this.startWorker(want.job, want.env, key.split('\0')[1] ?? '');
+        }
+      }
     }
     if (blockedOnResources) this.reclaimIdleLeases();
     if (this.resourcesDirty) this.reportResources();
@@ -353,21 +444,40 @@ export class Raylet {
   // ------------------------------------------------------------------ processes
 
   private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string): void {
-    this.starting++;
-    const w = launchWorker(
-      {
-        job,
-        env,
-        envKey,
-        sessionDir: this.cfg.sessionDir,
-        nodeId: this.cfg.nodeId,
-        rayletEndpoint: this.endpoint.address,
-        headAddress: this.cfg.headAddress,
-      },
-      (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
-      (wp, reason) => this.onWorkerExit(wp, reason),
-    );
+    let w: WorkerProc;
+    try {
+      w = launchWorker(
+        {
+          job,
+          env,
+          envKey,
+          sessionDir: this.cfg.sessionDir,
+          nodeId: this.cfg.nodeId,
+          rayletEndpoint: this.endpoint.address,
+          headAddress: this.cfg.headAddress,
+        },
+        (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
+        (wp, reason, was) => this.onWorkerExit(wp, reason, was),
+      );
+    } catch (e) {
+      this.onStartFailed(job.jobId, 'a worker', `spawn failed: ${(e as Error).message}`);
+      return;
+    }
     this.workers.set(w.workerId, w);
+    const timeout = this.cfg.workerRegisterTimeoutMs ?? 60_000;
+    w.registerTimer = setTimeout(() => this.onRegisterTimeout(w, timeout), timeout);
+    w.registerTimer.unref();
+    w.proc.once('close', () => this.closeLogFiles(w.workerId));
+  }
+
+  /** A started worker never registered: kill it, and stop counting it as starting. */
+  private onRegisterTimeout(w: WorkerProc, timeout: number): void {
+    w.registerTimer = undefined;
+    if (w.state !== 'starting') return;
+    this.kill(w, `it did not register within ${timeout} ms`, true);
+    if (this.workers.get(w.workerId) === w) this.workers.delete(w.workerId);
+    this.onStartFailed(w.jobId, `worker ${w.workerId} (pid ${w.pid})`, `it did not register within ${timeout} ms and was killed`);
+    this.schedule();
   }
 
   private kill(w: WorkerProc, reason: string, force: boolean): void {
@@ -381,13 +491,13 @@ export class Raylet {
     }
   }
 
-  private onWorkerExit(w: WorkerProc, reason: string): void {
+  private onWorkerExit(w: WorkerProc, reason: string, was: WorkerState): void {
     if (this.workers.get(w.workerId) === w) this.workers.delete(w.workerId);
-    if (w.slot < 0) this.starting--;
     const client = this.clients.get(w.workerId);
     this.clients.delete(w.workerId);
     if (this.stopped) return;
-    if (w.slot >= 0) arenaAddon().sweep(this.arena, w.slot);
+    if (w.slot >= 0) this.sweepSlot(w.slot);
+    if (was === 'starting' && !w.killRequested) this.onStartFailed(w.jobId, `worker ${w.workerId} (pid ${w.pid})`, reason);
     const l = w.leaseId ? this.leases.get(w.leaseId) : undefined;
     if (l) {
       this.endLease(l);
@@ -407,8 +517,20 @@ export class Raylet {
     if (address) this.broadcastDeath(w.workerId, address, reason);
     if (!w.killRequested && reason !== 'exited with code 0') log.debug(`worker ${w.workerId} (pid ${w.pid}) ${reason}`);
     const job = this.jobs.get(w.jobId);
-    if (job && this.driverOf(w.jobId) && w.state !== 'actor' && !w.actorId) this.prestart(job);
+    if (job && this.driverOf(w.jobId) && was !== 'actor' && !w.actorId) this.prestart(job);
     this.schedule();
+  }
+
+  /** Frees what the process in `slot` allocated or owned: arena blocks and spilled objects. */
+  private sweepSlot(slot: number): void {
+    try {
+      arenaAddon().sweep(this.arena, slot);
+    } catch (e) {
+      log.error(`could not free the objects of slot ${slot}: ${(e as Error).message}`);
+    }
+    fs.rm(spillDirOf(this.cfg.spillDir, slot), { recursive: true, force: true }, (e) => {
+      if (e) log.warn(`could not remove spilled objects of slot ${slot}: ${e.message}`);
+    });
   }
 
   /** Tells every process here that one died (its objects are lost, its requests will not be answered). */
@@ -442,7 +564,7 @@ export class Raylet {
 
   private onDriverExit(c: Client): void {
     this.clients.delete(c.workerId);
-    arenaAddon().sweep(this.arena, c.slot);
+    this.sweepSlot(c.slot);
     this.releaseOwnedBy(c.workerId);
     this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited' });
     this.broadcastDeath(c.workerId, c.endpoint, 'the driver exited');
@@ -450,17 +572,13 @@ export class Raylet {
   }
 
   private onJobFinished(jobId: string): void {
+    // actor workers stay: the head ends those of non-detached actors
     for (const w of this.workers.values()) {
-      if (w.jobId === jobId && !w.detached && w.state !== 'actor') this.kill(w, 'its job finished', true);
+      if (w.jobId === jobId && w.state !== 'actor') this.kill(w, 'its job finished', true);
     }
     for (const [id, c] of this.clients) if (c.kind === 'driver' && c.jobId === jobId) this.clients.delete(id);
     this.pending = this.pending.filter((r) => r.jobId !== jobId || r.actorId !== undefined);
-  }
-
-  /** Marks the worker hosting a detached actor so the end of its job spares it. */
-  markDetached(workerId: string): void {
-    const w = this.workers.get(workerId);
-    if (w) w.detached = true;
+    this.startFailures.delete(jobId);
   }
 
   // ------------------------------------------------------------------ logs
@@ -489,13 +607,33 @@ export class Raylet {
     this.logBatches.clear();
   }
 
+  /** Appends a line to the worker's log file, through a stream kept open while the worker lives. */
   private appendLogFile(w: WorkerProc, stream: 0 | 1, name: string, line: string): void {
-    const dir = path.join(this.cfg.sessionDir, 'logs');
-    try {
-      fs.mkdirSync(dir, { recursive: true });
-      fs.appendFileSync(path.join(dir, `worker-${w.workerId}.${stream === 0 ? 'out' : 'err'}`), `(${name} pid=${w.pid}) ${line}\n`);
-    } catch {
-      /* logs are best effort */
+    const file = `worker-${w.workerId}.${stream === 0 ? 'out' : 'err'}`;
+    let out = this.logFiles.get(file);
+    if (!out) {
+      const dir = path.join(this.cfg.sessionDir, 'logs');
+      try {
+        fs.mkdirSync(dir, { recursive: true });
+      } catch {
+        return; // logs are best effort
+      }
+      out = fs.createWriteStream(path.join(dir, file), { flags: 'a' });
+      out.on('error', (e) => {
+        log.debug(`worker log ${file}: ${e.message}`);
+        this.logFiles.delete(file);
+      });
+      this.logFiles.set(file, out);
+    }
+    out.write(`(${name} pid=${w.pid}) ${line}\n`);
+  }
+
+  /** Closes a worker's log files (its output has ended). */
+  private closeLogFiles(workerId: string): void {
+    for (const ext of ['out', 'err']) {
+      const file = `worker-${workerId}.${ext}`;
+      this.logFiles.get(file)?.end();
+      this.logFiles.delete(file);
     }
   }
 
@@ -507,7 +645,10 @@ export class Raylet {
 
   private reportResources(): void {
     this.resourcesDirty = false;
-    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available: { ...this.available }, total: this.cfg.resources });
+    // unblocked tasks may oversubscribe the node for a while: report none free then
+    const available: Resources = {};
+    for (const [k, v] of Object.entries(this.available)) available[k] = Math.max(0, v);
+    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available, total: this.cfg.resources });
   }
 
   private stats(): unknown {
@@ -535,19 +676,26 @@ export class Raylet {
 
   // ------------------------------------------------------------------ stop
 
-  /** Kills every worker, waits for them, and frees the store. */
+  /**
+   * Kills every worker, waits for them (3 s at most), flushes worker logs,
+   * and frees the store and the spill directory. Never rejects; idempotent.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.driverWatch) clearInterval(this.driverWatch);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     if (this.logTimer) {
       clearTimeout(this.logTimer);
-      this.flushLogs();
+      this.logTimer = undefined;
+      this.attempt('send the last worker logs', () => this.flushLogs());
     }
     const exits = [...this.workers.values()].map(
       (w) =>
         new Promise<void>((resolve) => {
-          if (w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
+          if (w.registerTimer) clearTimeout(w.registerTimer);
+          if (w.state === 'dead' || w.proc.exitCode !== null || w.proc.signalCode !== null) return resolve();
           w.proc.once('exit', () => resolve());
           try {
             w.proc.kill('SIGKILL');
@@ -556,9 +704,29 @@ export class Raylet {
           }
         }),
     );
-    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000))]);
-    this.endpoint?.close();
-    arenaAddon().close(this.arena);
-    fs.rmSync(this.cfg.spillDir, { recursive: true, force: true });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(exits), new Promise<void>((r) => (timer = setTimeout(r, 3000)))]);
+    clearTimeout(timer);
+    await this.closeAllLogFiles();
+    this.attempt('close its endpoint', () => this.endpoint?.close());
+    this.attempt('close the object store', () => arenaAddon().close(this.arena));
+    this.attempt('remove the spill directory', () => fs.rmSync(this.cfg.spillDir, { recursive: true, force: true }));
+  }
+
+  /** Ends every log stream and waits (1 s at most) for them to reach their files. */
+  private async closeAllLogFiles(): Promise<void> {
+    const ends = [...this.logFiles.values()].map((out) => new Promise<void>((resolve) => out.end(() => resolve())));
+    this.logFiles.clear();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(ends), new Promise<void>((r) => (timer = setTimeout(r, 1000)))]);
+    clearTimeout(timer);
+  }
+
+  private attempt(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      log.error(`while stopping, could not ${what}: ${(e as Error).message}`);
+    }
   }
 }

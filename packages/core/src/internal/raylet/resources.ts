@@ -44,20 +44,32 @@ export function describe(r: Resources): string {
   return `{${parts.join(', ')}}`;
 }
 
+/**
+ * Why a request for `amount` GPUs can never be granted, or undefined. As in
+ * Ray, a task may take a fraction of one GPU, or whole GPUs: 1.5 is refused.
+ */
+export function gpuRequestProblem(amount: number): string | undefined {
+  if (!Number.isFinite(amount) || amount < 0) return `a GPU request must be a non-negative number, got ${amount}`;
+  if (amount > 1 && !Number.isInteger(amount)) return `a GPU request above 1 must be a whole number of GPUs, got ${amount}`;
+  return undefined;
+}
+
 /** Hands out GPU ids; fractional requests share an id. */
 export class GpuPool {
   private readonly free = new Map<string, number>();
 
+  /** A pool of the given ids, all free. */
   constructor(ids: string[]) {
     for (const id of ids) this.free.set(id, 1);
   }
 
-  get ids(): string[] {
-    return [...this.free.keys()];
-  }
-
-  /** Picks ids for `amount` GPUs, or undefined if they are not free. */
+  /**
+   * Picks ids for `amount` GPUs, or undefined if they are not free.
+   * @throws RangeError for a fraction above 1 (see {@link gpuRequestProblem})
+   */
   acquire(amount: number): Array<[string, number]> | undefined {
+    const problem = gpuRequestProblem(amount);
+    if (problem) throw new RangeError(problem);
     if (amount <= 0) return [];
     if (amount >= 1) {
       const whole = Math.ceil(amount - 1e-9);
@@ -81,6 +93,7 @@ export class GpuPool {
     return [[best, amount]];
   }
 
+  /** Gives back what {@link acquire} returned. */
   release(got: Array<[string, number]>): void {
     for (const [id, amt] of got) this.free.set(id, Math.min(1, round((this.free.get(id) ?? 0) + amt)));
   }

@@ -13,35 +13,64 @@ import { log } from '../log';
 /** Marks a line that names the task or actor whose output follows. */
 export const LOG_MARKER = '\u001e';
 
+/**
+ * Lifecycle of a worker process: `starting` until it registers, then `idle`
+ * or `leased` (task worker) or `actor` (dedicated to one actor), and `dead`
+ * once it exited (or could not be spawned).
+ */
+export type WorkerState = 'starting' | 'idle' | 'leased' | 'actor' | 'dead';
+
 /** One worker process. */
 export interface WorkerProc {
+  /** the id it registers with */
   readonly workerId: string;
+  /** the job it runs tasks of */
   readonly jobId: string;
+  /** its runtime environment, as a key ('' for the job's default) */
   readonly envKey: string;
+  /** the process */
   readonly proc: ChildProcess;
+  /** its pid, -1 if it could not be spawned */
   readonly pid: number;
-  state: 'starting' | 'idle' | 'leased' | 'actor' | 'dead';
+  /** see {@link WorkerState} */
+  state: WorkerState;
+  /** where it listens, once registered */
   address: Address | undefined;
+  /** its slot in the node's object store once registered, -1 before */
   slot: number;
+  /** the lease it is running under, if any */
   leaseId: string | undefined;
+  /** the actor it hosts, if any */
   actorId: string | undefined;
-  /** hosts a detached actor: survives the end of its job */
-  detached: boolean;
+  /** why it was killed, when the node manager killed it */
   exitReason: string | undefined;
+  /** the node manager asked it to stop */
   killRequested: boolean;
+  /** fires when it takes too long to register (cleared when it registers or exits) */
+  registerTimer: NodeJS.Timeout | undefined;
 }
 
 /** Where worker output goes. */
 export type LogSink = (w: WorkerProc, stream: 0 | 1, name: string, line: string) => void;
 
+/** Called once when a worker ends: `was` is the state it was in just before. */
+export type ExitHandler = (w: WorkerProc, reason: string, was: WorkerState) => void;
+
 /** Settings a worker process needs. */
 export interface WorkerLaunch {
+  /** the job it belongs to */
   job: JobConfig;
+  /** extra environment variables (its runtime environment) */
   env: Record<string, string> | undefined;
+  /** key of `env` ('' for none) */
   envKey: string;
+  /** the cluster's session directory */
   sessionDir: string;
+  /** the node it runs on */
   nodeId: string;
+  /** where its node manager listens */
   rayletEndpoint: string;
+  /** where the head listens */
   headAddress: string;
 }
 
@@ -67,8 +96,12 @@ export function loaderFlags(execArgv: readonly string[]): string[] {
   return out;
 }
 
-/** Starts a worker process; `onExit` runs when it ends. */
-export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: (w: WorkerProc, reason: string) => void): WorkerProc {
+/**
+ * Starts a worker process. `onExit` runs exactly once when it ends: when it
+ * exits, or when it cannot be spawned at all (an 'error' event with no
+ * process behind it, which may never be followed by 'exit').
+ */
+export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHandler): WorkerProc {
   const workerId = randomId(8);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -99,9 +132,9 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: (w: Work
     slot: -1,
     leaseId: undefined,
     actorId: undefined,
-    detached: false,
     exitReason: undefined,
     killRequested: false,
+    registerTimer: undefined,
   };
   const pipe = (stream: NodeJS.ReadableStream | null, n: 0 | 1): void => {
     if (!stream) return;
@@ -125,11 +158,23 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: (w: Work
   pipe(proc.stdout, 0);
   pipe(proc.stderr, 1);
   proc.stdin?.on('error', () => undefined);
-  proc.on('error', (e) => log.error(`worker ${workerId} could not start: ${e.message}`));
-  proc.on('exit', (code, signal) => {
-    const reason = w.exitReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`);
+  const end = (reason: string): void => {
+    if (w.state === 'dead') return;
+    const was = w.state;
     w.state = 'dead';
-    onExit(w, reason);
+    if (w.registerTimer) clearTimeout(w.registerTimer);
+    w.registerTimer = undefined;
+    onExit(w, reason, was);
+  };
+  proc.on('error', (e) => {
+    if (proc.pid === undefined) {
+      // never spawned: no 'exit' is coming
+      log.error(`worker ${workerId} could not be started: ${e.message}`);
+      end(w.exitReason ?? `could not be started (${e.message})`);
+    } else {
+      log.warn(`worker ${workerId} (pid ${proc.pid}): ${e.message}`);
+    }
   });
+  proc.on('exit', (code, signal) => end(w.exitReason ?? (signal ? `killed by ${signal}` : `exited with code ${code}`)));
   return w;
 }

@@ -1,0 +1,45 @@
+/**
+ * The cluster file: where `tsray start --head` records the cluster it
+ * started, read by `tsray stop`/`tsray status`, by `init({ address: 'auto' })`,
+ * and by the head itself (which removes it at exit).
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { tsrayTmpRoot } from './session';
+
+/** What `tsray start` records about the cluster it started. */
+export interface ClusterRecord {
+  /** HOST:PORT of the head */
+  address: string;
+  /** pid of the head process */
+  pid: number;
+  /** the cluster's session directory */
+  sessionDir: string;
+  /** when it started (ISO 8601) */
+  startedAt: string;
+}
+
+/** The cluster file of this machine (under TSRAY_TMPDIR or the system tmpdir). */
+export function clusterFile(): string {
+  return path.join(tsrayTmpRoot(), 'cluster.json');
+}
+
+/** Reads a cluster file; undefined when it is missing or not a valid record. */
+export function readClusterRecord(file = clusterFile()): ClusterRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const r = v as Record<string, unknown>;
+  if (typeof r.address !== 'string' || !Number.isSafeInteger(r.pid) || typeof r.sessionDir !== 'string' || typeof r.startedAt !== 'string') return undefined;
+  return { address: r.address, pid: r.pid as number, sessionDir: r.sessionDir, startedAt: r.startedAt };
+}
+
+/** Writes the cluster file (readable by this user only). */
+export function writeClusterRecord(rec: ClusterRecord, file = clusterFile()): void {
+  fs.writeFileSync(file, JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
+}
