@@ -13,19 +13,6 @@ const KINDS = Symbol.for('tsray.errorKinds');
 
 type Branded = { [KINDS]?: readonly string[] };
 
-
-/** The serialisable form of an arbitrary error, as it crosses processes. */
-export interface ErrorInfo {
-  /** `error.name`, e.g. `TypeError`. */
-  name: string;
-  /** `error.message`. */
-  message: string;
-  /** The stack as printed in the process that raised it. */
-  stack?: string;
-  /** `error.code`, when the error had one. */
-  code?: string | number;
-}
-
 /**
  * Thrown for any failure of the distributed runtime; the base class of every
  * tsray error. Check with `err instanceof RayError`.
@@ -169,7 +156,11 @@ export class OwnerDiedError extends ObjectLostError {
   }
 }
 
-/** Thrown by `get` and rejected by `wait` when `timeoutMs` passes first. */
+/**
+ * Thrown by `get` when `timeoutMs` passes before the values are ready (the
+ * tasks keep running; `get` again to wait longer). `wait` does not throw on
+ * a timeout: it returns the refs that are ready by then.
+ */
 export class GetTimeoutError extends RayError {
   static override readonly kind: string = 'GetTimeoutError';
   /** The timeout that passed. */

@@ -26,11 +26,20 @@
  * @packageDocumentation
  */
 import { ActorNotFoundError, NotInitializedError, RayError } from './errors';
-import { ObjectRef, ObjectRefGenerator } from './internal/api/object-ref';
+import { ObjectRef as ObjectRefImpl, ObjectRefGenerator as ObjectRefGeneratorImpl } from './internal/api/object-ref';
 import { ActorHandle } from './internal/api/actor-handle';
+import { ObjectRef, ObjectRefGenerator } from './internal/api/public-refs';
 import { currentRuntime, runtime, setRuntime } from './internal/api/context';
 import { DriverRuntime } from './internal/api/driver';
-import { compileInitOptions, describeValue } from './internal/api/options';
+import {
+  compileCancelOptions,
+  compileGetActorOptions,
+  compileGetOptions,
+  compileInitOptions,
+  compileKillOptions,
+  compileWaitOptions,
+  describeValue,
+} from './internal/api/options';
 import { makeRemote } from './internal/api/remote';
 import type {
   ActorClass,
@@ -38,6 +47,7 @@ import type {
   AnyClass,
   AnyFunction,
   CancelOptions,
+  GetActorOptions,
   GetOptions,
   InitOptions,
   KillOptions,
@@ -54,8 +64,25 @@ import { isActorHandle, isRef } from './internal/serialization/brands';
 import { currentTask } from './internal/runtime/executor';
 import { ValueState, type RefEntry } from './internal/runtime/refs';
 
-export * from './errors';
-export { ObjectRef, ObjectRefGenerator, ActorHandle };
+export {
+  RayError,
+  TaskError,
+  ActorDiedError,
+  WorkerCrashedError,
+  ObjectLostError,
+  ObjectFreedError,
+  OwnerDiedError,
+  GetTimeoutError,
+  TaskCancelledError,
+  ObjectStoreFullError,
+  RemoteDefinitionError,
+  ActorNotFoundError,
+  ActorNameTakenError,
+  RuntimeEnvSetupError,
+  NotInitializedError,
+  RaySystemError,
+} from './errors';
+export { ActorHandle, ObjectRef, ObjectRefGenerator };
 export type {
   ActorClass,
   ActorHandleBase,
@@ -67,6 +94,7 @@ export type {
   AnyClass,
   AnyFunction,
   CancelOptions,
+  GetActorOptions,
   GetOptions,
   InitOptions,
   KillOptions,
@@ -162,8 +190,8 @@ export function remote<F extends AnyFunction>(options: TaskOptions & { numReturn
 export function remote<F extends AnyFunction>(options: TaskOptions & { numReturns?: 1 }, fn: F): RemoteFunction<F>;
 export function remote<F extends AnyFunction>(options: TaskOptions & { numReturns: number }, fn: F): MultiReturnRemoteFunction<F>;
 export function remote<F extends AnyFunction>(options: TaskOptions, fn: F): RemoteFunction<F>;
-export function remote(a: unknown, b?: unknown): unknown {
-  return makeRemote(a, b, remote as (...args: never[]) => unknown);
+export function remote(...args: unknown[]): unknown {
+  return makeRemote(args, remote as (...args: never[]) => unknown);
 }
 
 // ---------------------------------------------------------------------------
@@ -179,7 +207,7 @@ function entriesOf(refs: unknown, what: string): { entries: RefEntry[]; single: 
           : `${what}() takes an array of ObjectRefs; element ${i} is ${describeValue(r)}`,
       );
     }
-    const e = (r as unknown as ObjectRef)._entry;
+    const e = (r as unknown as ObjectRefImpl)._entry;
     if (e.table !== rt.core.refs) {
       throw new RayError(`${String(r)} belongs to an earlier tsray session (before shutdown()); its object is gone`);
     }
@@ -187,15 +215,6 @@ function entriesOf(refs: unknown, what: string): { entries: RefEntry[]; single: 
   };
   if (Array.isArray(refs)) return { entries: refs.map((r, i) => check(r, i)), single: false };
   return { entries: [check(refs)], single: true };
-}
-
-function timeoutOf(opts: { timeoutMs?: unknown } | undefined, what: string): number | undefined {
-  if (opts === undefined) return undefined;
-  if (typeof opts !== 'object' || opts === null) throw new TypeError(`${what}() options must be an object`);
-  const t = opts.timeoutMs;
-  if (t === undefined) return undefined;
-  if (typeof t !== 'number' || !(t >= 0)) throw new RangeError(`options.timeoutMs must be a non-negative number, got ${describeValue(t)}`);
-  return t;
 }
 
 type Values<T extends readonly unknown[]> = { -readonly [K in keyof T]: T[K] extends ObjectRef<infer V> ? V : never };
@@ -213,7 +232,7 @@ export async function get<T extends readonly ObjectRef<unknown>[]>(refs: T, opti
 export async function get<T>(refs: readonly ObjectRef<T>[], options?: GetOptions): Promise<T[]>;
 export async function get(refs: unknown, options?: GetOptions): Promise<unknown> {
   const { entries, single } = entriesOf(refs, 'get');
-  const timeoutMs = timeoutOf(options, 'get');
+  const { timeoutMs } = compileGetOptions(options);
   const core = runtime('get()').core;
   if (single) {
     const e = entries[0] as RefEntry;
@@ -228,7 +247,16 @@ export async function get(refs: unknown, options?: GetOptions): Promise<unknown>
  * Typed arrays and Arrow tables of large values are written once into shared
  * memory and read in place by other processes on the node.
  *
- * @throws TypeError for a value that cannot be serialized (functions, Promises, symbols).
+ * Values are copied as data, like `structuredClone`: plain objects, arrays,
+ * Map, Set, Date, RegExp, BigInt, errors, typed arrays, Arrow tables, and
+ * ObjectRefs / ActorHandles (which stay references). Instances of your own
+ * classes arrive as plain objects: their own fields are kept, their
+ * prototype (methods, getters, `instanceof`) is not — rebuild them on the
+ * other side, or use an actor to keep an object with behaviour in one place.
+ * The same holds for task arguments and return values.
+ *
+ * @throws TypeError for a value that cannot be serialized (functions, Promises,
+ * symbols, iterators and generator objects), naming what is wrong.
  */
 export function put<T>(value: T): ObjectRef<T> {
   const rt = runtime('put()');
@@ -245,12 +273,9 @@ export function put<T>(value: T): ObjectRef<T> {
 export async function wait<T>(refs: readonly ObjectRef<T>[], options?: WaitOptions): Promise<[ObjectRef<T>[], ObjectRef<T>[]]> {
   if (!Array.isArray(refs)) throw new TypeError(`wait() takes an array of ObjectRefs, got ${describeValue(refs)}`);
   const { entries } = entriesOf(refs, 'wait');
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('wait() options must be an object');
-  const n = options?.numReturns ?? 1;
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`options.numReturns must be a non-negative integer, got ${describeValue(n)}`);
-  if (n > entries.length) throw new RangeError(`options.numReturns (${n}) is more than the number of refs (${entries.length})`);
+  const { numReturns: n, timeoutMs } = compileWaitOptions(options, entries.length);
+  if (entries.length === 0) return [[], []];
   if (new Set(entries).size !== entries.length) throw new TypeError('wait() needs distinct ObjectRefs; the array has duplicates');
-  const timeoutMs = timeoutOf(options, 'wait');
   const core = runtime('wait()').core;
   let ready = 0;
   for (const e of entries) if (e.state !== ValueState.Pending) ready++;
@@ -276,13 +301,12 @@ export async function wait<T>(refs: readonly ObjectRef<T>[], options?: WaitOptio
  */
 export function cancel(ref: ObjectRef<unknown> | ObjectRefGenerator<unknown>, options?: CancelOptions): void {
   const rt = runtime('cancel()');
-  if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('cancel() options must be an object');
-  const force = options?.force ?? false;
-  const recursive = options?.recursive ?? true;
-  if (ref instanceof ObjectRefGenerator) {
+  const { force, recursive } = compileCancelOptions(options);
+  if (ref instanceof ObjectRefGeneratorImpl) {
     rt.core.cancelTask(ref.taskId, force, recursive);
     return;
   }
+  if (Array.isArray(ref)) throw new TypeError('cancel() takes one ObjectRef (or ObjectRefGenerator), got an array; cancel each ref');
   const { entries } = entriesOf(ref, 'cancel');
   const taskId = (entries[0] as RefEntry).taskId;
   if (taskId) rt.core.cancelTask(taskId, force, recursive);
@@ -310,10 +334,10 @@ export function free(refs: ObjectRef<unknown> | readonly ObjectRef<unknown>[]): 
  * job's).
  * @throws ActorNotFoundError when no live actor has that name.
  */
-export async function getActor<T = unknown>(name: string, options?: { namespace?: string }): Promise<ActorHandle<T>> {
+export async function getActor<T = unknown>(name: string, options?: GetActorOptions): Promise<ActorHandle<T>> {
   const rt = runtime('getActor()');
   if (typeof name !== 'string' || name.length === 0) throw new TypeError(`getActor() takes a non-empty name, got ${describeValue(name)}`);
-  const ns = options?.namespace ?? rt.namespace;
+  const ns = compileGetActorOptions(options).namespace ?? rt.namespace;
   try {
     const r = await rt.core.endpoint.call(rt.headAddress, { t: MT.GetActor, name, ns });
     return rt.core.handleFor(r.data as ActorInfo) as ActorHandle<T>;
@@ -332,7 +356,8 @@ export async function getActor<T = unknown>(name: string, options?: { namespace?
 export function kill(actor: ActorHandle<unknown>, options?: KillOptions): void {
   const rt = runtime('kill()');
   if (!isActorHandle(actor)) throw new TypeError(`kill() takes an ActorHandle, got ${describeValue(actor)}`);
-  rt.core.endpoint.send(rt.headAddress, { t: MT.KillActor, actorId: (actor as ActorHandle).actorId, noRestart: options?.noRestart ?? true });
+  const { noRestart } = compileKillOptions(options);
+  rt.core.endpoint.send(rt.headAddress, { t: MT.KillActor, actorId: (actor as ActorHandle).actorId, noRestart });
 }
 
 /** Names of the live named actors in this job's namespace (or, with `true`, in all namespaces). */

@@ -1,22 +1,22 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ray from '@tsray/core';
-import { BadCtorActor, CallerActor, CounterActor, HolderActor, OverlapActor, StreamerActor, callThroughTask } from './fixtures/actors';
+import { BadCtorActor, CallerActor, CounterActor, EnvReaderActor, HolderActor, OverlapActor, StreamerActor, callThroughTask } from './fixtures/actors';
+import { collectGarbage, until } from './helpers/poll';
+import { alive } from './helpers/procs';
+
+let tmp: string;
 
 beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-actors-'));
   await ray.init({ numCpus: 2, logToDriver: false, namespace: 'actors-test' });
 });
 
 afterAll(async () => {
   await ray.shutdown();
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-async function until(cond: () => Promise<boolean>, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('actors', () => {
   test('an actor keeps its state between calls and runs in its own process', async () => {
@@ -87,6 +87,24 @@ describe('actors', () => {
     const out: number[] = [];
     for await (const ref of s.count.options({ numReturns: 'streaming' }).remote(4)) out.push(await ray.get(ref));
     expect(out).toEqual([0, 10, 20, 30]);
+  });
+
+  test('runtimeEnv.env of an actor reaches its process', async () => {
+    const a = EnvReaderActor.options({ runtimeEnv: { env: { ACTOR_ONLY: 'yes' } } }).remote();
+    expect(await ray.get(a.get.remote('ACTOR_ONLY'))).toBe('yes');
+    const plain = EnvReaderActor.remote();
+    expect(await ray.get(plain.get.remote('ACTOR_ONLY'))).toBeUndefined();
+  });
+
+  test('an actor is stopped (its process exits) when the last handle to it is dropped', async () => {
+    let a: ray.ActorHandle<InstanceType<typeof import('./fixtures/actors').EnvReader>> | undefined = EnvReaderActor.remote();
+    const pid = await ray.get(a.pid.remote());
+    expect(alive(pid)).toBe(true);
+    a = undefined;
+    await until(async () => {
+      await collectGarbage();
+      return !alive(pid);
+    }, 'the actor process to exit');
   });
 
   test('the runtime context in an actor names the actor', async () => {
@@ -169,8 +187,10 @@ describe('actor lifetime', () => {
     const c = CounterActor.options({ maxRestarts: 1, maxTaskRetries: 1 }).remote(0);
     await ray.get(c.get.remote());
     const pid1 = await ray.get(c.pid.remote());
-    const slow = c.slowInc.remote(3000);
-    await new Promise((r) => setTimeout(r, 200));
+    const started = path.join(tmp, `marked-${Date.now()}`);
+    const slow = c.markedInc.remote(started, 1000);
+    await until(() => fs.existsSync(started), 'the call to start');
+    fs.rmSync(started);
     process.kill(pid1, 'SIGKILL');
     expect(await ray.get(slow)).toBe(1);
   });

@@ -1,19 +1,73 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as net from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { Child } from './helpers/procs';
+import { Child, alive, descendants } from './helpers/procs';
+import { until } from './helpers/poll';
 
 const drivers = path.join(__dirname, 'drivers');
 const cli = path.join(__dirname, '..', 'bin', 'tsray.js');
 
-test("worker output reaches the driver prefixed with the task or actor name and pid", async () => {
-  const c = Child.start(process.execPath, [path.join(drivers, 'logs.js')]);
-  const [, pid, apid] = await c.waitFor(/PIDS (\d+) (\d+)/);
-  await c.exited;
-  expect(c.out).toContain(`(shout pid=${pid}) hello from a task`);
-  expect(c.err).toContain(`(shout pid=${pid}) err: hello from a task`);
-  expect(c.out).toContain(`(Printer pid=${apid}) actor says hi`);
+/** drivers this file started, with their processes: killed in afterEach if still there */
+let children: Child[] = [];
+let pids: number[] = [];
+function start(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+  const c = Child.start(process.execPath, args, env);
+  children.push(c);
+  return c;
+}
+afterEach(() => {
+  for (const c of children) {
+    if (c.proc.exitCode === null && c.proc.signalCode === null) {
+      pids.push(...descendants(c.proc.pid as number));
+      c.proc.kill('SIGKILL');
+    }
+  }
+  for (const p of pids) if (alive(p)) process.kill(p, 'SIGKILL');
+  children = [];
+  pids = [];
+});
+
+/** A port the OS says is free right now. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe('worker output', () => {
+  let tmp: string;
+  beforeEach(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-logs-'));
+  });
+  afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('worker output reaches the driver prefixed with the task or actor name and pid', async () => {
+    const c = start([path.join(drivers, 'logs.js')], { TSRAY_TMPDIR: tmp });
+    const [, pid, apid] = await c.waitFor(/PIDS (\d+) (\d+)/);
+    await until(
+      () => c.out.includes(`(Printer pid=${apid}) actor says hi`) && c.err.includes(`(shout pid=${pid}) err: hello from a task`),
+      'the worker output at the driver',
+    );
+    c.proc.kill('SIGUSR2');
+    expect((await c.exited).code).toBe(0);
+    expect(c.out).toContain(`(shout pid=${pid}) hello from a task`);
+  });
+
+  test('with logToDriver: false worker output stays out of the driver (it goes to the session log)', async () => {
+    const c = start([path.join(drivers, 'logs.js'), 'quiet'], { TSRAY_TMPDIR: tmp });
+    const [, pid] = await c.waitFor(/LOGGED (\d+)/);
+    expect((await c.exited).code).toBe(0);
+    expect(Number(pid)).toBeGreaterThan(0);
+    expect(c.out).not.toContain('hello from a quiet task');
+    expect(c.err).not.toContain('hello from a quiet task');
+  });
 });
 
 describe('a cluster started with `tsray start`', () => {
@@ -24,9 +78,9 @@ describe('a cluster started with `tsray start`', () => {
     return { code: r.status, out: r.stdout + r.stderr };
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-cli-'));
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const r = tsray('start', '--head', '--port', String(port), '--num-cpus', '2');
     expect(r.out).toContain(`Started a tsray head at 127.0.0.1:${port}`);
     expect(r.code).toBe(0);
@@ -58,10 +112,10 @@ describe('a cluster started with `tsray start`', () => {
   });
 
   test('a detached actor outlives the driver that made it; a non-detached one does not', async () => {
-    const first = Child.start(process.execPath, [path.join(drivers, 'detached.js'), 'create'], { TSRAY_TMPDIR: tmp });
+    const first = start([path.join(drivers, 'detached.js'), 'create'], { TSRAY_TMPDIR: tmp });
     await first.waitFor(/CREATED/);
     expect((await first.exited).code).toBe(0);
-    const second = Child.start(process.execPath, [path.join(drivers, 'detached.js'), 'use'], { TSRAY_TMPDIR: tmp });
+    const second = start([path.join(drivers, 'detached.js'), 'use'], { TSRAY_TMPDIR: tmp });
     await second.waitFor(/AFTER KILL/);
     expect((await second.exited).code).toBe(0);
     expect(second.out).toContain('COUNT 2');
@@ -69,10 +123,26 @@ describe('a cluster started with `tsray start`', () => {
     expect(second.out).toContain('TEMP ActorNotFoundError');
     expect(second.out).toContain('AFTER KILL ActorNotFoundError');
   });
+
+  test('each driver gets its own anonymous namespace: two drivers can use the same actor name', async () => {
+    const gate = path.join(tmp, 'anon-gate');
+    const a = start([path.join(drivers, 'detached.js'), 'anon', gate], { TSRAY_TMPDIR: tmp });
+    const [, nsA] = await a.waitFor(/NS (\S+)/);
+    // while the first driver and its named actor are alive
+    const b = start([path.join(drivers, 'detached.js'), 'anon', gate], { TSRAY_TMPDIR: tmp });
+    const [, nsB] = await b.waitFor(/NS (\S+)/);
+    expect(nsA).not.toBe(nsB);
+    expect(a.out).toContain('NAMES ["same-name"]');
+    expect(b.out).toContain('NAMES ["same-name"]');
+    fs.writeFileSync(gate, '');
+    expect((await a.exited).code).toBe(0);
+    expect((await b.exited).code).toBe(0);
+  });
 });
 
 test('init({ address }) of a head that is not running fails clearly', async () => {
   const c = Child.start(process.execPath, ['-e', "require('@tsray/core').init({ address: '127.0.0.1:1' }).catch((e) => { console.log(e.name + ': ' + e.message); })"], {}, path.join(__dirname, '..'));
+  children.push(c);
   await c.exited;
   expect(c.out).toMatch(/no tsray head answers at 127\.0\.0\.1:1/);
 });

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { tableFromArrays, type Table } from 'apache-arrow';
 import * as ray from '@tsray/core';
-import { echo, fill, getNested, makeRefWithPid, makeRefs, sumArray, typeName } from './fixtures/tasks';
+import { echo, fill, getNested, makeRefWithPid, makeRefs, pokeArrow, sumArray, typeName } from './fixtures/tasks';
 import { HolderActor } from './fixtures/actors';
 import { collectGarbage, settled, until } from './helpers/poll';
 
@@ -72,11 +72,25 @@ describe('put and get', () => {
   });
 
   test('refs nested inside a stored value stay refs and keep their objects alive', async () => {
-    const inner = ray.put('kept');
-    const outer = ray.put({ list: [inner] });
-    const got = (await ray.get(outer)) as { list: ray.ObjectRef<string>[] };
+    const base = await settled(() => ray.objectStoreStats().objects);
+    // the inner ref is dropped as soon as the outer value holds it: only the outer value keeps it alive
+    const outer = ((): ray.ObjectRef<{ list: ray.ObjectRef<Float64Array>[] }> => ray.put({ list: [ray.put(new Float64Array(200_000).fill(6))] }))();
+    for (let i = 0; i < 3; i++) await collectGarbage();
+    expect(ray.objectStoreStats().objects).toBe(base + 1);
+    const got = await ray.get(outer);
     expect(got.list[0]).toBeInstanceOf(ray.ObjectRef);
-    expect(await ray.get(got.list[0] as ray.ObjectRef<string>)).toBe('kept');
+    const inner = await ray.get(got.list[0] as ray.ObjectRef<Float64Array>);
+    expect(inner[199_999]).toBe(6);
+  });
+
+  test('an Arrow table put by the driver is read in place (zero-copy) by a task', async () => {
+    const n = 200_000;
+    const ref = ray.put(tableFromArrays({ x: Float64Array.from({ length: n }, (_, i) => i) }));
+    // the task writes into the column it was given; the driver sees the write in the stored object
+    expect(await ray.get(pokeArrow.remote(ref, -1))).toBe(0);
+    const back = (await ray.get(ref)) as Table;
+    expect(back.getChild('x')?.get(0)).toBe(-1);
+    expect(back.getChild('x')?.get(n - 1)).toBe(n - 1);
   });
 
   test('an object containing 10,000 refs owned by a worker can be read, and so can each ref', async () => {

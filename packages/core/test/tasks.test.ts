@@ -18,7 +18,7 @@ import {
   makeRef,
   pair,
   pid,
-  spin,
+  spinMarked,
   square,
   sumOfSquares,
   throwsString,
@@ -26,8 +26,16 @@ import {
   context,
   catchChild,
   parentOfSlow,
+  crashTimes,
+  gatedStream,
+  endlessStream,
+  leavesMark,
+  gated,
+  handleChecks,
 } from './fixtures/tasks';
+import { CounterActor } from './fixtures/actors';
 import { until } from './helpers/poll';
+import { alive } from './helpers/procs';
 
 let tmp: string;
 
@@ -107,6 +115,17 @@ describe('tasks', () => {
     expect(await ray.get(inner)).toBe(5);
   });
 
+  test('an actor handle passed to a task is an ActorHandle there (instanceof works in workers)', async () => {
+    const c = CounterActor.remote();
+    expect(await ray.get(handleChecks.remote(c, { h: c }))).toEqual([true, true, false]);
+  });
+
+  test('workers are reused: sequential tasks run in the same process', async () => {
+    const pids = [];
+    for (let i = 0; i < 5; i++) pids.push(await ray.get(pid.remote()));
+    expect(new Set(pids).size).toBe(1);
+  });
+
   test('the runtime context tells a task where it runs', async () => {
     const c = await ray.get(context.remote());
     const mine = ray.getRuntimeContext();
@@ -176,6 +195,18 @@ describe('errors', () => {
     expect(await ray.get(crashOnce.remote(marker))).toMatch(/^survived/);
   });
 
+  test('by default a task whose worker dies is retried 3 times: it succeeds on the 4th run', async () => {
+    const counter = path.join(tmp, 'crash-3');
+    expect(await ray.get(crashTimes.remote(counter, 3))).toBe(4);
+  });
+
+  test('by default a worker dying 4 times fails the task with WorkerCrashedError', async () => {
+    const counter = path.join(tmp, 'crash-4');
+    const err = await ray.get(crashTimes.remote(counter, 4)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ray.WorkerCrashedError);
+    expect(fs.readFileSync(counter, 'utf8')).toBe('4');
+  });
+
   test('after maxRetries the task fails with WorkerCrashedError', async () => {
     const err = (await ray.get(crashAlways.options({ maxRetries: 1 }).remote()).catch((e: unknown) => e)) as ray.WorkerCrashedError;
     expect(err).toBeInstanceOf(ray.WorkerCrashedError);
@@ -223,6 +254,36 @@ describe('streaming', () => {
     expect(seen).toEqual([0, 1, 2, 3, 4]);
   });
 
+  test('items arrive while the generator still runs (incremental delivery)', async () => {
+    const gate = path.join(tmp, 'stream-gate');
+    const gen = gatedStream.options({ numReturns: 'streaming' }).remote(gate);
+    const first = await gen.next();
+    // the generator is blocked until the gate exists: the first item came before it finished
+    expect(first.done).toBe(false);
+    expect(await ray.get(first.value as ray.ObjectRef<number>)).toBe(0);
+    expect(fs.existsSync(gate)).toBe(false);
+    fs.writeFileSync(gate, '');
+    const rest: number[] = [];
+    for await (const ref of gen) rest.push(await ray.get(ref));
+    expect(rest).toEqual([1, 2]);
+  });
+
+  test('breaking out of a for await loop cancels the streaming task', async () => {
+    const marker = path.join(tmp, 'stream-cancelled');
+    const seen: number[] = [];
+    for await (const ref of endlessStream.options({ numReturns: 'streaming' }).remote(marker)) {
+      seen.push(await ray.get(ref));
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual([0, 1, 2]);
+    await until(() => fs.existsSync(marker), 'the generator to be stopped');
+    expect(fs.readFileSync(marker, 'utf8')).toBe('cancelled');
+  });
+
+  test('a generator function called without numReturns streaming fails at .remote() saying what to do', () => {
+    expect(() => countTo.remote(3)).toThrow("countTo is a generator function: call it with countTo.options({ numReturns: 'streaming' }).remote(...)");
+  });
+
   test('a generator that throws yields a ref holding the error', async () => {
     const got: unknown[] = [];
     for await (const ref of failsAfter.options({ numReturns: 'streaming' }).remote(2)) {
@@ -235,12 +296,22 @@ describe('streaming', () => {
 });
 
 describe('cancel', () => {
-  test('a queued task is cancelled before it runs', async () => {
-    const blockers = [spin.remote(300), spin.remote(300)];
-    const queued = square.remote(3);
+  test('a queued task is cancelled before it runs and never runs', async () => {
+    const gate = path.join(tmp, 'queued-gate');
+    const started = [path.join(tmp, 'queued-b0'), path.join(tmp, 'queued-b1')];
+    const blockers = started.map((m) => gated.remote(m, gate));
+    await until(() => started.every((m) => fs.existsSync(m)), 'both CPUs to be busy');
+    const mark = path.join(tmp, 'queued-ran');
+    const queued = leavesMark.remote(mark, 3);
     ray.cancel(queued);
     await expect(ray.get(queued)).rejects.toBeInstanceOf(ray.TaskCancelledError);
+    fs.writeFileSync(gate, '');
     await ray.get(blockers);
+    // a task submitted after it runs once the CPUs are free: the queue has drained
+    const after = path.join(tmp, 'queued-after');
+    expect(await ray.get(leavesMark.remote(after, 4))).toBe(4);
+    expect(fs.existsSync(after)).toBe(true);
+    expect(fs.existsSync(mark)).toBe(false);
   });
 
   test('a running async task sees its signal aborted and get rejects', async () => {
@@ -249,8 +320,7 @@ describe('cancel', () => {
     await until(() => fs.existsSync(`${marker}.started`), 'the task to start');
     ray.cancel(ref);
     await expect(ray.get(ref)).rejects.toBeInstanceOf(ray.TaskCancelledError);
-    const deadline = Date.now() + 5000;
-    while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await until(() => fs.existsSync(marker), 'the task to see its signal aborted');
     expect(fs.readFileSync(marker, 'utf8')).toBe('aborted');
   });
 
@@ -260,16 +330,18 @@ describe('cancel', () => {
     await until(() => fs.existsSync(`${marker}.started`), 'the child task to start');
     ray.cancel(parent, { recursive: true });
     await expect(ray.get(parent)).rejects.toBeInstanceOf(ray.TaskCancelledError);
-    const deadline = Date.now() + 10_000;
-    while (!fs.existsSync(marker) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await until(() => fs.existsSync(marker), 'the child task to see its signal aborted');
     expect(fs.readFileSync(marker, 'utf8')).toBe('aborted');
   });
 
   test('force cancel kills a task stuck in synchronous code, without retry', async () => {
-    const ref = spin.options({ maxRetries: 3 }).remote(60_000);
-    await new Promise((r) => setTimeout(r, 300));
+    const started = path.join(tmp, 'spin-started');
+    const ref = spinMarked.options({ maxRetries: 3 }).remote(started, 60_000);
+    await until(() => fs.existsSync(started), 'the task to start');
+    const workerPid = Number(fs.readFileSync(started, 'utf8'));
     ray.cancel(ref, { force: true });
     await expect(ray.get(ref, { timeoutMs: 10_000 })).rejects.toBeInstanceOf(ray.TaskCancelledError);
+    await until(() => !alive(workerPid), 'the worker to be killed');
     expect(await ray.get(square.remote(5))).toBe(25);
   });
 });

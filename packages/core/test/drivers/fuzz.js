@@ -40,9 +40,10 @@ function frames(seed) {
     [p.pack([1, [{ t: 76, reqId: 'x', id: 1, wait: true }]])],
     [valid.subarray(0, Math.floor(valid.length / 2))],
     [valid, rnd(10)],
-    [rnd(8), rnd(8), rnd(8)],
   ];
   for (let i = 0; i < 30; i++) out.push([rnd(1 + ((seed * 7919 + i * 104729) % 2000))]);
+  // last: a 3-frame message, whose drop log line tells the test this socket's frames were all read
+  out.push([rnd(8), rnd(8), rnd(8)]);
   return out;
 }
 
@@ -65,9 +66,10 @@ async function main() {
     }
     d.close();
   }
+  // the test signals once every receiver has logged dropping the last frame it was sent
+  const go = new Promise((r) => process.once('SIGUSR2', r));
   console.log(`SENT ${sent} frames to ${sockets.length} sockets: ${sockets.map((s) => s[0]).sort().join('')}`);
-  // give the receivers a moment to chew on it, then use everything again
-  await new Promise((r) => setTimeout(r, 500));
+  await go;
   const results = await ray.get([inc.remote(41), a.add.remote(2), ray.put('still here')]);
   const b = AccActor.remote();
   const fresh = await ray.get(b.add.remote(5));

@@ -1,6 +1,6 @@
 // A driver for the lifecycle tests. Modes: exit (ends without shutdown),
 // crash (uncaught error), hang (waits to be signalled), shutdown (shuts down
-// and then stays alive briefly).
+// on SIGUSR2, then stays alive until a second SIGUSR2).
 const ray = require('@tsray/core');
 
 const work = ray.remote((x) => x + 1);
@@ -29,7 +29,7 @@ async function main(mode) {
     await new Promise((r) => process.once('SIGUSR2', r));
     await ray.shutdown();
     console.log('SHUTDOWN');
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => process.once('SIGUSR2', r));
   }
 }
 

@@ -113,3 +113,69 @@ describe('wire frames', () => {
     expect(bad.dropped).toEqual(['fields of type 1 do not match its schema', 'unknown type 12345']);
   });
 });
+
+describe('values that cannot travel and error chains', () => {
+  test('iterators and generator objects are rejected, naming what they are and what to do', () => {
+    expect(() => encodeValue([1, 2].values())).toThrow(/^an Array Iterator cannot be sent to another process: its state lives in this process/);
+    expect(() => encodeValue({ it: new Map([[1, 2]]).entries() })).toThrow(/a Map Iterator cannot be sent/);
+    function* gen(): Generator<number> {
+      yield 1;
+    }
+    expect(() => encodeValue(gen())).toThrow(/a Generator cannot be sent.*numReturns: 'streaming'/);
+    async function* agen(): AsyncGenerator<number> {
+      yield 1;
+    }
+    expect(() => encodeValue([agen()])).toThrow(/an AsyncGenerator cannot be sent/);
+  });
+
+  test('class instances travel as plain objects: own fields kept, prototype lost', () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
+      norm(): number {
+        return Math.hypot(this.x, this.y);
+      }
+    }
+    const out = roundTrip(new Point(3, 4)) as Record<string, unknown>;
+    expect(out).toEqual({ x: 3, y: 4 });
+    expect(out).not.toBeInstanceOf(Point);
+  });
+
+  test('an object with more than 65535 large buffers is rejected clearly', () => {
+    const many = Array.from({ length: 65_536 }, () => new Uint8Array(4096));
+    expect(() => encodeValue(many)).toThrow('the value holds 65536 typed arrays, Buffers or Arrow tables of 4096 bytes or more; at most 65535 fit in one object');
+  });
+
+  test('an error whose cause refers to itself travels, with the cycle cut', () => {
+    const e = new Error('loop') as Error & { cause?: unknown; self?: unknown };
+    e.cause = e;
+    e.self = e;
+    const out = roundTrip(e) as Error & { cause?: unknown; self?: unknown };
+    expect(out).toBeInstanceOf(Error);
+    expect(out.message).toBe('loop');
+    expect(out.cause).toBeUndefined();
+    expect(out.self).toBe('[circular reference to an error]');
+  });
+
+  test('a two-error cause cycle and a long cause chain are cut, the rest kept', () => {
+    const a = new RangeError('a');
+    const b = new TypeError('b', { cause: a });
+    (a as { cause?: unknown }).cause = b;
+    const out = roundTrip(a) as Error;
+    expect(out).toBeInstanceOf(RangeError);
+    expect((out.cause as Error).message).toBe('b');
+    expect(out.cause).toBeInstanceOf(TypeError);
+    expect((out.cause as Error).cause).toBeUndefined();
+    let deep: Error = new Error('e0');
+    for (let i = 1; i < 20; i++) deep = new Error(`e${i}`, { cause: deep });
+    let got = roundTrip(deep) as Error | undefined;
+    let depth = 0;
+    while (got) {
+      depth++;
+      got = got.cause as Error | undefined;
+    }
+    expect(depth).toBe(8);
+  });
+});

@@ -6,6 +6,7 @@ import { inspect } from 'node:util';
 import { ACTOR_BRAND, isActorHandle, type ActorWire } from '../serialization/brands';
 import type { Address } from '../protocol/messages';
 import type { RefEntry } from '../runtime/refs';
+import { compileMethodOptions } from './options';
 import type { ActorHandleBase, ActorHandleOf, ActorMethodOptions } from './types';
 
 /** @internal where handles send their calls */
@@ -14,6 +15,9 @@ export interface ActorCallSink {
 }
 
 const RESERVED = new Set(['actorId', 'className', 'toString', '_entry', '_sink', '__wire', '__owner', 'constructor']);
+
+/** Members of every handle: an actor class may not have methods of these names (`remote()` rejects it). */
+export const reservedHandleMembers: ReadonlySet<string> = RESERVED;
 
 class ActorMethodImpl {
   constructor(
@@ -26,8 +30,7 @@ class ActorMethodImpl {
     return this.sink.callActor(this.entry, this.method, args, this.opts);
   }
   options(o: ActorMethodOptions): ActorMethodImpl {
-    if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
-    return new ActorMethodImpl(this.entry, this.sink, this.method, { ...this.opts, ...o });
+    return new ActorMethodImpl(this.entry, this.sink, this.method, compileMethodOptions(o, this.opts));
   }
 }
 
@@ -90,4 +93,4 @@ export function makeActorHandle(entry: RefEntry, sink: ActorCallSink): object {
 export type ActorHandle<T = unknown> = ActorHandleOf<T>;
 
 /** The ActorHandle class, for `instanceof` checks (works in workers too). */
-export const ActorHandle: { readonly prototype: ActorHandleBase; [Symbol.hasInstance](x: unknown): boolean } = ActorHandleImpl;
+export const ActorHandle: { readonly prototype: ActorHandleBase; [Symbol.hasInstance](x: unknown): x is ActorHandleBase } = ActorHandleImpl as unknown as typeof ActorHandle;

@@ -1,11 +1,16 @@
 /**
- * The public handle types: ObjectRef, ObjectRefGenerator.
+ * The classes behind the public ObjectRef and ObjectRefGenerator types (see
+ * types.ts): their runtime members (`_entry`, `owner`, `taskId`) are not part
+ * of the public types.
+ * @internal
  */
 import { inspect } from 'node:util';
 import { REF_BRAND, isRef } from '../serialization/brands';
 import type { Address } from '../protocol/messages';
 import type { RefEntry } from '../runtime/refs';
 import type { StreamState } from '../runtime/task-manager';
+import { currentRuntime } from './context';
+import type { ObjectRef as PublicRef, ObjectRefGenerator as PublicGenerator } from './types';
 
 /**
  * A reference to an object in the cluster: the future result of a task or
@@ -18,12 +23,12 @@ import type { StreamState } from '../runtime/task-manager';
  *
  * @typeParam T - the type of the value.
  */
-export class ObjectRef<T = unknown> {
+export class ObjectRef<T = unknown> implements PublicRef<T> {
   /** @internal */
   readonly _entry: RefEntry;
   declare private readonly __value?: T;
 
-  /** @internal refs are made by the runtime only */
+  /** Made by the runtime only (`put`, `.remote()`); do not construct. */
   constructor(entry: RefEntry) {
     this._entry = entry;
   }
@@ -66,9 +71,11 @@ Object.defineProperty(ObjectRef.prototype, REF_BRAND, { value: true });
  * }
  * ```
  * If the task fails, the next ref yielded holds the error (its `get` rejects).
+ * Leaving the loop early (`break`, `return`, a throw) cancels the task;
+ * refs already received stay valid.
  */
-export class ObjectRefGenerator<T = unknown> implements AsyncIterable<ObjectRef<T>> {
-  /** @internal */
+export class ObjectRefGenerator<T = unknown> implements PublicGenerator<T> {
+  /** Made by the runtime only (a streaming `.remote()`); do not construct. */
   constructor(
     private readonly state: StreamState,
     private readonly toRef: (e: RefEntry) => ObjectRef<T>,
@@ -76,10 +83,13 @@ export class ObjectRefGenerator<T = unknown> implements AsyncIterable<ObjectRef<
     readonly taskId: string,
   ) {}
 
+  #closed = false;
+
   /** The next ref, or `done` when the generator finished. */
   async next(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
     const s = this.state;
     for (;;) {
+      if (this.#closed) return { done: true, value: undefined };
       const e = s.items.shift();
       if (e) {
         s.next++;
@@ -95,7 +105,26 @@ export class ObjectRefGenerator<T = unknown> implements AsyncIterable<ObjectRef<
     }
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<ObjectRef<T>, undefined> {
-    return { next: () => this.next() };
+  /**
+   * Stops reading the stream: cancels the task when it is still running
+   * (as `cancel()` does) and ends iteration. `for await` calls it on `break`.
+   */
+  async return(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
+    const s = this.state;
+    this.#closed = true;
+    if (!s.done) {
+      currentRuntime()?.core.cancelTask(this.taskId, false, true);
+    }
+    s.items.length = 0;
+    s.wake();
+    return { done: true, value: undefined };
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  static [Symbol.hasInstance](x: unknown): boolean {
+    return typeof x === 'object' && x !== null && Object.prototype.isPrototypeOf.call(ObjectRefGenerator.prototype, x);
   }
 }

@@ -5,9 +5,9 @@
  * @internal
  */
 import type { Resources } from '../protocol/messages';
-import type { ActorMethodOptions, ActorOptions, InitOptions, RuntimeEnv, TaskOptions } from './types';
+import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
-type Kind = 'init' | 'task' | 'actor' | 'method';
+type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | 'kill' | 'getActor';
 
 const KNOWN: Record<Kind, readonly string[]> = {
   init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory'],
@@ -27,6 +27,11 @@ const KNOWN: Record<Kind, readonly string[]> = {
     'runtimeEnv',
   ],
   method: ['numReturns', 'name'],
+  get: ['timeoutMs'],
+  wait: ['numReturns', 'timeoutMs', 'fetchLocal'],
+  cancel: ['force', 'recursive'],
+  kill: ['noRestart'],
+  getActor: ['namespace'],
 };
 
 const WHERE: Record<Kind, string> = {
@@ -34,6 +39,11 @@ const WHERE: Record<Kind, string> = {
   task: 'remote function',
   actor: 'actor',
   method: 'actor method',
+  get: 'get()',
+  wait: 'wait()',
+  cancel: 'cancel()',
+  kill: 'kill()',
+  getActor: 'getActor()',
 };
 
 function checkObject(o: unknown, kind: Kind): Record<string, unknown> {
@@ -44,13 +54,20 @@ function checkObject(o: unknown, kind: Kind): Record<string, unknown> {
   const rec = o as Record<string, unknown>;
   for (const k of Object.keys(rec)) {
     if (!KNOWN[kind].includes(k)) {
-      const close = KNOWN[kind].find((x) => x.toLowerCase() === k.toLowerCase().replace(/_/g, ''));
+      const close = closest(k, KNOWN[kind]);
       throw new TypeError(
-        `unknown ${WHERE[kind]} option '${k}'` + (close ? ` (did you mean '${close}'?)` : `; known options: ${KNOWN[kind].join(', ')}`),
+        `unknown ${WHERE[kind]} option '${k}'` + (close ? ` (did you mean '${close}'?)` : '') + `; valid options: ${KNOWN[kind].join(', ')}`,
       );
     }
   }
   return rec;
+}
+
+/** The known option `k` was probably meant as: same letters ignoring case and `_`, or a prefix (`timeout` for `timeoutMs`). */
+function closest(k: string, known: readonly string[]): string | undefined {
+  const norm = (x: string): string => x.toLowerCase().replace(/_/g, '');
+  const n = norm(k);
+  return known.find((x) => norm(x) === n) ?? (n.length >= 4 ? known.find((x) => norm(x).startsWith(n) || n.startsWith(norm(x))) : undefined);
 }
 
 function nonNegative(v: unknown, name: string): number | undefined {
@@ -85,9 +102,14 @@ function str(v: unknown, name: string): string | undefined {
 export function describeValue(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
   if (typeof v === 'string') return JSON.stringify(v);
-  if (typeof v === 'function') return 'a function';
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol') return 'a symbol';
+  if (typeof v === 'function') return /^class[\s{]/.test(Function.prototype.toString.call(v)) ? `the class ${v.name || '(anonymous)'}` : `a function${v.name ? ` (${v.name})` : ''}`;
   if (Array.isArray(v)) return 'an array';
-  return typeof v;
+  const proto = Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null;
+  const name = proto === null ? undefined : proto.constructor?.name;
+  if (proto === null || proto === Object.prototype || typeof name !== 'string' || name === '' || name === 'Object') return 'an object';
+  return `an instance of ${name}`;
 }
 
 function customResources(v: unknown, name: string): Resources {
@@ -129,7 +151,7 @@ function gpus(v: unknown): number | undefined {
 
 function numReturns(v: unknown): number | 'streaming' | undefined {
   if (v === undefined || v === 'streaming') return v;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new RangeError(`options.numReturns must be a non-negative integer or 'streaming', got ${describeValue(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new RangeError(`options.numReturns must be an integer >= 1 or 'streaming', got ${describeValue(v)}`);
   return v;
 }
 
@@ -276,13 +298,70 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
   return { options: merged, config };
 }
 
-/** Validates actor method options. */
-export function compileMethodOptions(o: ActorMethodOptions | undefined): ActorMethodOptions {
-  const r = checkObject(o, 'method');
+/** Validates actor method options and merges them over `base`. */
+export function compileMethodOptions(o: ActorMethodOptions | undefined, base?: ActorMethodOptions): ActorMethodOptions {
+  checkObject(o, 'method');
+  const r = { ...(base ?? {}), ...(o ?? {}) } as Record<string, unknown>;
   const out: ActorMethodOptions = {};
   const n = numReturns(r.numReturns);
   if (n !== undefined) out.numReturns = n;
   const name = str(r.name, 'name');
   if (name !== undefined) out.name = name;
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// options of the object and actor verbs
+
+function timeoutMs(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new RangeError(`options.timeoutMs must be a non-negative number, got ${describeValue(v)}`);
+  return v;
+}
+
+/** get() options, complete. */
+export interface GetConfig {
+  /** undefined: no limit */
+  timeoutMs: number | undefined;
+}
+
+/** Validates get() options. */
+export function compileGetOptions(o: GetOptions | undefined): GetConfig {
+  const r = checkObject(o, 'get');
+  return { timeoutMs: timeoutMs(r.timeoutMs) };
+}
+
+/** wait() options, complete. */
+export interface WaitConfig {
+  numReturns: number;
+  timeoutMs: number | undefined;
+  fetchLocal: boolean;
+}
+
+/** Validates wait() options for `count` refs (numReturns between 1 and `count`, as Ray). */
+export function compileWaitOptions(o: WaitOptions | undefined, count: number): WaitConfig {
+  const r = checkObject(o, 'wait');
+  const n = r.numReturns ?? 1;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new RangeError(`options.numReturns must be an integer >= 1, got ${describeValue(n)}`);
+  if (count > 0 && n > count) throw new RangeError(`options.numReturns (${n}) is more than the number of refs (${count})`);
+  return { numReturns: n, timeoutMs: timeoutMs(r.timeoutMs), fetchLocal: bool(r.fetchLocal, 'fetchLocal') ?? true };
+}
+
+/** Validates cancel() options. */
+export function compileCancelOptions(o: CancelOptions | undefined): Required<CancelOptions> {
+  const r = checkObject(o, 'cancel');
+  return { force: bool(r.force, 'force') ?? false, recursive: bool(r.recursive, 'recursive') ?? true };
+}
+
+/** Validates kill() options. */
+export function compileKillOptions(o: KillOptions | undefined): Required<KillOptions> {
+  const r = checkObject(o, 'kill');
+  return { noRestart: bool(r.noRestart, 'noRestart') ?? true };
+}
+
+/** Validates getActor() options. */
+export function compileGetActorOptions(o: GetActorOptions | undefined): GetActorOptions {
+  const r = checkObject(o, 'getActor');
+  const ns = str(r.namespace, 'namespace');
+  return ns === undefined ? {} : { namespace: ns };
 }

@@ -7,6 +7,8 @@ import { RemoteDefinitionError } from '../../errors';
 import { locate, type Located } from '../runtime/functions';
 import { compileActorOptions, compileTaskOptions, type ActorConfig, type TaskConfig } from './options';
 import { runtime } from './context';
+import { reservedHandleMembers } from './actor-handle';
+import { describeValue } from './options';
 import type { ActorOptions, TaskOptions } from './types';
 
 /**
@@ -39,17 +41,30 @@ function assertLocated(l: Located): Extract<Located, { ok: true }> {
   return l;
 }
 
+/** Whether `f` is a generator function (sync or async), from any realm. */
+export function isGeneratorFunction(f: unknown): boolean {
+  const tag = Object.prototype.toString.call(f);
+  return tag === '[object AsyncGeneratorFunction]' || tag === '[object GeneratorFunction]';
+}
+
 /** A remote function (the public RemoteFunction type). */
 export class RemoteFunctionImpl {
   constructor(
     private readonly located: Located,
     private readonly opts: TaskOptions,
     private readonly cfg: TaskConfig,
+    private readonly generator: boolean,
   ) {}
 
   remote(...args: unknown[]): unknown {
     const l = assertLocated(this.located);
     const name = this.cfg.name ?? l.loc.name;
+    if (this.generator && this.cfg.numReturns !== 'streaming') {
+      throw new TypeError(
+        `${name} is a generator function: call it with ${name}.options({ numReturns: 'streaming' }).remote(...) ` +
+          '(or define it with ray.remote({ numReturns: \'streaming\' }, fn)) to get an ObjectRefGenerator of its values',
+      );
+    }
     const rt = runtime(`${name}.remote()`);
     return rt.core.submitTask({
       code: { module: l.loc.module, key: l.loc.key, name },
@@ -65,7 +80,7 @@ export class RemoteFunctionImpl {
 
   options(o: TaskOptions): RemoteFunctionImpl {
     const { options, config } = compileTaskOptions(o, this.opts);
-    return new RemoteFunctionImpl(this.located, options, config);
+    return new RemoteFunctionImpl(this.located, options, config, this.generator);
   }
 }
 
@@ -104,28 +119,36 @@ export class ActorClassImpl {
   }
 }
 
-/** Implementation of the public `remote()` (see index.ts for its overloads). */
-export function makeRemote(a: unknown, b: unknown, caller: (...args: never[]) => unknown): unknown {
-  let options: unknown;
-  let def: unknown;
-  if (b === undefined) def = a;
-  else {
-    options = a;
-    def = b;
+/** Implementation of the public `remote()` (see index.ts for its overloads); `args` are its arguments. */
+export function makeRemote(args: readonly unknown[], caller: (...args: never[]) => unknown): unknown {
+  if (args.length === 0 || args.length > 2) {
+    throw new TypeError(`remote() takes a function or a class, or (options, function or class); got ${args.length} arguments`);
   }
+  const withOptions = args.length === 2;
+  const options = withOptions ? args[0] : undefined;
+  const def = withOptions ? args[1] : args[0];
   if (typeof def !== 'function') {
     throw new TypeError(
-      b === undefined
-        ? `remote() takes a function or a class, got ${def === null ? 'null' : typeof def}`
-        : `remote(options, fn) takes a function or a class as its second argument, got ${def === null ? 'null' : typeof def}`,
+      withOptions
+        ? `remote(options, fn) takes a function or a class as its second argument, got ${describeValue(def)}`
+        : `remote() takes a function or a class, got ${describeValue(def)}` +
+            (typeof def === 'object' && def !== null && !Array.isArray(def) ? '; to give options, call remote(options, fn)' : ''),
     );
   }
   if (isClass(def)) {
+    const methods = methodNames(def as new (...a: never[]) => object);
+    const clash = methods.filter((m) => reservedHandleMembers.has(m));
+    if (clash.length > 0) {
+      throw new TypeError(
+        `the actor class ${def.name || '(anonymous)'} has method(s) ${clash.map((m) => `'${m}'`).join(', ')}, which clash with members of its ActorHandle ` +
+          `(${[...reservedHandleMembers].filter((m) => !m.startsWith('_') && m !== 'constructor').join(', ')}); rename them`,
+      );
+    }
     const { options: o, config } = compileActorOptions(options as ActorOptions | undefined);
     const located = locate(def, undefined, caller);
-    return new ActorClassImpl(located, methodNames(def as new (...a: never[]) => object), o, config);
+    return new ActorClassImpl(located, methods, o, config);
   }
   const { options: o, config } = compileTaskOptions(options as TaskOptions | undefined);
   const located = locate(def, config.name, caller);
-  return new RemoteFunctionImpl(located, o, config);
+  return new RemoteFunctionImpl(located, o, config, isGeneratorFunction(def));
 }

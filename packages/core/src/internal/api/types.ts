@@ -2,7 +2,49 @@
  * Public types: options of init, tasks and actors, and the typed shapes of
  * remote functions, actor classes and actor handles.
  */
-import type { ObjectRef, ObjectRefGenerator } from './object-ref';
+declare const VALUE_TYPE: unique symbol;
+
+/**
+ * A reference to an object in the cluster: the future result of a task or
+ * actor call, or a value stored with `put`. Pass it to `get` for the value,
+ * or to other tasks (it is resolved to its value when it is a top-level
+ * argument, and stays a reference when nested inside a value).
+ *
+ * ObjectRef is deliberately not thenable: `await ref` does not wait for the
+ * value; use `await ray.get(ref)`. Refs are made by the runtime only.
+ *
+ * @typeParam T - the type of the value.
+ */
+export interface ObjectRef<T = unknown> {
+  /** The object's id, unique in the cluster. */
+  readonly id: string;
+  /** `ObjectRef(<id>)`. */
+  toString(): string;
+  /** Type-level only: the type of the value (never set). */
+  readonly [VALUE_TYPE]?: T;
+}
+
+/**
+ * The result of a streaming task (`numReturns: 'streaming'`): an async
+ * iterable of ObjectRefs, one per value the generator yields, available as
+ * soon as each value is produced.
+ *
+ * ```ts
+ * for await (const ref of gen.options({ numReturns: 'streaming' }).remote(10)) {
+ *   console.log(await ray.get(ref));
+ * }
+ * ```
+ * If the task fails, the next ref yielded holds the error (its `get` rejects).
+ * Leaving the loop early (`break`, `return`, a throw) cancels the task; refs
+ * already received stay valid.
+ */
+export interface ObjectRefGenerator<T = unknown> extends AsyncIterableIterator<ObjectRef<T>> {
+  /** The next ref, or `done` when the generator finished. */
+  next(): Promise<IteratorResult<ObjectRef<T>, undefined>>;
+  /** Stops reading: cancels the task when it still runs (`for await` calls it on `break`). */
+  return(): Promise<IteratorResult<ObjectRef<T>, undefined>>;
+  [Symbol.asyncIterator](): ObjectRefGenerator<T>;
+}
 
 /** Environment a job, task or actor runs with. */
 export interface RuntimeEnv {
@@ -60,7 +102,11 @@ export interface TaskOptions {
   name?: string;
   /** Environment of this task (overrides the job's). */
   runtimeEnv?: RuntimeEnv;
-  /** How many values the function returns: a number, or `'streaming'` for generators. @default 1 */
+  /**
+   * How many values the function returns: an integer >= 1 (the function
+   * returns an array of that length), or `'streaming'` for (async) generator
+   * functions, which must be called this way. @default 1
+   */
   numReturns?: number | 'streaming';
 }
 
@@ -94,7 +140,7 @@ export interface ActorOptions {
 
 /** Options of one actor method call (`handle.method.options({...})`). */
 export interface ActorMethodOptions {
-  /** How many values the method returns, or `'streaming'`. @default 1 */
+  /** How many values the method returns (an integer >= 1), or `'streaming'` for generator methods. @default 1 */
   numReturns?: number | 'streaming';
   /** Name in logs and errors. */
   name?: string;
@@ -206,7 +252,7 @@ export interface RuntimeContext {
 
 /** Options of {@link wait}. */
 export interface WaitOptions {
-  /** How many ready refs to wait for. @default 1 */
+  /** How many ready refs to wait for: an integer from 1 to the number of refs. @default 1 */
   numReturns?: number;
   /** Give up after this many milliseconds and return what is ready. @default no limit */
   timeoutMs?: number;
@@ -226,6 +272,12 @@ export interface CancelOptions {
   force?: boolean;
   /** Also cancel the tasks this task submitted. @default true */
   recursive?: boolean;
+}
+
+/** Options of {@link getActor}. */
+export interface GetActorOptions {
+  /** Namespace to look the name up in. @default the job's namespace */
+  namespace?: string;
 }
 
 /** Options of {@link kill}. */

@@ -477,10 +477,8 @@ export class CoreWorker implements ActorCallSink {
   callActor(entry: RefEntry, method: string, args: unknown[], opts: ActorMethodOptions): unknown {
     this.assertOpen(`${method}.remote()`);
     const wire = entry.actorWire as ActorWire;
+    // validated by compileMethodOptions
     const numReturns = opts.numReturns ?? 1;
-    if (numReturns !== 'streaming' && (!Number.isInteger(numReturns) || numReturns < 0)) {
-      throw new RangeError(`options.numReturns must be a non-negative integer or 'streaming', got ${String(numReturns)}`);
-    }
     const name = opts.name ?? `${wire.className}.${method}`;
     const taskId = this.ids.nextTaskId();
     const { blob, deps, holds } = this.encodeArgs(args, name);

@@ -19,6 +19,8 @@ const PAGE_MATCH_MIN = 256 * 1024;
 const FRAMED = 0xc1;
 const VERSION = 1;
 const HEADER = 16;
+/** Out-of-band buffers one blob can hold (the header counts them in a u16). */
+export const MAX_BUFFERS = 0xffff;
 
 /** A value encoded but not yet laid out. */
 export interface Encoded {

@@ -9,7 +9,7 @@
  */
 import { Packr, addExtension } from 'msgpackr';
 import { errorFromWire, errorToWire, type ErrorWire } from './error-wire';
-import { isFramedBlob, parseHeader, type Encoded } from './blob';
+import { MAX_BUFFERS, isFramedBlob, parseHeader, type Encoded } from './blob';
 import type { Address } from '../protocol/messages';
 import { isActorHandle, isRef, type ActorLike, type ActorWire, type RefLike } from './brands';
 
@@ -199,16 +199,40 @@ class ErrorMatcher {
 // ---------------------------------------------------------------------------
 // values that cannot travel
 
+/** Iterators and generator objects keep their state in this process. */
+function isIterator(v: object): boolean {
+  const tag = TAG.call(v);
+  if (tag === '[object Generator]' || tag === '[object AsyncGenerator]' || / Iterator\]$/.test(tag)) return true;
+  const o = v as { next?: unknown; [Symbol.iterator]?: unknown; [Symbol.asyncIterator]?: unknown };
+  return typeof o.next === 'function' && (typeof o[Symbol.iterator] === 'function' || typeof o[Symbol.asyncIterator] === 'function');
+}
+
 class RejectMatcher {
   static [Symbol.hasInstance](v: unknown): boolean {
     if (packCtx === null || typeof v !== 'object' || v === null) return false;
-    return v instanceof Promise || v instanceof WeakMap || v instanceof WeakSet || v instanceof WeakRef || typeof (v as { then?: unknown }).then === 'function';
+    return (
+      v instanceof Promise ||
+      v instanceof WeakMap ||
+      v instanceof WeakSet ||
+      v instanceof WeakRef ||
+      typeof (v as { then?: unknown }).then === 'function' ||
+      isIterator(v)
+    );
   }
 }
 
 function rejectReason(v: object): string {
   if (v instanceof Promise || typeof (v as { then?: unknown }).then === 'function')
     return 'a Promise cannot be sent to another process; await it first and pass the result';
+  if (isIterator(v)) {
+    const tag = TAG.call(v).slice(8, -1);
+    const what = tag === 'Object' ? (v.constructor?.name && v.constructor.name !== 'Object' ? `an iterator (${v.constructor.name})` : 'an iterator') : `${/^[AEIOU]/.test(tag) ? 'an' : 'a'} ${tag}`;
+    return (
+      `${what} cannot be sent to another process: its state lives in this process. ` +
+      'Collect its values first (e.g. Array.from(it), or a for await loop); a remote generator function streams its values ' +
+      "when called with .options({ numReturns: 'streaming' })"
+    );
+  }
   return `a ${v.constructor?.name ?? 'weak collection'} cannot be sent to another process`;
 }
 
@@ -353,7 +377,19 @@ function rejectFunction(f: unknown): never {
   );
 }
 
+/**
+ * Called by msgpackr for every object whose constructor is `Object`; built-in
+ * iterators (`map.entries()`, `array.values()`) are such objects in Node 20
+ * and would silently travel as `{}`.
+ */
+function useRecords(o: object): boolean {
+  const p = Object.getPrototypeOf(o) as object | null;
+  if (p !== Object.prototype && p !== null && isIterator(o)) throw new TypeError(rejectReason(o));
+  return true;
+}
+
 const valuePackr = new Packr({
+  useRecords,
   structuredClone: true,
   moreTypes: true,
   copyBuffers: true,
@@ -380,6 +416,12 @@ export function encodeValue(value: unknown): Encoded {
     throw e instanceof TypeError ? e : new TypeError(msg);
   } finally {
     packCtx = outer;
+  }
+  if (ctx.bufs.length > MAX_BUFFERS) {
+    throw new TypeError(
+      `the value holds ${ctx.bufs.length} typed arrays, Buffers or Arrow tables of ${OOB_MIN} bytes or more; at most ${MAX_BUFFERS} fit in one object. ` +
+        'Put them in fewer, larger arrays, or store them as several objects (ray.put each part)',
+    );
   }
   const meta = ctx.ownerList.length > 0 ? plainPackr.pack(ctx.ownerList.map((a) => [a.workerId, a.nodeId, a.endpoint, a.slot])) : null;
   return { body, meta, bufs: ctx.bufs, refs: ctx.refs, actors: ctx.actors, owners: ctx.ownerList };

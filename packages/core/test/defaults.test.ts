@@ -1,0 +1,63 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ray from '@tsray/core';
+import { gated, pid } from './fixtures/tasks';
+import { until } from './helpers/poll';
+import { descendants } from './helpers/procs';
+
+let tmp: string;
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-defaults-'));
+  // no numCpus: the node gets the machine's cores
+  await ray.init({ logToDriver: false });
+});
+
+afterAll(async () => {
+  await ray.shutdown();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const workerPids = (): number[] =>
+  descendants(process.pid).filter((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path.join('worker', 'main.js'));
+    } catch {
+      return false;
+    }
+  });
+
+test('the node has as many CPUs as the machine has cores', async () => {
+  expect((await ray.clusterResources()).CPU).toBe(os.availableParallelism());
+});
+
+test('workers are prestarted: one per CPU is running before any task is submitted', async () => {
+  await until(() => workerPids().length >= os.availableParallelism(), 'the prestarted workers');
+});
+
+test('a task holds 1 CPU while it runs, by default', async () => {
+  const total = (await ray.clusterResources()).CPU as number;
+  const started = path.join(tmp, 'started');
+  const gate = path.join(tmp, 'gate');
+  const ref = gated.remote(started, gate);
+  await until(() => fs.existsSync(started), 'the task to start');
+  await until(async () => (await ray.availableResources()).CPU === total - 1, 'one CPU to be taken');
+  fs.writeFileSync(gate, '');
+  await ray.get(ref);
+  await until(async () => (await ray.availableResources()).CPU === total, 'the CPU to come back');
+});
+
+test('sequential tasks reuse a prestarted worker', async () => {
+  const before = new Set(workerPids());
+  const p1 = await ray.get(pid.remote());
+  const p2 = await ray.get(pid.remote());
+  expect(p2).toBe(p1);
+  expect(before.has(p1)).toBe(true);
+});
+
+test('a driver without a namespace gets its own anonymous one', () => {
+  const ns = ray.getRuntimeContext().namespace;
+  expect(typeof ns).toBe('string');
+  expect(ns.length).toBeGreaterThan(0);
+});
