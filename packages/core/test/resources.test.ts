@@ -1,5 +1,8 @@
 import * as ray from '@tsray/core';
-import { gpuInfo, hold, square, envVar } from './fixtures/tasks';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { gpuInfo, hold, holdTogether, square, envVar } from './fixtures/tasks';
 import { GpuUserActor } from './fixtures/actors';
 import { until } from './helpers/poll';
 
@@ -37,9 +40,12 @@ test('available resources go down while a task holds them', async () => {
 });
 
 test('a task holding GPUs sees exactly its GPU ids', async () => {
-  const a = hold.options({ numGpus: 1 }).remote(500);
-  const b = hold.options({ numGpus: 1 }).remote(500);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-gpu-'));
+  const a = holdTogether.options({ numGpus: 1 }).remote(dir, 2);
+  const b = holdTogether.options({ numGpus: 1 }).remote(dir, 2);
   const [ra, rb] = await ray.get([a, b] as const);
+  fs.rmSync(dir, { recursive: true, force: true });
+  expect(ra.overlapped && rb.overlapped).toBe(true);
   expect(ra.ids).toHaveLength(1);
   expect(rb.ids).toHaveLength(1);
   expect(new Set([...ra.ids, ...rb.ids])).toEqual(new Set(['0', '1']));
@@ -57,8 +63,11 @@ test('a task without GPUs sees none', async () => {
 });
 
 test('fractional GPUs pack several tasks on one GPU', async () => {
-  const refs = Array.from({ length: 4 }, () => hold.options({ numGpus: 0.5, numCpus: 0.5 }).remote(600));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-gpu-'));
+  const refs = Array.from({ length: 4 }, () => holdTogether.options({ numGpus: 0.5, numCpus: 0.5 }).remote(dir, 4));
   const got = await ray.get(refs);
+  fs.rmSync(dir, { recursive: true, force: true });
+  expect(got.every((g) => g.overlapped)).toBe(true);
   const ids = got.map((g) => g.ids[0]);
   // four half-GPU holders fit on two GPUs at once: each id is shared by two
   expect(ids.filter((x) => x === '0')).toHaveLength(2);

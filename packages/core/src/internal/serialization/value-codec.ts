@@ -355,7 +355,9 @@ addExtension({
     return errorToWire(e);
   },
   read(d: unknown): unknown {
-    return errorFromWire(d as ErrorWire);
+    const w = d as Partial<ErrorWire> | null;
+    if (typeof w !== 'object' || w === null || typeof w.n !== 'string' || typeof w.m !== 'string') throw new Error('bad error value');
+    return errorFromWire(w as ErrorWire);
   },
 });
 
