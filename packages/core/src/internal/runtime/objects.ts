@@ -233,8 +233,7 @@ export class ObjectManager {
   private readLoc(id: string, loc: Location, pin: RefEntry | undefined): unknown {
     if (loc.node !== this.self.nodeId) throw new ObjectLostError(id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
     const sb = this.store.read(loc, id);
-    if (!sb.pin) return decodeValue(sb.bytes, this.factory, false);
-    if (!pin) return decodeValue(sb.bytes, this.factory, false);
+    if (!sb.pin || !pin) return decodeValue(sb.bytes, this.factory, false);
     const v = decodeValue(sb.bytes, this.factory, true);
     this.refs.trackView(pin, sb.pin);
     return v;
