@@ -290,10 +290,8 @@ export class Executor {
     if (!ctx?.leaseId) return;
     if (this.blocked++ > 0) return;
     this.h.endpoint.send(this.h.rayletAddress, { t: MT.TaskBlocked, leaseId: ctx.leaseId });
-    for (const q of this.queue.splice(0)) {
-      const st = this.cancelled.delete(q.spec.id) ? TaskStatus.Cancelled : TaskStatus.Requeue;
-      this.reply(q.peer, { id: q.spec.id, att: q.spec.att, st });
-    }
+    // (a queued task is never in `cancelled`: onCancel takes it out of the queue)
+    for (const q of this.queue.splice(0)) this.reply(q.peer, { id: q.spec.id, att: q.spec.att, st: TaskStatus.Requeue });
   }
 
   /** The waiting task resumes (its CPU is taken back). */
