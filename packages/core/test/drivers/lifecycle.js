@@ -28,8 +28,12 @@ async function main(mode) {
   if (mode === 'shutdown') {
     await new Promise((r) => process.once('SIGUSR2', r));
     await ray.shutdown();
+    // a signal listener does not keep a process alive: a timer does, until the second signal
+    const keepAlive = setInterval(() => undefined, 1000);
+    const second = new Promise((r) => process.once('SIGUSR2', r));
     console.log('SHUTDOWN');
-    await new Promise((r) => process.once('SIGUSR2', r));
+    await second;
+    clearInterval(keepAlive);
   }
 }
 
