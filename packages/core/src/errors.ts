@@ -218,6 +218,15 @@ export class ActorNameTakenError extends RayError {
   static override readonly kind: string = 'ActorNameTakenError';
 }
 
+/**
+ * Thrown by `get()` of a task that can never be scheduled, e.g. one with a
+ * hard node affinity (`scheduling: { nodeId, soft: false }`) to a node that
+ * is dead or was never in the cluster.
+ */
+export class TaskUnschedulableError extends RayError {
+  static override readonly kind: string = 'TaskUnschedulableError';
+}
+
 /** Thrown when the runtime environment of a task or actor cannot be set up. */
 export class RuntimeEnvSetupError extends RayError {
   static override readonly kind: string = 'RuntimeEnvSetupError';
@@ -252,6 +261,7 @@ export const ERROR_CLASSES: Record<string, typeof RayError> = {
   ActorNotFoundError,
   ActorNameTakenError,
   RuntimeEnvSetupError,
+  TaskUnschedulableError,
   NotInitializedError: NotInitializedError as unknown as typeof RayError,
   RaySystemError,
 };

@@ -79,10 +79,12 @@ export {
   ActorNotFoundError,
   ActorNameTakenError,
   RuntimeEnvSetupError,
+  TaskUnschedulableError,
   NotInitializedError,
   RaySystemError,
 } from './errors';
 export { ActorHandle, ObjectRef, ObjectRefGenerator };
+export { Cluster, type ClusterNode, type ClusterNodeOptions, type ClusterStartOptions } from './cluster';
 export type {
   ActorClass,
   ActorHandleBase,
@@ -106,6 +108,8 @@ export type {
   RemoteFunction,
   RuntimeContext,
   RuntimeEnv,
+  SchedulingStrategy,
+  NodeAffinity,
   StreamingActorMethod,
   StreamingRemoteFunction,
   TaskOptions,

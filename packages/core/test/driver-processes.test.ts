@@ -78,9 +78,11 @@ describe('a cluster started with `tsray start`', () => {
     return { code: r.status, out: r.stdout + r.stderr };
   };
 
+  let port = 0;
+
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-cli-'));
-    const port = await freePort();
+    port = await freePort();
     const r = tsray('start', '--head', '--port', String(port), '--num-cpus', '2');
     expect(r.out).toContain(`Started a tsray head at 127.0.0.1:${port}`);
     expect(r.code).toBe(0);
@@ -124,13 +126,41 @@ describe('a cluster started with `tsray start`', () => {
     expect(second.out).toContain('AFTER KILL ActorNotFoundError');
   });
 
+  test('a node joins with --address: status shows both nodes and pending demand; stop stops both', async () => {
+    const r = tsray('start', '--address', `127.0.0.1:${port}`, '--num-cpus', '1', '--resources', '{"joined": 1}');
+    expect(r.out).toMatch(/Started node (\w+) .* joined the tsray head at 127\.0\.0\.1:\d+/);
+    expect(r.code).toBe(0);
+    const nodeId = /Started node (\w+)/.exec(r.out)?.[1] as string;
+    const s = tsray('status');
+    expect(s.out).toMatch(/2 node\(s\) alive/);
+    expect(s.out).toContain(nodeId);
+    expect(s.out).toMatch(/joined: 0\/1 used/);
+    // a task no node can hold shows up as pending demand
+    const d = start([path.join(drivers, 'demand.js')], { TSRAY_TMPDIR: tmp });
+    try {
+      await d.waitFor(/SUBMITTED/);
+      await until(() => /joined: 5\}: 1 pending/.test(tsray('status').out), 'the demand to show in tsray status');
+    } finally {
+      d.proc.kill('SIGKILL');
+      await d.exited;
+    }
+    expect(tsray('start', '--address', '127.0.0.1:1').out).toMatch(/no tsray head answers at 127\.0\.0\.1:1/);
+    const bad = tsray('start', '--address', 'nonsense');
+    expect(bad.code).toBe(2);
+    expect(bad.out).toMatch(/--address must be HOST:PORT/);
+    expect(tsray('start', '--head', '--address', `127.0.0.1:${port}`).out).toMatch(/do not go together/);
+  });
+
   test('each driver gets its own anonymous namespace: two drivers can use the same actor name', async () => {
     const gate = path.join(tmp, 'anon-gate');
     const a = start([path.join(drivers, 'detached.js'), 'anon', gate], { TSRAY_TMPDIR: tmp });
     const [, nsA] = await a.waitFor(/NS (\S+)/);
+    await a.waitFor(/NAMES /);
     // while the first driver and its named actor are alive
     const b = start([path.join(drivers, 'detached.js'), 'anon', gate], { TSRAY_TMPDIR: tmp });
     const [, nsB] = await b.waitFor(/NS (\S+)/);
+    // NAMES is printed after NS, once listNamedActors() answers
+    await b.waitFor(/NAMES /);
     expect(nsA).not.toBe(nsB);
     expect(a.out).toContain('NAMES ["same-name"]');
     expect(b.out).toContain('NAMES ["same-name"]');

@@ -6,34 +6,30 @@
  *     tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N]
  *                 [--resources '{"custom":2}'] [--object-store-memory BYTES]
  *                 [--node-ip-address IP]
+ *     tsray start --address HOST:PORT [same resource flags]
  *     tsray status
  *     tsray stop
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusterFile, readClusterRecord, writeClusterRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
+import { clusterFile, readClusterRecord, readNodeRecords, removeNodeRecord, writeClusterRecord, writeNodeRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
 import { nodeResourcesProblem, nodeSpec } from '../internal/cluster/node-resources';
-import { startService } from '../internal/cluster/processes';
+import { pidAlive as alive, startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
 import { MT, type NodeInfo } from '../internal/protocol/messages';
 import { Endpoint } from '../internal/transport/endpoint';
 import { randomId } from '../internal/ids';
+import type { NodeMainConfig, NodeReady } from '../internal/raylet/main';
+import { describe } from '../internal/raylet/resources';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
+const RAYLET_MAIN = path.join(__dirname, '..', 'internal', 'raylet', 'main.js');
 
 /** A mistake in the command line: printed with the usage, exit code 2. */
 class UsageError extends Error {}
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function num(v: string | undefined, flag: string, integer = false): number | undefined {
   if (v === undefined) return undefined;
@@ -57,13 +53,9 @@ async function start(argv: string[]): Promise<void> {
     },
     strict: true,
   });
-  if (!values.head) {
-    throw new UsageError(
-      values.address
-        ? 'joining another machine\'s cluster with --address is not supported yet; start a head on this machine with `tsray start --head`'
-        : 'say what to start: `tsray start --head`',
-    );
-  }
+  if (values.head && values.address !== undefined) throw new UsageError('--head and --address do not go together: start a head with --head, or join one with --address HOST:PORT');
+  if (!values.head && values.address === undefined) throw new UsageError('say what to start: `tsray start --head`, or `tsray start --address HOST:PORT` to join a head');
+  if (values.address !== undefined && values.port !== undefined) throw new UsageError('--port is for the head (--head); a joining node listens on free ports');
   const port = num(values.port ?? '6380', '--port', true) as number;
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
   let resources: Record<string, number> = {};
@@ -88,6 +80,7 @@ async function start(argv: string[]): Promise<void> {
     resources,
     objectStoreMemory: num(values['object-store-memory'], '--object-store-memory', true),
   });
+  if (values.address !== undefined) return join(values.address, host, spec);
   const existing = readClusterRecord();
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
@@ -128,11 +121,80 @@ async function start(argv: string[]): Promise<void> {
   console.log('  tsray stop');
 }
 
+/** Asks the head at `tcp` for its nodes; a clear error when it does not answer. */
+async function headNodes(address: string, timeoutMs = 5000): Promise<NodeInfo[]> {
+  const ep = await Endpoint.bind('tcp://127.0.0.1:0', `cli-${randomId(4)}`, () => undefined);
+  try {
+    return (await ep.call(`tcp://${address}`, { t: MT.GetClusterInfo }, timeoutMs)).data as NodeInfo[];
+  } catch (e) {
+    throw new Error(`no tsray head answers at ${address} (${(e as Error).message}); check the address, and that the head runs (\`tsray start --head\` on its machine)`);
+  } finally {
+    ep.close();
+  }
+}
+
+/** `tsray start --address`: starts a node manager here and joins it to the head. */
+async function join(address: string, host: string, spec: ReturnType<typeof nodeSpec>): Promise<void> {
+  if (!/^[^\s:\/]+:\d{1,5}$/.test(address)) throw new UsageError(`--address must be HOST:PORT of a tsray head (for example 127.0.0.1:6380), got '${address}'`);
+  await headNodes(address);
+  const nodeId = randomId(8);
+  const sessionDir = createSessionDir();
+  const logFile = path.join(sessionDir, 'node.log');
+  const out = fs.openSync(logFile, 'a');
+  const cfg: NodeMainConfig = {
+    nodeId,
+    sessionDir,
+    headAddress: `tcp://${address}`,
+    resources: spec.resources,
+    gpuIds: spec.gpuIds,
+    objectStoreMemory: spec.objectStoreMemory,
+    spillDir: path.join(sessionDir, 'spill', nodeId),
+    isHead: false,
+    nodeAddress: host,
+    bindHost: host,
+    ownsSession: true,
+    watchParent: false,
+  };
+  let ready: NodeReady;
+  try {
+    ready = (await startService<NodeReady>(RAYLET_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray node manager', output: out })).info;
+  } catch (e) {
+    fs.rmSync(sessionDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    fs.closeSync(out);
+  }
+  writeNodeRecord({ nodeId, pid: ready.pid, head: address, sessionDir, startedAt: new Date().toISOString() });
+  console.log(`Started node ${nodeId} (pid ${ready.pid}; logs in ${sessionDir}) and joined the tsray head at ${address}.`);
+  console.log(`Resources: ${Object.entries(spec.resources).filter(([k]) => k !== 'memory' && k !== 'object_store_memory').map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log('Stop it with:');
+  console.log('  tsray stop');
+}
+
+/** Stops the nodes `tsray start --address` started on this machine. */
+async function stopNodes(): Promise<number> {
+  let n = 0;
+  for (const rec of readNodeRecords()) {
+    if (alive(rec.pid)) {
+      process.kill(rec.pid, 'SIGTERM');
+      const deadline = Date.now() + 15_000;
+      while (alive(rec.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (alive(rec.pid)) process.kill(rec.pid, 'SIGKILL');
+      n++;
+      console.log(`Stopped node ${rec.nodeId} (joined to ${rec.head}).`);
+    }
+    fs.rmSync(rec.sessionDir, { recursive: true, force: true });
+    removeNodeRecord(rec.nodeId);
+  }
+  return n;
+}
+
 async function stop(): Promise<void> {
+  const nodes = await stopNodes();
   const rec = readClusterRecord();
   if (!rec || !alive(rec.pid)) {
     if (rec) fs.rmSync(clusterFile(), { force: true });
-    console.log('No tsray cluster started with `tsray start` is running on this machine.');
+    if (nodes === 0) console.log('No tsray cluster or node started with `tsray start` is running on this machine.');
     return;
   }
   process.kill(rec.pid, 'SIGTERM');
@@ -152,32 +214,43 @@ async function stop(): Promise<void> {
 
 async function status(): Promise<void> {
   const rec = readClusterRecord();
-  if (!rec || !alive(rec.pid)) {
+  const head = rec && alive(rec.pid) ? rec.address : readNodeRecords().find((n) => alive(n.pid))?.head;
+  if (head === undefined) {
     console.log('No tsray cluster is running on this machine. Start one with `tsray start --head`.');
     process.exitCode = 1;
     return;
   }
-  const ep = await Endpoint.bind('tcp://127.0.0.1:0', `status-${randomId(4)}`, () => undefined);
-  try {
-    const nodes = (await ep.call(`tcp://${rec.address}`, { t: MT.GetClusterInfo }, 5000)).data as NodeInfo[];
-    console.log(`tsray cluster at ${rec.address} (head pid ${rec.pid}, up since ${rec.startedAt})`);
-    const alive = nodes.filter((n) => n.alive);
-    console.log(`${alive.length} node(s)`);
-    for (const n of nodes) {
-      console.log(`  ${n.nodeId}${n.isHead ? ' (head)' : ''} ${n.alive ? 'alive' : 'dead'} at ${n.address}`);
-      for (const [k, total] of Object.entries(n.total)) {
-        if (k === 'memory' || k === 'object_store_memory') continue;
-        const used = Math.round((total - (n.available[k] ?? 0)) * 10000) / 10000;
-        console.log(`    ${k}: ${used}/${total} used`);
-      }
+  const nodes = await headNodes(head).catch((e: Error) => {
+    throw new Error(`${e.message.replace(/; check.*/, '')}; the head is gone or unreachable`);
+  });
+  console.log(rec && alive(rec.pid) ? `tsray cluster at ${head} (head pid ${rec.pid}, up since ${rec.startedAt})` : `tsray cluster at ${head}`);
+  const live = nodes.filter((n) => n.alive);
+  console.log(`${live.length} node(s) alive${nodes.length > live.length ? `, ${nodes.length - live.length} dead` : ''}`);
+  const used = new Map<string, [number, number]>();
+  for (const n of nodes) {
+    console.log(`  ${n.nodeId}${n.isHead ? ' (head)' : ''} ${n.alive ? 'alive' : 'dead'} at ${n.address}`);
+    if (!n.alive) continue;
+    for (const [k, total] of Object.entries(n.total)) {
+      if (k === 'memory' || k === 'object_store_memory') continue;
+      const u = Math.round((total - (n.available[k] ?? 0)) * 10000) / 10000;
+      console.log(`    ${k}: ${u}/${total} used`);
+      const sum = used.get(k) ?? [0, 0];
+      used.set(k, [sum[0] + u, sum[1] + total]);
     }
-  } finally {
-    ep.close();
   }
+  console.log('Resources (used/total):');
+  for (const [k, [u, total]] of used) console.log(`  ${k}: ${Math.round(u * 10000) / 10000}/${Math.round(total * 10000) / 10000}`);
+  const demand = new Map<string, number>();
+  for (const n of live) for (const d of n.demand ?? []) demand.set(describe(d.resources), (demand.get(describe(d.resources)) ?? 0) + d.n);
+  console.log('Pending demand:');
+  if (demand.size === 0) console.log('  (no resource demands)');
+  for (const [shape, count] of demand) console.log(`  ${shape}: ${count} pending`);
 }
 
 const HELP = `usage:
   tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
+                     [--object-store-memory BYTES] [--node-ip-address IP]
+  tsray start --address HOST:PORT [--num-cpus N] [--num-gpus N] [--resources JSON]
                      [--object-store-memory BYTES] [--node-ip-address IP]
   tsray status
   tsray stop

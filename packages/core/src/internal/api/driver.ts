@@ -70,6 +70,7 @@ export class DriverRuntime implements Runtime {
     let rayletAddress: string;
     let nodeId: string;
     let sessionDir: string;
+    let bindHost: string | undefined;
     if (cfg.address === undefined) {
       const spec = nodeSpec({ numCpus: cfg.numCpus, numGpus: cfg.numGpus, resources: cfg.resources, objectStoreMemory: cfg.objectStoreMemory });
       sessionDir = createSessionDir();
@@ -89,6 +90,7 @@ export class DriverRuntime implements Runtime {
       sessionDir = node.sessionDir;
       rayletAddress = node.endpoint;
       nodeId = node.nodeId;
+      if (node.endpoint.startsWith('tcp://')) bindHost = node.address;
     }
     const workerId = randomId(8);
     let core: CoreWorker | undefined;
@@ -97,7 +99,8 @@ export class DriverRuntime implements Runtime {
     let early: Array<[Message, Peer]> | undefined = [];
     try {
       endpoint = await Endpoint.bind(
-        ipcAddress(sessionDir, `d-${workerId}`),
+        // in a cluster that spans nodes, processes on other nodes reach the driver over tcp
+        bindHost !== undefined ? `tcp://${bindHost}:0` : ipcAddress(sessionDir, `d-${workerId}`),
         workerId,
         (m, from) => {
           if (core) core.onMessage(m, from);
@@ -120,6 +123,8 @@ export class DriverRuntime implements Runtime {
         driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 },
         jestGlobals: process.env.JEST_WORKER_ID !== undefined,
       };
+      // node managers of other nodes start this job's workers with these settings
+      await endpoint.call(headAddress, { t: MT.PutJobConfig, job: jobCfg }, 30_000);
       const reg = (await endpoint.call(rayletAddress, { t: MT.RegisterClient, kind: 'driver', workerId, pid: process.pid, endpoint: endpoint.address, job: jobCfg }, 30_000)).data as {
         slot: number;
         arenaPath: string;
@@ -166,8 +171,10 @@ export class DriverRuntime implements Runtime {
       const nodes = (await probe.call(headAddress, { t: MT.GetClusterInfo }, 5000).catch((e: Error) => {
         throw new RaySystemError(`no tsray head answers at ${headAddress.replace('tcp://', '')} (${e.message}); is the cluster running? Start it with \`tsray start --head\``);
       })).data as NodeInfo[];
-      const local = nodes.find((n) => n.alive && fs.existsSync(n.sessionDir) && n.endpoint.startsWith('ipc://') && fs.existsSync(n.endpoint.slice(6)));
-      if (!local) throw new RaySystemError(`the cluster at ${headAddress} has no node on this machine; start one with \`tsray start --address ...\``);
+      // a node runs on this machine when its session directory and its object store are here
+      const here = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+      const local = here.find((n) => n.isHead) ?? here[0];
+      if (!local) throw new RaySystemError(`the cluster at ${headAddress.replace('tcp://', '')} has no node on this machine; start one here with \`tsray start --address ${headAddress.replace('tcp://', '')}\``);
       return local;
     } finally {
       probe.close();

@@ -4,14 +4,14 @@
  * what is wrong with it.
  * @internal
  */
-import type { Resources } from '../protocol/messages';
+import type { Resources, Scheduling } from '../protocol/messages';
 import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
 type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | 'kill' | 'getActor';
 
 const KNOWN: Record<Kind, readonly string[]> = {
   init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory'],
-  task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns'],
+  task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns', 'scheduling'],
   actor: [
     'name',
     'namespace',
@@ -25,6 +25,7 @@ const KNOWN: Record<Kind, readonly string[]> = {
     'memory',
     'resources',
     'runtimeEnv',
+    'scheduling',
   ],
   method: ['numReturns', 'name'],
   get: ['timeoutMs'],
@@ -143,6 +144,19 @@ function runtimeEnv(v: unknown): Record<string, string> | undefined {
   return { ...r.env };
 }
 
+/** Validates `options.scheduling`: 'DEFAULT', 'SPREAD', or `{ nodeId, soft? }` (node affinity). */
+function scheduling(v: unknown): Scheduling | undefined {
+  if (v === undefined || v === 'DEFAULT') return undefined;
+  if (v === 'SPREAD') return { spread: true };
+  const usage = "options.scheduling must be 'DEFAULT', 'SPREAD' or { nodeId: string, soft?: boolean } (node affinity; node ids come from ray.nodes())";
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`${usage}, got ${describeValue(v)}`);
+  const r = v as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (k !== 'nodeId' && k !== 'soft') throw new TypeError(`unknown options.scheduling field '${k}'; ${usage}`);
+  if (typeof r.nodeId !== 'string' || r.nodeId.length === 0) throw new TypeError(`options.scheduling.nodeId must be a node id (a non-empty string from ray.nodes()), got ${describeValue(r.nodeId)}`);
+  const soft = bool(r.soft, 'scheduling.soft') ?? false;
+  return { nodeId: r.nodeId, soft };
+}
+
 function gpus(v: unknown): number | undefined {
   const n = nonNegative(v, 'numGpus');
   if (n !== undefined && n > 1 && !Number.isInteger(n)) throw new RangeError(`options.numGpus above 1 must be a whole number, got ${n}`);
@@ -198,6 +212,8 @@ export interface TaskConfig {
   name: string | undefined;
   env: Record<string, string> | undefined;
   numReturns: number | 'streaming';
+  /** where it may run (absent: the default policy) */
+  sched: Scheduling | undefined;
   /** queue key: tasks with the same key share leased workers */
   schedKey: string;
 }
@@ -213,11 +229,12 @@ function resourceSet(r: Record<string, unknown>, defaultCpu: number): Resources 
   return res;
 }
 
-function keyOf(res: Resources, env: Record<string, string> | undefined): string {
+function keyOf(res: Resources, env: Record<string, string> | undefined, sched: Scheduling | undefined): string {
   const parts = Object.keys(res)
     .sort()
     .map((k) => `${k}=${res[k]}`);
-  return `${parts.join(',')}|${env ? JSON.stringify(Object.entries(env).sort()) : ''}`;
+  const where = sched ? (sched.spread ? 'SPREAD' : `${sched.nodeId ?? ''}${sched.soft ? '~' : ''}`) : '';
+  return `${parts.join(',')}|${env ? JSON.stringify(Object.entries(env).sort()) : ''}|${where}`;
 }
 
 /** Validates task options and merges them over `base`. */
@@ -239,6 +256,7 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
       });
     } else throw new TypeError(`options.retryExceptions must be a boolean or a list of error names or classes, got ${describeValue(re)}`);
   }
+  const sched = scheduling(r.scheduling);
   const config: TaskConfig = {
     resources,
     maxRetries: integer(r.maxRetries, 'maxRetries', -1) ?? 3,
@@ -246,7 +264,8 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
     name: str(r.name, 'name'),
     env,
     numReturns: numReturns(r.numReturns) ?? 1,
-    schedKey: keyOf(resources, env),
+    sched,
+    schedKey: keyOf(resources, env, sched),
   };
   if (config.maxRetries < 0) config.maxRetries = Number.MAX_SAFE_INTEGER;
   return { options: merged, config };
@@ -266,6 +285,8 @@ export interface ActorConfig {
   /** held while it lives */
   hold: Resources;
   env: Record<string, string> | undefined;
+  /** where it may run (absent: the default policy) */
+  sched: Scheduling | undefined;
 }
 
 /** Validates actor options and merges them over `base`. */
@@ -294,6 +315,7 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
     placement,
     hold,
     env: runtimeEnv(r.runtimeEnv),
+    sched: scheduling(r.scheduling),
   };
   return { options: merged, config };
 }

@@ -71,6 +71,7 @@ export class RemoteFunctionImpl {
       args,
       resources: this.cfg.resources,
       env: this.cfg.env,
+      sched: this.cfg.sched,
       schedKey: this.cfg.schedKey,
       maxRetries: this.cfg.maxRetries,
       retryExceptions: this.cfg.retryExceptions,
@@ -110,6 +111,7 @@ export class ActorClassImpl {
       placement: this.cfg.placement,
       hold: this.cfg.hold,
       env: this.cfg.env,
+      sched: this.cfg.sched,
     });
   }
 

@@ -46,6 +46,25 @@ export interface ObjectRefGenerator<T = unknown> extends AsyncIterableIterator<O
   [Symbol.asyncIterator](): ObjectRefGenerator<T>;
 }
 
+/**
+ * Keeps a task or actor on one node (Ray's NodeAffinitySchedulingStrategy).
+ * With `soft: false` (the default) it runs there or fails with
+ * TaskUnschedulableError when that node is gone; with `soft: true` it runs
+ * elsewhere when that node is gone or has no room.
+ */
+export interface NodeAffinity {
+  /** a node id, from `ray.nodes()` or `getRuntimeContext().nodeId` */
+  nodeId: string;
+  /** @default false */
+  soft?: boolean;
+}
+
+/**
+ * Where tasks and actors run: 'DEFAULT' (the local node while it has room,
+ * then other nodes), 'SPREAD' (over all nodes, round-robin), or a node.
+ */
+export type SchedulingStrategy = 'DEFAULT' | 'SPREAD' | NodeAffinity;
+
 /** Environment a job, task or actor runs with. */
 export interface RuntimeEnv {
   /** Environment variables; task and actor values override the job's. */
@@ -102,6 +121,8 @@ export interface TaskOptions {
   name?: string;
   /** Environment of this task (overrides the job's). */
   runtimeEnv?: RuntimeEnv;
+  /** Which node runs it. @default 'DEFAULT' (this node first, another when it is short) */
+  scheduling?: SchedulingStrategy;
   /**
    * How many values the function returns: an integer >= 1 (the function
    * returns an array of that length), or `'streaming'` for (async) generator
@@ -136,6 +157,8 @@ export interface ActorOptions {
   resources?: Record<string, number>;
   /** Environment of the actor's process (overrides the job's). */
   runtimeEnv?: RuntimeEnv;
+  /** Which node hosts it. @default 'DEFAULT' (a node with the resources free) */
+  scheduling?: SchedulingStrategy;
 }
 
 /** Options of one actor method call (`handle.method.options({...})`). */

@@ -43,3 +43,54 @@ export function readClusterRecord(file = clusterFile()): ClusterRecord | undefin
 export function writeClusterRecord(rec: ClusterRecord, file = clusterFile()): void {
   fs.writeFileSync(file, JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
 }
+
+/** What `tsray start --address` records about a node it started on this machine. */
+export interface NodeRecordFile {
+  nodeId: string;
+  /** pid of the node manager */
+  pid: number;
+  /** HOST:PORT of the head it joined */
+  head: string;
+  /** the node's session directory */
+  sessionDir: string;
+  /** when it started (ISO 8601) */
+  startedAt: string;
+}
+
+/** Directory of the node records of this machine. */
+export function nodeRecordDir(): string {
+  return path.join(tsrayTmpRoot(), 'nodes');
+}
+
+/** Records a node started on this machine (readable by this user only). */
+export function writeNodeRecord(rec: NodeRecordFile): void {
+  fs.mkdirSync(nodeRecordDir(), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(path.join(nodeRecordDir(), `${rec.nodeId}.json`), JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** The nodes started on this machine with `tsray start --address` (valid records only). */
+export function readNodeRecords(): NodeRecordFile[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(nodeRecordDir());
+  } catch {
+    return [];
+  }
+  const out: NodeRecordFile[] = [];
+  for (const name of names) {
+    try {
+      const r = JSON.parse(fs.readFileSync(path.join(nodeRecordDir(), name), 'utf8')) as Record<string, unknown>;
+      if (typeof r.nodeId === 'string' && Number.isSafeInteger(r.pid) && typeof r.head === 'string' && typeof r.sessionDir === 'string' && typeof r.startedAt === 'string') {
+        out.push({ nodeId: r.nodeId, pid: r.pid as number, head: r.head, sessionDir: r.sessionDir, startedAt: r.startedAt });
+      }
+    } catch {
+      /* not a record */
+    }
+  }
+  return out;
+}
+
+/** Forgets a node record. */
+export function removeNodeRecord(nodeId: string): void {
+  fs.rmSync(path.join(nodeRecordDir(), `${nodeId}.json`), { force: true });
+}

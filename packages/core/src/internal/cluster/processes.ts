@@ -106,3 +106,13 @@ export function waitExit(proc: ChildProcess, timeoutMs: number): Promise<void> {
     });
   });
 }
+
+/** Whether a process with this pid exists (and may be signalled by us). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -5,20 +5,21 @@
  * @internal
  */
 import { jobIdFromNumber, randomId } from '../ids';
-import { log } from '../log';
+import { RateLimitedLog, log } from '../log';
 import {
   ActorState,
   MT,
   type ActorInfo,
   type ActorSpec,
   type Address,
+  type JobConfig,
   type Message,
   type MessageOf,
   type NodeInfo,
   type Resources,
 } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
-import { fits } from '../raylet/resources';
+import { fits, subtract as subtractView } from '../raylet/resources';
 
 interface ActorRecord {
   spec: ActorSpec;
@@ -39,6 +40,13 @@ interface Job {
   alive: boolean;
 }
 
+/** Resources with negative amounts (counted ahead of the node's report) shown as 0. */
+function nonNegative(r: Resources): Resources {
+  const out: Resources = {};
+  for (const k in r) out[k] = Math.max(0, r[k] as number);
+  return out;
+}
+
 const peerKey = (p: Peer): string => (p.kind === 'router' ? p.key : p.address);
 
 /**
@@ -46,6 +54,19 @@ const peerKey = (p: Peer): string => (p.kind === 'router' ? p.key : p.address);
  * handles that look them up later still learn how they died.
  */
 const DEAD_ACTORS_KEPT = 1000;
+/** Settings of ended jobs the head keeps (for their detached actors' restarts). */
+const JOB_CONFIGS_KEPT = 1000;
+/** Node managers hear of resource changes at most this often. */
+const VIEW_INTERVAL_MS = 10;
+
+/**
+ * A node that sends nothing for this long is dead (its node manager reports
+ * every HEARTBEAT_MS). TSRAY_NODE_TIMEOUT_MS overrides it.
+ */
+function nodeTimeoutMs(): number {
+  const v = Number(process.env.TSRAY_NODE_TIMEOUT_MS);
+  return Number.isFinite(v) && v > 0 ? v : 3000;
+}
 
 /** See the module comment. Created by head/main.ts; {@link start} brings it up. */
 export class Head {
@@ -67,11 +88,22 @@ export class Head {
   private readonly subs = new Map<string, Map<string, { peer: Peer; as: string }>>();
   private readonly kv = new Map<string, Map<string, Uint8Array>>();
   private readonly nodeWaiters: Array<() => void> = [];
+  private readonly deadNodeLog = new RateLimitedLog();
+  /** settings of jobs' workers, kept after a job ends for its detached actors (oldest go first) */
+  private readonly jobConfigs = new Map<string, JobConfig>();
+  private viewTimer: NodeJS.Timeout | undefined;
+  /** when each node was last heard from */
+  private readonly lastSeen = new Map<string, number>();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private readonly nodeTimeout = nodeTimeoutMs();
+  /** round-robin position of SPREAD actors */
+  private spreadNext = 0;
 
   /** Listens at each address (the first is the one given to others); returns the first. */
   async start(addresses: string[]): Promise<string> {
     const [first, ...rest] = addresses;
     this.endpoint = await Endpoint.bind(first as string, `head-${randomId(4)}`, (m, from) => this.onMessage(m, from), {}, rest);
+    this.healthTimer = setInterval(() => this.checkHealth(), Math.min(500, this.nodeTimeout / 4));
     return this.endpoint.address;
   }
 
@@ -100,6 +132,7 @@ export class Head {
   private onMessage(m: Message, from: Peer): void {
     switch (m.t) {
       case MT.RegisterNode: {
+        this.lastSeen.set(m.nodeId, Date.now());
         this.nodes.set(m.nodeId, {
           nodeId: m.nodeId,
           endpoint: m.endpoint,
@@ -115,12 +148,38 @@ export class Head {
         });
         this.endpoint.respond(from, m.reqId, true);
         for (const w of this.nodeWaiters.splice(0)) w();
+        this.viewChanged();
         this.scheduleWaiting();
         break;
       }
       case MT.NodeResources: {
         const n = this.nodes.get(m.nodeId);
-        if (n) n.available = m.available;
+        if (n && !n.alive) {
+          this.deadNodeLog.warn(n.nodeId, `node ${n.nodeId} was marked dead (it sent nothing for ${this.nodeTimeout} ms) but is still running; it is not used again`);
+        } else if (n) {
+          this.lastSeen.set(m.nodeId, Date.now());
+          if (m.demand && m.demand.length > 0) n.demand = m.demand;
+          else delete n.demand;
+          n.available = m.available;
+          n.total = m.total;
+          this.viewChanged();
+        }
+        break;
+      }
+      case MT.PutJobConfig:
+        this.jobConfigs.set(m.job.jobId, m.job);
+        if (this.jobConfigs.size > JOB_CONFIGS_KEPT) {
+          for (const id of this.jobConfigs.keys()) {
+            if (this.jobConfigs.size <= JOB_CONFIGS_KEPT) break;
+            if (!this.jobs.has(id)) this.jobConfigs.delete(id);
+          }
+        }
+        this.endpoint.respond(from, m.reqId, true);
+        break;
+      case MT.GetJobConfig: {
+        const cfg = this.jobConfigs.get(m.jobId);
+        if (cfg) this.endpoint.respond(from, m.reqId, true, cfg);
+        else this.endpoint.respond(from, m.reqId, false, undefined, `job ${m.jobId} is unknown (it ended long ago, or never registered)`, 'NOT_FOUND');
         break;
       }
       case MT.RegisterJob: {
@@ -139,7 +198,7 @@ export class Head {
           from,
           m.reqId,
           true,
-          [...this.nodes.values()].map(({ peer: _p, ...n }) => n),
+          [...this.nodes.values()].map(({ peer: _p, ...n }) => ({ ...n, available: nonNegative(n.available) })),
         );
         break;
       case MT.RegisterActor:
@@ -194,6 +253,24 @@ export class Head {
       case MT.LeaseInfeasible:
         log.warn(m.message);
         break;
+      case MT.LeaseSpillback: {
+        // the node could not hold the actor after all: another one can
+        const rec = this.byLeaseReq.get(m.leaseReqId);
+        if (rec && rec.info.state !== ActorState.Dead) {
+          rec.nodeId = m.nodeId;
+          this.requestActorLease(rec, m.raylet);
+        }
+        break;
+      }
+      case MT.LeaseFailed: {
+        const rec = this.byLeaseReq.get(m.leaseReqId);
+        if (rec && rec.info.state !== ActorState.Dead) {
+          this.setLeaseReq(rec, undefined);
+          rec.noRestart = true;
+          this.markDead(rec, m.message);
+        }
+        break;
+      }
       case MT.KvPut: {
         const ns = this.kvNs(m.ns);
         const exists = ns.has(m.key);
@@ -283,16 +360,40 @@ export class Head {
   /** Picks a node for an actor and asks it for a worker. */
   private schedule(rec: ActorRecord): void {
     const need: Resources = { ...rec.spec.placement, ...rec.spec.hold };
-    const candidates = [...this.nodes.values()].filter((n) => n.alive && fits(need, n.total));
+    const sched = rec.spec.sched;
+    let candidates = [...this.nodes.values()].filter((n) => n.alive && fits(need, n.total));
+    if (sched?.nodeId !== undefined) {
+      const target = candidates.find((n) => n.nodeId === sched.nodeId);
+      if (target) candidates = [target];
+      else if (!sched.soft) {
+        const n = this.nodes.get(sched.nodeId);
+        const why = !n ? 'no such node is in the cluster' : !n.alive ? 'that node is dead' : `that node does not have ${JSON.stringify(need)}`;
+        rec.noRestart = true;
+        this.markDead(rec, `it cannot be scheduled: it must run on node ${sched.nodeId} (node affinity, soft: false), but ${why}`);
+        return;
+      }
+    }
     if (candidates.length === 0) {
       if (this.nodes.size > 0) log.warn(`actor ${rec.info.className} (${rec.info.id}) waits: no node has ${JSON.stringify(need)}`);
       return;
     }
-    const node = candidates.find((n) => fits(need, n.available)) ?? candidates[0];
+    let node: (typeof candidates)[number] | undefined;
+    if (sched?.spread) {
+      const free = candidates.filter((n) => fits(need, n.available));
+      const pool = free.length > 0 ? free : candidates;
+      node = pool[this.spreadNext++ % pool.length];
+    } else node = candidates.find((n) => fits(need, n.available)) ?? candidates[0];
     if (!node) return;
+    // the head's view lags: count the actor's resources now, so the next one goes elsewhere
+    subtractView(node.available, need);
     rec.nodeId = node.nodeId;
     this.setLeaseReq(rec, `actor-${rec.info.id}-${rec.info.numRestarts}`);
-    this.endpoint.send(node.endpoint, {
+    this.requestActorLease(rec, node.endpoint);
+  }
+
+  /** Asks the node manager at `raylet` for the actor's worker. */
+  private requestActorLease(rec: ActorRecord, raylet: string): void {
+    this.endpoint.send(raylet, {
       t: MT.RequestLease,
       leaseReqId: rec.leaseReqId as string,
       jobId: rec.spec.jobId,
@@ -301,6 +402,7 @@ export class Head {
       ...(rec.spec.env ? { env: rec.spec.env } : {}),
       actorId: rec.info.id,
       name: rec.info.className,
+      spilled: true,
     });
   }
 
@@ -373,6 +475,12 @@ export class Head {
   }
 
   private onWorkerDied(m: MessageOf<MT.WorkerDied>): void {
+    // processes on other nodes drop what they have from it
+    if (m.endpoint !== undefined) {
+      for (const n of this.nodes.values()) {
+        if (n.alive && n.nodeId !== m.nodeId) this.endpoint.send(n.endpoint, { t: MT.ProcessDied, workerId: m.workerId, endpoint: m.endpoint, reason: m.reason });
+      }
+    }
     const hosted = this.byWorker.get(m.workerId);
     if (hosted && hosted.info.state !== ActorState.Dead) this.onActorProcessDied(hosted, m.reason);
     else if (hosted) this.setWorker(hosted, undefined);
@@ -475,6 +583,53 @@ export class Head {
     this.jobs.delete(jobId);
   }
 
+  // ------------------------------------------------------------------ node health
+
+  private checkHealth(): void {
+    const now = Date.now();
+    for (const n of this.nodes.values()) {
+      if (!n.alive) continue;
+      const seen = this.lastSeen.get(n.nodeId) ?? 0;
+      if (now - seen > this.nodeTimeout) this.onNodeDied(n.nodeId, `it sent no heartbeat for ${now - seen} ms`);
+    }
+  }
+
+  /** A node is gone: nothing is placed there again, and its actors restart elsewhere. */
+  private onNodeDied(nodeId: string, why: string): void {
+    const n = this.nodes.get(nodeId);
+    if (!n || !n.alive) return;
+    n.alive = false;
+    n.available = {};
+    this.lastSeen.delete(nodeId);
+    log.warn(`node ${nodeId} (${n.address}) is dead: ${why}`);
+    this.endpoint.disconnect(n.endpoint, `node ${nodeId} died`);
+    for (const rec of [...this.actors.values()]) {
+      if (rec.nodeId !== nodeId || rec.info.state === ActorState.Dead) continue;
+      if (rec.workerId) this.onActorProcessDied(rec, `its node ${nodeId} died`);
+      else if (rec.leaseReqId) {
+        this.setLeaseReq(rec, undefined);
+        this.schedule(rec);
+      }
+    }
+    this.viewChanged();
+  }
+
+  // ------------------------------------------------------------------ cluster view
+
+  /** Node resources changed: node managers hear of it soon (batched). */
+  private viewChanged(): void {
+    if (this.viewTimer) return;
+    this.viewTimer = setTimeout(() => {
+      this.viewTimer = undefined;
+      this.sendView();
+    }, VIEW_INTERVAL_MS);
+  }
+
+  private sendView(): void {
+    const nodes = [...this.nodes.values()].map((n) => ({ nodeId: n.nodeId, endpoint: n.endpoint, alive: n.alive, total: n.total, available: nonNegative(n.available) }));
+    for (const n of this.nodes.values()) if (n.alive) this.endpoint.send(n.endpoint, { t: MT.ClusterView, nodes });
+  }
+
   // ------------------------------------------------------------------ subscriptions
 
   private subscribe(id: string, from: Peer): void {
@@ -504,6 +659,8 @@ export class Head {
 
   /** Closes the head's endpoint. */
   stop(): void {
+    if (this.viewTimer) clearTimeout(this.viewTimer);
+    if (this.healthTimer) clearInterval(this.healthTimer);
     this.endpoint?.close();
   }
 }

@@ -30,6 +30,7 @@ export interface HeadConfig {
 /** What the head reports when ready. */
 export interface HeadReady {
   headAddress: string;
+  /** every address the head listens at (ipc first, then tcp when asked for) */
   addresses: string[];
   nodeId: string;
   rayletAddress: string;
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
         spillDir: path.join(cfg.sessionDir, 'spill', nodeId),
         isHead: true,
         nodeAddress: cfg.node.nodeAddress,
+        ...(cfg.tcp ? { bindHost: cfg.tcp.host } : {}),
       },
       { detached: false, timeoutMs: 30_000, what: 'the node manager' },
     );

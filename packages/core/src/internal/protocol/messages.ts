@@ -53,6 +53,26 @@ export const DepS = S.obj({ i: S.int, ref: RefWireS, val: S.optional(ObjectValue
 /** A value DepS accepts. */
 export type Dep = Infer<typeof DepS>;
 
+/**
+ * Where a task or actor may run: the default policy (local node first,
+ * another node when the local one is short), SPREAD over nodes, or a node
+ * (with `soft`, another node when that one is gone or cannot hold it).
+ * `prefer` is a soft hint: the node holding most of the task's arguments.
+ */
+export const SchedulingS = S.obj({
+  spread: S.optional(S.bool),
+  nodeId: S.optional(S.str),
+  soft: S.optional(S.bool),
+  prefer: S.optional(S.str),
+});
+/** A value SchedulingS accepts. */
+export type Scheduling = Infer<typeof SchedulingS>;
+
+/** A node as node managers see the cluster (the head sends it when resources change). */
+export const NodeViewS = S.obj({ nodeId: S.str, endpoint: S.str, alive: S.bool, total: ResourcesS, available: ResourcesS });
+/** A value NodeViewS accepts. */
+export type NodeView = Infer<typeof NodeViewS>;
+
 /** Where the code of a remote function or actor class lives. */
 export const CodeRefS = S.obj({ module: S.str, key: S.str, name: S.str });
 /** A value CodeRefS accepts. */
@@ -125,6 +145,7 @@ export const ActorSpecS = S.obj({
   methods: S.arr(S.str),
   args: S.bin,
   deps: S.optional(S.arr(DepS)),
+  sched: S.optional(SchedulingS),
 });
 /** A value ActorSpecS accepts. */
 export type ActorSpec = Infer<typeof ActorSpecS>;
@@ -174,6 +195,11 @@ export const ActorCallS = S.obj({
 /** A value ActorCallS accepts. */
 export type ActorCall = Infer<typeof ActorCallS>;
 
+/** Lease requests waiting on a node for resources: `n` requests of one shape. */
+export const DemandS = S.obj({ resources: ResourcesS, n: S.int });
+/** A value DemandS accepts. */
+export type Demand = Infer<typeof DemandS>;
+
 /** A node as the head reports it. */
 export const NodeInfoS = S.obj({
   nodeId: S.str,
@@ -186,6 +212,8 @@ export const NodeInfoS = S.obj({
   isHead: S.bool,
   sessionDir: S.str,
   arenaPath: S.str,
+  /** requests waiting there for resources */
+  demand: S.optional(S.arr(DemandS)),
 });
 /** A value NodeInfoS accepts. */
 export type NodeInfo = Infer<typeof NodeInfoS>;
@@ -232,6 +260,9 @@ export enum MT {
   KvDel = 26,
   KvKeys = 27,
   UnsubscribeActor = 28,
+  PutJobConfig = 30,
+  GetJobConfig = 31,
+  ClusterView = 32,
   // node manager
   RegisterClient = 40,
   RequestLease = 41,
@@ -247,6 +278,8 @@ export enum MT {
   Logs = 51,
   KillWorker = 52,
   NodeStats = 53,
+  LeaseSpillback = 54,
+  LeaseFailed = 55,
   // core worker to core worker
   PushTasks = 70,
   TaskResults = 71,
@@ -282,7 +315,7 @@ export const SCHEMAS = {
   [MT.RegisterJob]: S.obj({ t: t(MT.RegisterJob), reqId: S.int, driver: AddressS, ns: S.optional(S.str), pid: S.int }),
   [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),
   [MT.GetClusterInfo]: S.obj({ t: t(MT.GetClusterInfo), reqId: S.int }),
-  [MT.NodeResources]: S.obj({ t: t(MT.NodeResources), nodeId: S.str, available: ResourcesS, total: ResourcesS }),
+  [MT.NodeResources]: S.obj({ t: t(MT.NodeResources), nodeId: S.str, available: ResourcesS, total: ResourcesS, demand: S.optional(S.arr(DemandS)) }),
   [MT.RegisterActor]: S.obj({ t: t(MT.RegisterActor), reqId: S.int, spec: ActorSpecS, getIfExists: S.bool }),
   [MT.GetActor]: S.obj({ t: t(MT.GetActor), reqId: S.int, name: S.str, ns: S.str }),
   [MT.ListNamedActors]: S.obj({ t: t(MT.ListNamedActors), reqId: S.int, ns: S.str, all: S.bool }),
@@ -306,7 +339,12 @@ export const SCHEMAS = {
     workerId: S.str,
     actorId: S.optional(S.str),
     reason: S.str,
+    /** where the process listened (others drop their connection to it) */
+    endpoint: S.optional(S.str),
   }),
+  [MT.PutJobConfig]: S.obj({ t: t(MT.PutJobConfig), reqId: S.int, job: JobConfigS }),
+  [MT.GetJobConfig]: S.obj({ t: t(MT.GetJobConfig), reqId: S.int, jobId: S.str }),
+  [MT.ClusterView]: S.obj({ t: t(MT.ClusterView), nodes: S.arr(NodeViewS) }),
   [MT.KvPut]: S.obj({ t: t(MT.KvPut), reqId: S.int, ns: S.str, key: S.str, value: S.bin, overwrite: S.bool }),
   [MT.KvGet]: S.obj({ t: t(MT.KvGet), reqId: S.int, ns: S.str, key: S.str }),
   [MT.KvDel]: S.obj({ t: t(MT.KvDel), reqId: S.int, ns: S.str, key: S.str }),
@@ -331,6 +369,10 @@ export const SCHEMAS = {
     env: S.optional(S.record(S.str)),
     actorId: S.optional(S.str),
     name: S.str,
+    /** where to run it (see SchedulingS); absent: the default policy */
+    sched: S.optional(SchedulingS),
+    /** a node manager sent it here: grant it here or queue it, never pass it on */
+    spilled: S.optional(S.bool),
   }),
   [MT.LeaseGranted]: S.obj({
     t: t(MT.LeaseGranted),
@@ -341,6 +383,10 @@ export const SCHEMAS = {
     pid: S.int,
   }),
   [MT.LeaseInfeasible]: S.obj({ t: t(MT.LeaseInfeasible), leaseReqId: S.str, message: S.str }),
+  /** ask the node manager at `raylet` instead */
+  [MT.LeaseSpillback]: S.obj({ t: t(MT.LeaseSpillback), leaseReqId: S.str, nodeId: S.str, raylet: S.str }),
+  /** the request can never be granted (a hard node affinity to a node that is gone): fail its tasks */
+  [MT.LeaseFailed]: S.obj({ t: t(MT.LeaseFailed), leaseReqId: S.str, message: S.str }),
   [MT.CancelLeaseRequest]: S.obj({ t: t(MT.CancelLeaseRequest), leaseReqId: S.str }),
   [MT.ReturnLease]: S.obj({ t: t(MT.ReturnLease), leaseId: S.str, kill: S.bool }),
   [MT.TaskBlocked]: S.obj({ t: t(MT.TaskBlocked), leaseId: S.str }),

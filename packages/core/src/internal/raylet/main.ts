@@ -2,14 +2,33 @@
  * Entry point of a node manager process.
  * @internal
  */
+import * as fs from 'node:fs';
 import { log, setLogRole } from '../log';
 import { ipcAddress, removeIpcFile } from '../cluster/session';
 import { reportError, reportReady, watchParent } from '../cluster/processes';
 import { Raylet, type RayletConfig } from './raylet';
 
+/** What a node manager process is started with (TSRAY_CONFIG). */
+export interface NodeMainConfig extends RayletConfig {
+  /** remove the session directory at exit (a node of its own, not the head's) */
+  ownsSession?: boolean;
+  /** stop when the parent's pipe closes (false for `tsray start --address`, whose CLI exits) */
+  watchParent?: boolean;
+}
+
+/** What a node manager reports when ready. */
+export interface NodeReady {
+  /** where this node's processes reach it */
+  endpoint: string;
+  /** where other nodes reach it */
+  publicEndpoint: string;
+  nodeId: string;
+  pid: number;
+}
+
 async function main(): Promise<void> {
   setLogRole('node');
-  const cfg = JSON.parse(process.env.TSRAY_CONFIG ?? '{}') as RayletConfig;
+  const cfg = JSON.parse(process.env.TSRAY_CONFIG ?? '{}') as NodeMainConfig;
   delete process.env.TSRAY_CONFIG;
   let raylet: Raylet | undefined;
   let stopping = false;
@@ -37,18 +56,20 @@ async function main(): Promise<void> {
     }
     try {
       if (addr) removeIpcFile(addr);
+      if (cfg.ownsSession) fs.rmSync(cfg.sessionDir, { recursive: true, force: true });
     } catch (e) {
-      log.warn(`could not remove ${addr}: ${(e as Error).message}`);
+      log.warn(`could not clean up ${cfg.ownsSession ? cfg.sessionDir : addr}: ${(e as Error).message}`);
     }
     process.exit(code);
   };
   process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
   process.on('SIGINT', () => void stop(0, 'SIGINT'));
-  watchParent(() => void stop(0, 'its parent process is gone'));
+  if (cfg.watchParent !== false) watchParent(() => void stop(0, 'its parent process is gone'));
   try {
     raylet = new Raylet(cfg);
     const endpoint = await raylet.start(ipcAddress(cfg.sessionDir, `n-${cfg.nodeId.slice(0, 8)}`));
-    reportReady({ endpoint });
+    const ready: NodeReady = { endpoint, publicEndpoint: raylet.publicAddress, nodeId: cfg.nodeId, pid: process.pid };
+    reportReady(ready);
   } catch (e) {
     reportError(e);
     await stop(1, 'it failed to start');

@@ -12,7 +12,7 @@ import { arenaAddon, type ArenaHandle } from '../native';
 import { randomId } from '../ids';
 import { log } from '../log';
 import { spillDirOf } from '../objects/object-store';
-import { MT, type Address, type JobConfig, type Message, type MessageOf, type Resources } from '../protocol/messages';
+import { MT, type Address, type Demand, type JobConfig, type Message, type MessageOf, type NodeView, type Resources, type Scheduling } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { removeIpcFile } from '../cluster/session';
 import { GpuPool, add, describe, fits, gpuRequestProblem, missing, subtract } from './resources';
@@ -39,11 +39,20 @@ export interface RayletConfig {
   /** where other nodes reach this one */
   nodeAddress: string;
   /**
+   * Host (IP) to listen on with tcp, for a node of a cluster that spans
+   * nodes: the node manager, and the workers it starts, listen there too.
+   * Without it, everything listens on ipc only (a one-node cluster).
+   */
+  bindHost?: string;
+  /**
    * How long a started worker has to register before it is killed and forgotten.
    * @default 60000
    */
   workerRegisterTimeoutMs?: number;
 }
+
+/** How often a node manager reports to the head (its heartbeat). */
+export const HEARTBEAT_MS = 250;
 
 /** Workers started at once, at most, for leases waiting on a worker. */
 const MAX_STARTING = 8;
@@ -70,7 +79,14 @@ interface LeaseRequest {
   name: string;
   owner: Peer;
   warned: boolean;
+  sched: Scheduling | undefined;
+  spilled: boolean;
+  /** a SPREAD request this node took (it is not passed on later) */
+  placedHere: boolean;
 }
+
+/** Where a lease request goes: granted here, to another node, waits (no node can hold it), or fails. */
+type Placement = { kind: 'local' } | { kind: 'spill'; node: NodeView } | { kind: 'infeasible' } | { kind: 'fail'; message: string };
 
 interface Lease {
   id: string;
@@ -83,6 +99,13 @@ interface Lease {
 }
 
 const CPU = 'CPU';
+
+/** The node with the most free CPU (ties: the first). */
+function leastLoaded(nodes: NodeView[]): NodeView {
+  let best = nodes[0] as NodeView;
+  for (const n of nodes) if ((n.available[CPU] ?? 0) > (best.available[CPU] ?? 0)) best = n;
+  return best;
+}
 
 /** See the module comment. */
 export class Raylet {
@@ -106,7 +129,17 @@ export class Raylet {
   private readonly logBatches = new Map<string, Array<[number, string, string]>>();
   private logTimer: NodeJS.Timeout | undefined;
   private driverWatch: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** the other nodes, as the head last described them */
+  private readonly view = new Map<string, NodeView>();
+  /** jobs whose settings are being fetched from the head */
+  private readonly fetchingJobs = new Set<string>();
+  /** jobs that ended (their drivers get no more logs) */
+  private readonly finishedJobs = new Set<string>();
+  private spreadNext = 0;
+  /** where this node's processes reach the node manager */
+  private localAddress = '';
 
   /** Creates the node's object store; {@link start} brings the node up. */
   constructor(readonly cfg: RayletConfig) {
@@ -119,13 +152,15 @@ export class Raylet {
 
   /** Listens at `address` and registers with the head. */
   async start(address: string): Promise<string> {
-    this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from));
+    const extra = this.cfg.bindHost !== undefined ? [`tcp://${this.cfg.bindHost}:0`] : [];
+    this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from), {}, extra);
+    this.localAddress = this.endpoint.address;
     await this.endpoint.call(
       this.cfg.headAddress,
       {
         t: MT.RegisterNode,
         nodeId: this.cfg.nodeId,
-        endpoint: this.endpoint.address,
+        endpoint: this.publicAddress,
         address: this.cfg.nodeAddress,
         total: this.cfg.resources,
         pid: process.pid,
@@ -136,12 +171,19 @@ export class Raylet {
       10_000,
     );
     this.driverWatch = setInterval(() => this.checkDrivers(), 500);
+    // resources double as the heartbeat: the head marks a node that goes quiet dead
+    this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
     return this.endpoint.address;
   }
 
-  /** Where this node manager listens. */
+  /** Where this node's processes reach the node manager. */
   get address(): string {
     return this.endpoint.address;
+  }
+
+  /** Where other nodes reach this node manager. */
+  get publicAddress(): string {
+    return this.endpoint.addresses[1] ?? this.endpoint.address;
   }
 
   // ------------------------------------------------------------------ messages
@@ -193,6 +235,16 @@ export class Raylet {
         break;
       case MT.NodeStats:
         this.endpoint.respond(from, m.reqId, true, this.stats());
+        break;
+      case MT.ClusterView:
+        this.view.clear();
+        for (const n of m.nodes) if (n.nodeId !== this.cfg.nodeId) this.view.set(n.nodeId, n);
+        if (this.pending.length > 0) this.schedule();
+        break;
+      case MT.ProcessDied:
+        // a process on another node died (the head tells every node)
+        this.endpoint.disconnect(m.endpoint, m.reason);
+        for (const c of this.clients.values()) this.endpoint.send(c.endpoint, m);
         break;
       default:
         log.debug(`node manager ignored a message of type ${m.t}`);
@@ -303,8 +355,97 @@ export class Raylet {
       name: m.name,
       owner: from,
       warned: false,
+      sched: m.sched,
+      spilled: m.spilled === true,
+      placedHere: false,
     });
     this.schedule();
+  }
+
+  /** Fetches a job's settings from the head (a job whose driver runs on another node). */
+  private fetchJob(jobId: string): void {
+    if (this.fetchingJobs.has(jobId)) return;
+    this.fetchingJobs.add(jobId);
+    this.endpoint
+      .call(this.cfg.headAddress, { t: MT.GetJobConfig, jobId }, 30_000)
+      .then(
+        (r) => {
+          if (!this.jobs.has(jobId)) this.jobs.set(jobId, r.data as JobConfig);
+        },
+        (e: Error) => {
+          const message = `the settings of job ${jobId} could not be fetched from the head: ${e.message}`;
+          log.warn(message);
+          for (const r of this.pending) if (r.jobId === jobId) this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message });
+          this.pending = this.pending.filter((r) => r.jobId !== jobId);
+        },
+      )
+      .finally(() => {
+        this.fetchingJobs.delete(jobId);
+        this.schedule();
+      });
+  }
+
+  /**
+   * Where a request should run (Ray's hybrid policy): here when this node
+   * has the resources free; otherwise on another node that has them free;
+   * otherwise it waits here if this node can ever hold it, or on a node that
+   * can. SPREAD goes round-robin over nodes with room; node affinity goes to
+   * its node (soft: unless that node is gone or full). A request that was
+   * passed on once stays where it is.
+   */
+  private place(r: LeaseRequest): Placement {
+    const fitsTotal = (total: Resources): boolean => fits(r.placement, total) && fits(r.resources, total);
+    const fitsFree = (free: Resources): boolean => fits(r.placement, free) && fits(r.resources, free);
+    const self = this.cfg.nodeId;
+    const hereFeasible = fitsTotal(this.cfg.resources);
+    const hereFree = hereFeasible && fitsFree(this.available);
+    const s = r.sched;
+    if (r.spilled && hereFeasible) return { kind: 'local' };
+    const others = [...this.view.values()].filter((n) => n.alive && fitsTotal(n.total));
+    if (s?.nodeId !== undefined && !r.spilled) {
+      if (s.nodeId === self) {
+        if (hereFeasible && (!s.soft || hereFree || others.every((n) => !fitsFree(n.available)))) return { kind: 'local' };
+        if (!s.soft) return { kind: 'infeasible' };
+      } else {
+        const target = this.view.get(s.nodeId);
+        if (target?.alive && fitsTotal(target.total) && (!s.soft || fitsFree(target.available))) return { kind: 'spill', node: target };
+        if (!s.soft) {
+          if (target?.alive) return { kind: 'infeasible' };
+          const why = target ? 'that node is dead' : 'no such node is in the cluster';
+          return { kind: 'fail', message: `${r.name} cannot be scheduled: it must run on node ${s.nodeId} (node affinity with soft: false), but ${why}` };
+        }
+      }
+    }
+    if (s?.spread) {
+      // decided once: a request placed here waits here for a worker
+      if (r.placedHere) return { kind: 'local' };
+      const pool: Array<{ nodeId: string; free: boolean; view?: NodeView }> = [];
+      if (hereFeasible) pool.push({ nodeId: self, free: hereFree });
+      for (const n of others) pool.push({ nodeId: n.nodeId, free: fitsFree(n.available), view: n });
+      if (pool.length === 0) return { kind: 'infeasible' };
+      const free = pool.filter((p) => p.free);
+      const from = free.length > 0 ? free : pool;
+      const pick = from[this.spreadNext++ % from.length] as (typeof pool)[number];
+      if (pick.view) return { kind: 'spill', node: pick.view };
+      r.placedHere = true;
+      return { kind: 'local' };
+    }
+    if (s?.prefer !== undefined && s.prefer !== self) {
+      const t = this.view.get(s.prefer);
+      if (t?.alive && fitsTotal(t.total) && fitsFree(t.available)) return { kind: 'spill', node: t };
+    }
+    if (hereFree) return { kind: 'local' };
+    const free = others.filter((n) => fitsFree(n.available));
+    if (free.length > 0) return { kind: 'spill', node: leastLoaded(free) };
+    if (hereFeasible) return { kind: 'local' };
+    if (others.length > 0) return { kind: 'spill', node: leastLoaded(others) };
+    return { kind: 'infeasible' };
+  }
+
+  /** Sends a request to another node; counts its resources there until the head says otherwise. */
+  private spill(r: LeaseRequest, node: NodeView): void {
+    subtract(node.available, r.resources);
+    this.endpoint.reply(r.owner, { t: MT.LeaseSpillback, leaseReqId: r.id, nodeId: node.nodeId, raylet: node.endpoint });
   }
 
   /** Grants what can be granted, starts workers for the rest. */
@@ -314,12 +455,16 @@ export class Raylet {
     const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; n: number }>();
     const still: LeaseRequest[] = [];
     for (const r of this.pending) {
-      const job = this.jobs.get(r.jobId);
-      if (!job) {
-        still.push(r);
+      const where = this.place(r);
+      if (where.kind === 'spill') {
+        this.spill(r, where.node);
         continue;
       }
-      if (!fits(r.placement, this.cfg.resources) || !fits(r.resources, this.cfg.resources)) {
+      if (where.kind === 'fail') {
+        this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message: where.message });
+        continue;
+      }
+      if (where.kind === 'infeasible') {
         if (!r.warned) {
           r.warned = true;
           const need = { ...r.placement, ...r.resources };
@@ -332,6 +477,12 @@ export class Raylet {
               'It waits until a node with those resources joins. Lower the request in .options(), or start the cluster with more resources.',
           });
         }
+        still.push(r);
+        continue;
+      }
+      const job = this.jobs.get(r.jobId);
+      if (!job) {
+        this.fetchJob(r.jobId);
         still.push(r);
         continue;
       }
@@ -453,8 +604,9 @@ export class Raylet {
           envKey,
           sessionDir: this.cfg.sessionDir,
           nodeId: this.cfg.nodeId,
-          rayletEndpoint: this.endpoint.address,
+          rayletEndpoint: this.localAddress,
           headAddress: this.cfg.headAddress,
+          bindHost: this.cfg.bindHost,
         },
         (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
         (wp, reason, was) => this.onWorkerExit(wp, reason, was),
@@ -511,6 +663,7 @@ export class Raylet {
         workerId: w.workerId,
         reason,
         ...(w.actorId ? { actorId: w.actorId } : {}),
+        ...(client || w.address ? { endpoint: client?.endpoint ?? (w.address as Address).endpoint } : {}),
       });
     }
     const address = client?.endpoint ?? w.address?.endpoint;
@@ -566,12 +719,14 @@ export class Raylet {
     this.clients.delete(c.workerId);
     this.sweepSlot(c.slot);
     this.releaseOwnedBy(c.workerId);
-    this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited' });
+    this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited', endpoint: c.endpoint });
     this.broadcastDeath(c.workerId, c.endpoint, 'the driver exited');
     if (c.jobId) this.onJobFinished(c.jobId);
   }
 
   private onJobFinished(jobId: string): void {
+    this.finishedJobs.add(jobId);
+    if (this.finishedJobs.size > 10_000) this.finishedJobs.delete(this.finishedJobs.values().next().value as string);
     // actor workers stay: the head ends those of non-detached actors
     for (const w of this.workers.values()) {
       if (w.jobId === jobId && w.state !== 'actor') this.kill(w, 'its job finished', true);
@@ -585,7 +740,8 @@ export class Raylet {
 
   private onWorkerLog(w: WorkerProc, stream: 0 | 1, name: string, line: string): void {
     const job = this.jobs.get(w.jobId);
-    const driver = job && job.logToDriver ? this.driverOf(w.jobId) : undefined;
+    // a driver on another node gets its workers' output over the network
+    const driver = job && job.logToDriver ? (this.driverOf(w.jobId) ?? (this.finishedJobs.has(w.jobId) ? undefined : job.driver.endpoint)) : undefined;
     if (!driver) {
       this.appendLogFile(w, stream, name, line);
       return;
@@ -648,7 +804,20 @@ export class Raylet {
     // unblocked tasks may oversubscribe the node for a while: report none free then
     const available: Resources = {};
     for (const [k, v] of Object.entries(this.available)) available[k] = Math.max(0, v);
-    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available, total: this.cfg.resources });
+    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available, total: this.cfg.resources, demand: this.demand() });
+  }
+
+  /** Pending requests by resource shape (for `tsray status`), the 20 largest groups. */
+  private demand(): Demand[] {
+    const by = new Map<string, Demand>();
+    for (const r of this.pending) {
+      const need = { ...r.placement, ...r.resources };
+      const key = describe(need);
+      const d = by.get(key);
+      if (d) d.n++;
+      else by.set(key, { resources: need, n: 1 });
+    }
+    return [...by.values()].sort((x, y) => y.n - x.n).slice(0, 20);
   }
 
   private stats(): unknown {
@@ -684,6 +853,7 @@ export class Raylet {
     if (this.stopped) return;
     this.stopped = true;
     if (this.driverWatch) clearInterval(this.driverWatch);
+    if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.logTimer) {

@@ -5,6 +5,7 @@
  * @internal
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Address, JobConfig } from '../protocol/messages';
 import { randomId } from '../ids';
@@ -72,6 +73,8 @@ export interface WorkerLaunch {
   rayletEndpoint: string;
   /** where the head listens */
   headAddress: string;
+  /** host to listen on with tcp (a node of a cluster that spans nodes); ipc without */
+  bindHost?: string | undefined;
 }
 
 const WORKER_MAIN = path.join(__dirname, '..', 'worker', 'main.js');
@@ -116,8 +119,12 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHand
     TSRAY_HEAD: l.headAddress,
     TSRAY_TEST_GLOBALS: l.job.jestGlobals ? '1' : '0',
   };
+  if (l.bindHost !== undefined) env.TSRAY_BIND_HOST = l.bindHost;
+  else delete env.TSRAY_BIND_HOST;
+  // the driver's directory may not exist on this node's machine
+  const cwd = fs.existsSync(l.job.cwd) ? l.job.cwd : l.sessionDir;
   const proc = spawn(process.execPath, [...l.job.execArgv, WORKER_MAIN], {
-    cwd: l.job.cwd,
+    cwd,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });

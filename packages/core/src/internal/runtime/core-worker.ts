@@ -19,6 +19,7 @@ import {
   type Dep,
   type Message,
   type Resources,
+  type Scheduling,
   type TaskResult,
 } from '../protocol/messages';
 import { isRef, type ActorWire } from '../serialization/brands';
@@ -58,6 +59,8 @@ export interface TaskRequest {
   args: unknown[];
   resources: Resources;
   env: Record<string, string> | undefined;
+  /** where it may run (absent: the default policy) */
+  sched: Scheduling | undefined;
   schedKey: string;
   maxRetries: number;
   retryExceptions: boolean | readonly string[];
@@ -79,6 +82,8 @@ export interface ActorRequest {
   placement: Resources;
   hold: Resources;
   env: Record<string, string> | undefined;
+  /** where it may run (absent: the default policy) */
+  sched: Scheduling | undefined;
 }
 
 /** Whether an argument is too large to travel inline, judged without encoding it. */
@@ -233,7 +238,13 @@ export class CoreWorker implements ActorCallSink {
         this.objects.onRemoveBorrower(m.ids, m.borrowerId);
         break;
       case MT.LeaseGranted:
-        this.submitter.onLeaseGranted(m.leaseReqId, m.leaseId, m.worker, m.gpus);
+        this.submitter.onLeaseGranted(m.leaseReqId, m.leaseId, m.worker, m.gpus, from.kind === 'dealer' ? from.address : this.cfg.rayletAddress);
+        break;
+      case MT.LeaseSpillback:
+        this.submitter.onLeaseSpillback(m.leaseReqId, m.raylet);
+        break;
+      case MT.LeaseFailed:
+        this.submitter.onLeaseFailed(m.leaseReqId, m.message);
         break;
       case MT.LeaseInfeasible:
         this.submitter.onLeaseInfeasible(m.leaseReqId, m.message);
@@ -393,6 +404,7 @@ export class CoreWorker implements ActorCallSink {
       key: req.schedKey,
       resources: req.resources,
       env: req.env,
+      sched: req.sched,
       depsLeft: 0,
       lease: undefined,
       queued: false,
@@ -446,6 +458,7 @@ export class CoreWorker implements ActorCallSink {
       args: blob,
       ...(req.name !== undefined ? { name: req.name } : {}),
       ...(req.env ? { env: req.env } : {}),
+      ...(req.sched ? { sched: req.sched } : {}),
     };
     this.busy(1);
     this.resolveDeps(deps)

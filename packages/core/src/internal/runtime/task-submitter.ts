@@ -6,9 +6,10 @@
  * while its queue has work and giving it back once idle.
  * @internal
  */
-import { TaskStatus, MT, type Address, type Dep, type Resources, type TaskResult, type TaskSpec } from '../protocol/messages';
+import { TaskStatus, MT, type Address, type Dep, type Resources, type Scheduling, type TaskResult, type TaskSpec } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
 import { log } from '../log';
+import { TaskUnschedulableError } from '../../errors';
 import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
 import type { RefEntry } from './refs';
 
@@ -18,6 +19,8 @@ export interface NormalTask extends PendingTask {
   readonly key: string;
   readonly resources: Resources;
   readonly env: Record<string, string> | undefined;
+  /** where it may run (absent: the default policy) */
+  readonly sched: Scheduling | undefined;
   depsLeft: number;
   lease: Lease | undefined;
   queued: boolean;
@@ -29,6 +32,8 @@ export interface NormalTask extends PendingTask {
 
 interface Lease {
   readonly id: string;
+  /** the node manager that granted it */
+  readonly raylet: string;
   readonly queue: SchedulingQueue;
   readonly worker: Address;
   readonly gpus: string[];
@@ -54,6 +59,7 @@ class SchedulingQueue {
     readonly key: string,
     readonly resources: Resources,
     readonly env: Record<string, string> | undefined,
+    readonly sched: Scheduling | undefined,
   ) {}
   /** Tasks waiting in the queue. */
   get length(): number {
@@ -94,6 +100,29 @@ const MAX_LEASE_REQUESTS = 8;
 const BUDGET_US = 4000;
 const MAX_IN_FLIGHT = 256;
 
+/**
+ * Adds a locality hint: a task whose large arguments live on another node
+ * prefers that node (when it has room).
+ */
+function withLocality(sched: Scheduling | undefined, first: NormalTask | undefined, self: string): Scheduling | undefined {
+  if (sched?.nodeId !== undefined || sched?.spread || !first?.spec.deps) return sched;
+  const bytes = new Map<string, number>();
+  for (const d of first.spec.deps) {
+    const loc = d.val?.loc;
+    if (loc && loc.spill === undefined) bytes.set(loc.node, (bytes.get(loc.node) ?? 0) + loc.size);
+  }
+  let best: string | undefined;
+  let most = LOCALITY_MIN_BYTES - 1;
+  for (const [node, n] of bytes) {
+    if (n > most) {
+      best = node;
+      most = n;
+    }
+  }
+  if (best === undefined || best === self) return sched;
+  return { ...sched, prefer: best };
+}
+
 /** What the submitter needs from the runtime. */
 export interface SubmitterHooks {
   readonly self: Address;
@@ -112,11 +141,22 @@ export interface SubmitterHooks {
   errorOf(e: RefEntry): Error;
 }
 
+/** A lease request in flight: its queue, and the node manager that has it now. */
+interface LeaseRequest {
+  readonly queue: SchedulingQueue;
+  raylet: string;
+  /** the node manager passed it on to another: that one grants it or queues it */
+  spilled: boolean;
+}
+
+/** Arguments at least this large make a task prefer the node that holds them. */
+const LOCALITY_MIN_BYTES = 1 << 20;
+
 /** See the module comment. */
 export class TaskSubmitter {
   private readonly queues = new Map<string, SchedulingQueue>();
   private readonly leases = new Map<string, Lease>();
-  private readonly requests = new Map<string, SchedulingQueue>();
+  private readonly requests = new Map<string, LeaseRequest>();
   private requestCounter = 0;
   /** moving average of each function's execution time, microseconds */
   private readonly durations = new Map<string, number>();
@@ -152,7 +192,7 @@ export class TaskSubmitter {
   private queueFor(t: NormalTask): SchedulingQueue {
     let q = this.queues.get(t.key);
     if (!q) {
-      q = new SchedulingQueue(t.key, t.resources, t.env);
+      q = new SchedulingQueue(t.key, t.resources, t.env, t.sched);
       this.queues.set(t.key, q);
     }
     return q;
@@ -179,12 +219,14 @@ export class TaskSubmitter {
       this.push(l);
     }
     const head = q.tasks[q.head];
-    const perLease = head ? Math.max(1, Math.floor(BUDGET_US / this.expected(head))) : 1;
+    // SPREAD tasks take one lease each, so that each goes where the node managers spread it
+    const perLease = head && !q.sched?.spread ? Math.max(1, Math.floor(BUDGET_US / this.expected(head))) : 1;
     const want = Math.min(MAX_LEASE_REQUESTS, Math.ceil(q.length / perLease)) - q.requests.size;
     for (let i = 0; i < want; i++) this.requestLease(q);
     if (q.length === 0 && q.requests.size > 0) {
       for (const id of q.requests) {
-        this.h.endpoint.send(this.h.rayletAddress, { t: MT.CancelLeaseRequest, leaseReqId: id });
+        const r = this.requests.get(id);
+        if (r) this.h.endpoint.send(r.raylet, { t: MT.CancelLeaseRequest, leaseReqId: id });
         this.requests.delete(id);
       }
       q.requests.clear();
@@ -196,7 +238,8 @@ export class TaskSubmitter {
     l.blocked = false;
     const q = l.queue;
     const batch: TaskSpec[] = [];
-    while (l.inflight.size < MAX_IN_FLIGHT) {
+    const max = q.sched?.spread ? 1 : MAX_IN_FLIGHT;
+    while (l.inflight.size < max) {
       const head = q.tasks[q.head];
       if (!head) break;
       const exp = this.expected(head);
@@ -223,29 +266,63 @@ export class TaskSubmitter {
   private requestLease(q: SchedulingQueue): void {
     const id = `${this.h.self.workerId}l${(++this.requestCounter).toString(36)}`;
     q.requests.add(id);
-    this.requests.set(id, q);
+    const req: LeaseRequest = { queue: q, raylet: this.h.rayletAddress, spilled: false };
+    this.requests.set(id, req);
+    this.sendRequest(id, req);
+  }
+
+  private sendRequest(id: string, req: LeaseRequest): void {
+    const q = req.queue;
     const first = q.tasks[q.head];
-    this.h.endpoint.send(this.h.rayletAddress, {
+    const sched = req.spilled ? undefined : withLocality(q.sched, first, this.h.self.nodeId);
+    this.h.endpoint.send(req.raylet, {
       t: MT.RequestLease,
       leaseReqId: id,
       jobId: this.h.jobId,
       resources: q.resources,
       ...(q.env ? { env: q.env } : {}),
       name: first?.name ?? 'task',
+      ...(sched ? { sched } : {}),
+      ...(req.spilled ? { spilled: true } : {}),
     });
   }
 
-  /** The node manager granted a lease. */
-  onLeaseGranted(leaseReqId: string, leaseId: string, worker: Address, gpus: string[]): void {
-    const q = this.requests.get(leaseReqId);
+  /** A node manager passed a request on to another node's. */
+  onLeaseSpillback(leaseReqId: string, raylet: string): void {
+    const req = this.requests.get(leaseReqId);
+    if (!req) return;
+    req.raylet = raylet;
+    req.spilled = true;
+    this.sendRequest(leaseReqId, req);
+  }
+
+  /** A request can never be granted: its queue's tasks fail with the reason. */
+  onLeaseFailed(leaseReqId: string, message: string): void {
+    const req = this.requests.get(leaseReqId);
+    if (!req) return;
     this.requests.delete(leaseReqId);
-    if (!q) {
+    const q = req.queue;
+    q.requests.delete(leaseReqId);
+    for (let t = q.shift(); t; t = q.shift()) {
+      if (t.finished) continue;
+      t.queued = false;
+      this.tm.abort(t, undefined, new TaskUnschedulableError(message));
+      this.finished();
+    }
+  }
+
+  /** The node manager at `raylet` granted a lease. */
+  onLeaseGranted(leaseReqId: string, leaseId: string, worker: Address, gpus: string[], raylet: string): void {
+    const req = this.requests.get(leaseReqId);
+    this.requests.delete(leaseReqId);
+    if (!req) {
       // cancelled meanwhile: give it back
-      this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId, kill: false });
+      this.h.endpoint.send(raylet, { t: MT.ReturnLease, leaseId, kill: false });
       return;
     }
+    const q = req.queue;
     q.requests.delete(leaseReqId);
-    const l: Lease = { id: leaseId, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false, blocked: false };
+    const l: Lease = { id: leaseId, raylet: req.raylet, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false, blocked: false };
     this.leases.set(leaseId, l);
     q.leases.add(l);
     this.push(l);
@@ -255,7 +332,7 @@ export class TaskSubmitter {
 
   /** The node manager cannot ever satisfy a request: warn once per queue. */
   onLeaseInfeasible(leaseReqId: string, message: string): void {
-    const q = this.requests.get(leaseReqId);
+    const q = this.requests.get(leaseReqId)?.queue;
     if (!q || q.warned) return;
     q.warned = true;
     this.h.warn(message);
@@ -291,6 +368,8 @@ export class TaskSubmitter {
 
   private afterProgress(l: Lease): void {
     const q = l.queue;
+    // a SPREAD lease runs one task: the next one is placed afresh
+    if (l.inflight.size === 0 && q.sched?.spread) this.returnLease(l);
     if (q.length > 0) this.schedule(q);
     if (l.inflight.size === 0 && !l.returned && !l.idleTimer) {
       l.idleTimer = setTimeout(() => {
@@ -311,7 +390,7 @@ export class TaskSubmitter {
     if (l.idleTimer) clearTimeout(l.idleTimer);
     this.leases.delete(l.id);
     l.queue.leases.delete(l);
-    this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId: l.id, kill });
+    this.h.endpoint.send(l.raylet, { t: MT.ReturnLease, leaseId: l.id, kill });
   }
 
   /** The node manager needs resources back: return leases with nothing in flight. */
@@ -363,7 +442,7 @@ export class TaskSubmitter {
       // the node manager kills the worker; onLeaseWorkerDied then fails its tasks
       l.returned = true;
       if (l.idleTimer) clearTimeout(l.idleTimer);
-      this.h.endpoint.send(this.h.rayletAddress, { t: MT.ReturnLease, leaseId: l.id, kill: true });
+      this.h.endpoint.send(l.raylet, { t: MT.ReturnLease, leaseId: l.id, kill: true });
     } else this.h.endpoint.send(l.worker.endpoint, { t: MT.CancelTask, taskId: t.taskId, force, recursive });
   }
 

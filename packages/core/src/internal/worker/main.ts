@@ -54,7 +54,11 @@ async function main(): Promise<void> {
   // actor) before its runtime exists: keep what arrives until then.
   let early: Array<[Message, Peer]> | undefined = [];
   watchParent(() => process.exit(0));
-  const endpoint = await Endpoint.bind(ipcAddress(sessionDir, `w-${workerId}`), workerId, (m, from) => {
+  const bindHost = process.env.TSRAY_BIND_HOST;
+  delete process.env.TSRAY_BIND_HOST;
+  // in a cluster that spans nodes, processes on other nodes reach this one over tcp
+  const listen = bindHost !== undefined ? `tcp://${bindHost}:0` : ipcAddress(sessionDir, `w-${workerId}`);
+  const endpoint = await Endpoint.bind(listen, workerId, (m, from) => {
     if (m.t === MT.ExitWorker) process.exit(0);
     if (core) core.onMessage(m, from);
     else early?.push([m, from]);

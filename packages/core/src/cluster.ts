@@ -1,0 +1,252 @@
+/**
+ * `ray.Cluster`: a cluster of several nodes on one machine, for tests and
+ * experiments (Ray's `cluster_utils.Cluster`). Each node is a separate set of
+ * processes with its own node manager, object store, resources and ports,
+ * joined to one head over tcp on loopback, exactly as nodes on separate
+ * hosts join with `tsray start --address`.
+ *
+ * ```ts
+ * const cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
+ * const node = await cluster.addNode({ numCpus: 2, resources: { special: 1 } });
+ * await ray.init({ address: cluster.address });
+ * // ... node.nodeId is what getRuntimeContext().nodeId reports there
+ * await cluster.removeNode(node); // kills its processes, as a crash would
+ * await ray.shutdown();
+ * await cluster.shutdown();
+ * ```
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { RaySystemError } from './errors';
+import { createSessionDir } from './internal/cluster/session';
+import { nodeSpec } from './internal/cluster/node-resources';
+import { pidAlive as alive, startService, waitExit, type Service } from './internal/cluster/processes';
+import type { HeadConfig, HeadReady } from './internal/head/main';
+import type { NodeMainConfig, NodeReady } from './internal/raylet/main';
+import { randomId } from './internal/ids';
+import { MT, type NodeInfo as WireNode } from './internal/protocol/messages';
+import { Endpoint } from './internal/transport/endpoint';
+
+const HEAD_MAIN = path.join(__dirname, 'internal', 'head', 'main.js');
+const RAYLET_MAIN = path.join(__dirname, 'internal', 'raylet', 'main.js');
+
+/** Resources of a node of a {@link Cluster}. */
+export interface ClusterNodeOptions {
+  /** CPUs it offers. @default 1 */
+  numCpus?: number;
+  /** GPUs it declares (ids 0..n-1); none are detected for these nodes. @default 0 */
+  numGpus?: number;
+  /** Custom resources, e.g. `{ 'accelerator_type:H100': 1, special: 2 }`. */
+  resources?: Record<string, number>;
+  /** Bytes of its shared-memory object store. @default 256 MiB */
+  objectStoreMemory?: number;
+}
+
+/** Options of {@link Cluster.start}. */
+export interface ClusterStartOptions {
+  /** The head node's resources. */
+  head?: ClusterNodeOptions;
+  /** The address every node listens on. @default '127.0.0.1' */
+  host?: string;
+}
+
+/** A node of a {@link Cluster}. */
+export interface ClusterNode {
+  /** its id: what `getRuntimeContext().nodeId` reports in its workers, and `ray.nodes()` lists */
+  readonly nodeId: string;
+  /** pid of its node manager (the head's pid for the head node) */
+  readonly pid: number;
+  /** whether this is the head node */
+  readonly isHead: boolean;
+}
+
+interface NodeRecord extends ClusterNode {
+  readonly service: Service<unknown>;
+  readonly sessionDir: string;
+  /** where the node manager listens for its own processes (for stats) */
+  readonly localEndpoint: string;
+}
+
+const DEFAULT_STORE = 256 * 1024 * 1024;
+
+function specOf(o: ClusterNodeOptions | undefined): ReturnType<typeof nodeSpec> {
+  if (o !== undefined && (typeof o !== 'object' || o === null || Array.isArray(o))) throw new TypeError(`Cluster node options must be an object, got ${String(o)}`);
+  for (const k of Object.keys(o ?? {})) {
+    if (!['numCpus', 'numGpus', 'resources', 'objectStoreMemory'].includes(k)) {
+      throw new TypeError(`unknown Cluster node option '${k}'; valid options: numCpus, numGpus, resources, objectStoreMemory`);
+    }
+  }
+  return nodeSpec({
+    numCpus: o?.numCpus ?? 1,
+    // never probe nvidia-smi for a simulated node: it has what it declares
+    numGpus: o?.numGpus ?? 0,
+    resources: o?.resources,
+    objectStoreMemory: o?.objectStoreMemory ?? DEFAULT_STORE,
+  });
+}
+
+
+/** See the module comment. */
+export class Cluster {
+  private readonly members: NodeRecord[] = [];
+  private readonly removed = new Set<string>();
+  private readonly probe: Endpoint;
+  private closed = false;
+
+  private constructor(
+    /** HOST:PORT of the head: pass it to `ray.init({ address })` */
+    readonly address: string,
+    private readonly headTcp: string,
+    private readonly host: string,
+    head: NodeRecord,
+    probe: Endpoint,
+  ) {
+    this.members.push(head);
+    this.probe = probe;
+  }
+
+  /** Starts a head node (head and node manager) listening on `host`. */
+  static async start(options: ClusterStartOptions = {}): Promise<Cluster> {
+    const host = options.host ?? '127.0.0.1';
+    const spec = specOf(options.head);
+    const sessionDir = createSessionDir();
+    const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true };
+    let head: Service<HeadReady>;
+    try {
+      head = await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
+    } catch (e) {
+      fs.rmSync(sessionDir, { recursive: true, force: true });
+      throw e;
+    }
+    const tcp = head.info.addresses.find((a) => a.startsWith('tcp://'));
+    if (!tcp) {
+      head.proc.kill('SIGKILL');
+      throw new RaySystemError('the head did not listen on tcp');
+    }
+    const probe = await Endpoint.bind(`tcp://${host}:0`, `cluster-${randomId(4)}`, () => undefined);
+    const rec: NodeRecord = { nodeId: head.info.nodeId, pid: head.info.pid, isHead: true, service: head, sessionDir, localEndpoint: head.info.rayletAddress };
+    return new Cluster(tcp.slice('tcp://'.length), tcp, host, rec, probe);
+  }
+
+  /** The head node. */
+  get head(): ClusterNode {
+    return this.members[0] as NodeRecord;
+  }
+
+  /** The nodes started and not removed, head first. */
+  get nodes(): ClusterNode[] {
+    return this.members.filter((n) => !this.removed.has(n.nodeId));
+  }
+
+  /** Starts a node and joins it to the head; resolves once it is registered. */
+  async addNode(options: ClusterNodeOptions = {}): Promise<ClusterNode> {
+    this.assertOpen('addNode()');
+    const spec = specOf(options);
+    const nodeId = randomId(8);
+    const sessionDir = createSessionDir();
+    const cfg: NodeMainConfig = {
+      nodeId,
+      sessionDir,
+      headAddress: this.headTcp,
+      resources: spec.resources,
+      gpuIds: spec.gpuIds,
+      objectStoreMemory: spec.objectStoreMemory,
+      spillDir: path.join(sessionDir, 'spill', nodeId),
+      isHead: false,
+      nodeAddress: this.host,
+      bindHost: this.host,
+      ownsSession: true,
+    };
+    let svc: Service<NodeReady>;
+    try {
+      svc = await startService<NodeReady>(RAYLET_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: `node ${nodeId}` });
+    } catch (e) {
+      fs.rmSync(sessionDir, { recursive: true, force: true });
+      throw e;
+    }
+    const rec: NodeRecord = { nodeId, pid: svc.info.pid, isHead: false, service: svc, sessionDir, localEndpoint: svc.info.endpoint };
+    this.members.push(rec);
+    return rec;
+  }
+
+  /**
+   * Kills a node's node manager and workers with SIGKILL, as a crash would:
+   * nothing is told. The head notices the silence (missed heartbeats) and
+   * marks it dead; {@link waitForNodes} waits for that.
+   */
+  async removeNode(node: ClusterNode): Promise<void> {
+    this.assertOpen('removeNode()');
+    const rec = this.members.find((n) => n.nodeId === node?.nodeId);
+    if (!rec) throw new TypeError(`removeNode() takes a node of this cluster (from addNode()), got ${JSON.stringify(node)}`);
+    if (rec.isHead) throw new TypeError('removeNode() cannot remove the head node; call cluster.shutdown()');
+    if (this.removed.has(rec.nodeId)) return;
+    this.removed.add(rec.nodeId);
+    await this.kill(rec);
+  }
+
+  /**
+   * Resolves once the head sees every node of {@link nodes} alive and every
+   * removed node dead.
+   * @throws RaySystemError after `timeoutMs` (default 30 s), naming the nodes it waited for
+   */
+  async waitForNodes(timeoutMs = 30_000): Promise<void> {
+    this.assertOpen('waitForNodes()');
+    const deadline = Date.now() + timeoutMs;
+    let waiting: string[] = [];
+    while (Date.now() < deadline) {
+      let list: WireNode[] = [];
+      try {
+        list = (await this.probe.call(this.headTcp, { t: MT.GetClusterInfo }, 5000)).data as WireNode[];
+      } catch {
+        /* the head is busy: ask again */
+      }
+      const state = new Map(list.map((n) => [n.nodeId, n.alive]));
+      waiting = this.members.filter((n) => state.get(n.nodeId) !== !this.removed.has(n.nodeId)).map((n) => `${n.nodeId} (${this.removed.has(n.nodeId) ? 'to be dead' : 'to be alive'})`);
+      if (waiting.length === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new RaySystemError(`waitForNodes(): after ${timeoutMs} ms the head still does not see ${waiting.join(', ')}`);
+  }
+
+  /** Stops every node and the head, and removes their session directories. Idempotent. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.probe.close();
+    const [head, ...rest] = this.members;
+    await Promise.all(rest.filter((n) => !this.removed.has(n.nodeId)).map((n) => this.stop(n)));
+    if (head) await this.stop(head);
+  }
+
+  private async stop(n: NodeRecord): Promise<void> {
+    n.service.proc.kill('SIGTERM');
+    await waitExit(n.service.proc, 10_000);
+    fs.rmSync(n.sessionDir, { recursive: true, force: true });
+  }
+
+  /** SIGKILLs a node manager and its workers, then removes what they left. */
+  private async kill(n: NodeRecord): Promise<void> {
+    let workers: number[] = [];
+    try {
+      workers = ((await this.probe.call(n.localEndpoint, { t: MT.NodeStats }, 2000)).data as { workerPids: number[] }).workerPids;
+    } catch {
+      /* it may be stuck or gone already: its workers exit when its pipe closes */
+    }
+    for (const pid of [n.pid, ...workers]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await waitExit(n.service.proc, 10_000);
+    this.probe.disconnect(n.localEndpoint, 'the node was removed');
+    const deadline = Date.now() + 10_000;
+    while (workers.some((p) => p > 0 && alive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    fs.rmSync(n.sessionDir, { recursive: true, force: true });
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed) throw new RaySystemError(`Cluster.${what} after shutdown()`);
+  }
+}

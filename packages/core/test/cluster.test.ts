@@ -1,0 +1,118 @@
+import * as ray from '@tsray/core';
+import { busyWhere, nestedWhere, whereAmI, WhereActor } from './fixtures/cluster';
+import { until } from './helpers/poll';
+
+let cluster: ray.Cluster;
+let a: ray.ClusterNode;
+let b: ray.ClusterNode;
+
+beforeAll(async () => {
+  cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
+  a = await cluster.addNode({ numCpus: 2, resources: { special: 1 } });
+  b = await cluster.addNode({ numCpus: 2, numGpus: 2, resources: { 'accelerator_type:H100': 1 } });
+  await cluster.waitForNodes();
+  await ray.init({ address: cluster.address, logToDriver: false });
+}, 60_000);
+
+afterAll(async () => {
+  await ray.shutdown();
+  await cluster?.shutdown();
+});
+
+test('every node is listed, and the driver runs on the head node', async () => {
+  const nodes = await ray.nodes();
+  expect(nodes.map((n) => n.nodeId).sort()).toEqual([cluster.head.nodeId, a.nodeId, b.nodeId].sort());
+  expect(nodes.every((n) => n.alive)).toBe(true);
+  expect(nodes.find((n) => n.isHead)?.nodeId).toBe(cluster.head.nodeId);
+  expect(ray.getRuntimeContext().nodeId).toBe(cluster.head.nodeId);
+  const total = await ray.clusterResources();
+  expect(total.CPU).toBe(5);
+  expect(total.GPU).toBe(2);
+  expect(total.special).toBe(1);
+  expect(total['accelerator_type:H100']).toBe(1);
+});
+
+test('a task needing a resource only one node has runs on that node', async () => {
+  expect(await ray.get(whereAmI.options({ resources: { special: 1 } }).remote())).toBe(a.nodeId);
+  expect(await ray.get(whereAmI.options({ resources: { 'accelerator_type:H100': 0.01 } }).remote())).toBe(b.nodeId);
+  expect(await ray.get(whereAmI.options({ numGpus: 1 }).remote())).toBe(b.nodeId);
+});
+
+test('node affinity puts a task on its node; ids match getRuntimeContext().nodeId there', async () => {
+  for (const n of [cluster.head, a, b]) {
+    expect(await ray.get(whereAmI.options({ scheduling: { nodeId: n.nodeId } }).remote())).toBe(n.nodeId);
+  }
+});
+
+test('hard affinity to a node that is not in the cluster fails with TaskUnschedulableError; soft runs elsewhere', async () => {
+  const err = await ray.get(whereAmI.options({ scheduling: { nodeId: 'no-such-node' } }).remote()).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ray.TaskUnschedulableError);
+  expect((err as Error).message).toMatch(/no-such-node.*no such node/);
+  const ran = await ray.get(whereAmI.options({ scheduling: { nodeId: 'no-such-node', soft: true } }).remote());
+  expect([cluster.head.nodeId, a.nodeId, b.nodeId]).toContain(ran);
+});
+
+test('tasks spill to other nodes when the local node is busy', async () => {
+  // the head node has 1 CPU: five 1 s tasks at once cannot all run there
+  const where = await ray.get(Array.from({ length: 5 }, () => busyWhere.remote(800)));
+  expect(new Set(where).size).toBeGreaterThanOrEqual(2);
+  expect(where.filter((n) => n === cluster.head.nodeId).length).toBeLessThanOrEqual(2);
+});
+
+test('SPREAD puts tasks on every node', async () => {
+  const where = await ray.get(Array.from({ length: 6 }, () => whereAmI.options({ scheduling: 'SPREAD' }).remote()));
+  expect(new Set(where)).toEqual(new Set([cluster.head.nodeId, a.nodeId, b.nodeId]));
+});
+
+test('nested tasks submitted on another node run and return', async () => {
+  const [outer, inner] = await ray.get(nestedWhere.options({ resources: { special: 1 } }).remote());
+  expect(outer).toBe(a.nodeId);
+  expect([cluster.head.nodeId, a.nodeId, b.nodeId]).toContain(inner);
+});
+
+test('actors are placed by resources, SPREAD and node affinity', async () => {
+  const special = WhereActor.options({ resources: { special: 1 } }).remote();
+  expect(await ray.get(special.node.remote())).toBe(a.nodeId);
+  const pinned = WhereActor.options({ scheduling: { nodeId: b.nodeId } }).remote();
+  expect(await ray.get(pinned.node.remote())).toBe(b.nodeId);
+  const spread = Array.from({ length: 3 }, () => WhereActor.options({ scheduling: 'SPREAD', numCpus: 0 }).remote());
+  const nodes = await ray.get(spread.map((x) => x.node.remote()));
+  expect(new Set(nodes).size).toBe(3);
+  const dead = WhereActor.options({ scheduling: { nodeId: 'no-such-node' } }).remote();
+  const err = await ray.get(dead.node.remote()).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ray.ActorDiedError);
+  expect((err as Error).message).toMatch(/no such node/);
+  for (const x of [special, pinned, ...spread]) ray.kill(x);
+});
+
+test('bad scheduling options are rejected with what to pass instead', () => {
+  expect(() => whereAmI.options({ scheduling: 'EVERYWHERE' as never })).toThrow(/'DEFAULT', 'SPREAD' or \{ nodeId/);
+  expect(() => whereAmI.options({ scheduling: { nodeId: '' } })).toThrow(/nodeId must be a node id/);
+  expect(() => whereAmI.options({ scheduling: { nodeId: 'x', hard: true } as never })).toThrow(/unknown options.scheduling field 'hard'/);
+  expect(() => WhereActor.options({ scheduling: { nodeId: 'x', soft: 'yes' as never } })).toThrow(/soft/);
+});
+
+test('removeNode refuses the head and nodes of other clusters', async () => {
+  await expect(cluster.removeNode(cluster.head)).rejects.toThrow(/cannot remove the head/);
+  await expect(cluster.removeNode({ nodeId: 'x', pid: 1, isHead: false })).rejects.toThrow(/a node of this cluster/);
+});
+
+test('a removed node is marked dead; its actor restarts on another node', async () => {
+  const extra = await cluster.addNode({ numCpus: 1, resources: { extra: 1 } });
+  await cluster.waitForNodes();
+  const actor = WhereActor.options({ maxRestarts: 1, scheduling: { nodeId: extra.nodeId, soft: true } }).remote();
+  expect(await ray.get(actor.node.remote())).toBe(extra.nodeId);
+  await cluster.removeNode(extra);
+  await cluster.waitForNodes();
+  const info = (await ray.nodes()).find((n) => n.nodeId === extra.nodeId);
+  expect(info?.alive).toBe(false);
+  expect((await ray.clusterResources()).extra).toBeUndefined();
+  // the actor comes back elsewhere (a call made meanwhile may fail with ActorDiedError)
+  let where: string | undefined;
+  await until(async () => {
+    where = await ray.get(actor.node.remote()).catch(() => undefined);
+    return where !== undefined;
+  }, 'the actor to answer again', 20_000);
+  expect(where).not.toBe(extra.nodeId);
+  ray.kill(actor);
+}, 60_000);
