@@ -161,13 +161,15 @@ async function scan(spec: WorkingDirSpec): Promise<Scan> {
   await walk(spec.dir, '');
   if (total > MAX_PACKAGE_BYTES) {
     const largest = [...bySegment.entries()]
+      .filter(([, n]) => n >= 1024 * 1024)
       .sort((a, b) => b[1] - a[1])
       .slice(0, 3)
       .map(([name, n]) => `${name} (${mib(n)})`)
       .join(', ');
     throw new Error(
-      `runtimeEnv.workingDir ${shown} holds ${mib(total)} of files, more than the limit of ${mib(MAX_PACKAGE_BYTES)} ` +
-        `(largest: ${largest}). Leave out what tasks do not need with runtimeEnv.excludes (e.g. ['node_modules', 'data/']), ` +
+      `runtimeEnv.workingDir ${shown} holds ${mib(total)} of files, more than the limit of ${mib(MAX_PACKAGE_BYTES)}` +
+        (largest ? ` (largest: ${largest})` : '') +
+        ". Leave out what tasks do not need with runtimeEnv.excludes (e.g. ['node_modules', 'data/']), " +
         'or keep large data in shared storage and read it from there.',
     );
   }
