@@ -12,6 +12,7 @@ interface Where {
   tag: string;
   env: string | null;
   tsray: string;
+  node: string;
 }
 interface App {
   where: ray.RemoteFunction<(envName: string) => Where>;
@@ -35,7 +36,7 @@ function writeApp(tag: string): string {
     path.join(dir, 'app.js'),
     `const ray = require(${JSON.stringify(TSRAY)});
 const helper = require('./helper');
-const report = (envName) => ({ file: __filename, cwd: process.cwd(), tag: helper.tag, env: process.env[envName] ?? null, tsray: require.resolve('@tsray/core') });
+const report = (envName) => ({ file: __filename, cwd: process.cwd(), tag: helper.tag, env: process.env[envName] ?? null, tsray: require.resolve('@tsray/core'), node: ray.getRuntimeContext().nodeId });
 exports.where = ray.remote(function where(envName) { return report(envName); });
 exports.outer = ray.remote(async function outer() { return await ray.get(exports.where.remote('NONE')); });
 exports.exists = ray.remote(function exists(name) { return require('node:fs').existsSync(name); });
@@ -245,5 +246,39 @@ describe('tasks and actors with their own working directory', () => {
     );
     expect(e2).toBeInstanceOf(ray.RuntimeEnvSetupError);
     expect((e2 as Error).message).toMatch(/^The actor Place \(\w+\) cannot run: its runtime environment could not be set up on node \w+: .*ENAMETOOLONG/);
+  });
+});
+
+describe('working directories across nodes', () => {
+  let cluster: ray.Cluster;
+  let other: ray.ClusterNode;
+  beforeAll(async () => {
+    cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
+    other = await cluster.addNode({ numCpus: 2 });
+    await cluster.waitForNodes();
+    await ray.init({ address: cluster.address, logToDriver: false });
+  }, 60_000);
+  afterAll(async () => {
+    await ray.shutdown();
+    await cluster?.shutdown();
+  });
+
+  test('a node the driver does not run on fetches the package from the head and runs tasks and actors from its own copy', async () => {
+    const dir = writeApp('far');
+    const app = load(dir);
+    const there = { runtimeEnv: { workingDir: dir }, scheduling: { nodeId: other.nodeId } };
+    const here = { runtimeEnv: { workingDir: dir }, scheduling: { nodeId: cluster.head.nodeId } };
+    const [far, near] = await ray.get([app.where.options(there).remote('NONE'), app.where.options(here).remote('NONE')] as const);
+    expect(far.node).toBe(other.nodeId);
+    expect(near.node).toBe(cluster.head.nodeId);
+    expect(far.tag).toBe('far');
+    // each node has its own copy, in its own session directory
+    expect(unpackRoot(far.file)).not.toBe(unpackRoot(near.file));
+    expect(path.basename(far.cwd)).toBe(path.basename(near.cwd));
+    const actor = app.Place.options(there).remote();
+    const fromActor = await ray.get(actor.where.remote('NONE'));
+    expect(fromActor.node).toBe(other.nodeId);
+    expect(fromActor.cwd).toBe(far.cwd);
+    ray.kill(actor);
   });
 });
