@@ -56,6 +56,22 @@ function load(dir: string): App {
   return require(path.join(dir, 'app.js')) as App;
 }
 
+/** The error `get()` of `ref` rejects with (undefined if it resolves). */
+function failure(ref: ray.ObjectRef<unknown>): Promise<unknown> {
+  return ray.get(ref).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
+/** Adds a file whose path fits under `dir` on the driver but is too long under a node's session directory. */
+function addTooDeepFile(dir: string): void {
+  let deep = dir;
+  while (deep.length < 4000) deep = path.join(deep, 'd'.repeat(200));
+  fs.mkdirSync(deep, { recursive: true });
+  fs.writeFileSync(path.join(deep, 'x'), 'x');
+}
+
 /** Where the node unpacked the copy that `file` (a module of the copy) belongs to; fails if it is not such a copy. */
 function unpackRoot(file: string): string {
   const sessions = path.join(process.env.TSRAY_TMPDIR ?? os.tmpdir(), 'tsray');
@@ -192,10 +208,7 @@ describe('tasks and actors with their own working directory', () => {
     const refs = bad.map(([wd]) => app.where.options({ runtimeEnv: { workingDir: wd } }).remote('NONE'));
     const good = app.where.options({ runtimeEnv: { workingDir: dir } }).remote('NONE');
     for (let i = 0; i < bad.length; i++) {
-      const err = await ray.get(refs[i] as ray.ObjectRef<Where>).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const err = await failure(refs[i] as ray.ObjectRef<Where>);
       expect(err).toBeInstanceOf(ray.RuntimeEnvSetupError);
       expect((err as Error).message).toContain((bad[i] as readonly [string, string])[1]);
     }
@@ -208,16 +221,10 @@ describe('tasks and actors with their own working directory', () => {
     // paths that fit on the driver's side but are too long under the node's directory
     const dir = writeApp('long');
     const app = load(dir);
-    let deep = dir;
-    while (deep.length < 4000) deep = path.join(deep, 'd'.repeat(200));
-    fs.mkdirSync(deep, { recursive: true });
-    fs.writeFileSync(path.join(deep, 'x'), 'x');
+    addTooDeepFile(dir);
     const good = writeApp('fine');
     const refs = [app.where.options({ runtimeEnv: { workingDir: dir } }).remote('NONE'), load(good).where.options({ runtimeEnv: { workingDir: good } }).remote('NONE')];
-    const err = await ray.get(refs[0] as ray.ObjectRef<Where>).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await failure(refs[0] as ray.ObjectRef<Where>);
     expect(err).toBeInstanceOf(ray.RuntimeEnvSetupError);
     expect((err as Error).message).toMatch(/^where cannot run: its runtime environment could not be set up on node \w+: its working-directory package pkg_\w+ could not be unpacked into .*ENAMETOOLONG/);
     expect((await ray.get(refs[1] as ray.ObjectRef<Where>)).tag).toBe('fine');
@@ -228,22 +235,13 @@ describe('tasks and actors with their own working directory', () => {
     const app = load(dir);
     const missing = path.join(dir, 'nope');
     const a = app.Place.options({ runtimeEnv: { workingDir: missing } }).remote();
-    const e1 = await ray.get(a.where.remote('NONE')).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const e1 = await failure(a.where.remote('NONE'));
     expect(e1).toBeInstanceOf(ray.RuntimeEnvSetupError);
     expect((e1 as Error).message).toMatch(/^The actor Place \(\w+\) cannot run: runtimeEnv\.workingDir .* does not exist/);
     // one that fails on the node
-    let deep = dir;
-    while (deep.length < 4000) deep = path.join(deep, 'd'.repeat(200));
-    fs.mkdirSync(deep, { recursive: true });
-    fs.writeFileSync(path.join(deep, 'x'), 'x');
+    addTooDeepFile(dir);
     const b = app.Place.options({ runtimeEnv: { workingDir: dir } }).remote();
-    const e2 = await ray.get(b.where.remote('NONE')).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const e2 = await failure(b.where.remote('NONE'));
     expect(e2).toBeInstanceOf(ray.RuntimeEnvSetupError);
     expect((e2 as Error).message).toMatch(/^The actor Place \(\w+\) cannot run: its runtime environment could not be set up on node \w+: .*ENAMETOOLONG/);
   });
