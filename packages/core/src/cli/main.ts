@@ -20,6 +20,7 @@ import type { HeadConfig, HeadReady } from '../internal/head/main';
 import { MT, type NodeInfo } from '../internal/protocol/messages';
 import { Endpoint } from '../internal/transport/endpoint';
 import { randomId } from '../internal/ids';
+import { clusterToken, generateClusterToken, readTokenFile, setClusterToken, tokenFile, TOKEN_ENV, writeTokenFile } from '../internal/cluster/token';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
 
@@ -92,7 +93,10 @@ async function start(argv: string[]): Promise<void> {
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
   }
+  // a token given in the environment lets every machine of a cluster share one
+  const token = tokenFromEnv() ?? generateClusterToken();
   const sessionDir = createSessionDir();
+  writeTokenFile(sessionDir, token);
   const logFile = path.join(sessionDir, 'head.log');
   const out = fs.openSync(logFile, 'a');
   const cfg: HeadConfig = {
@@ -102,6 +106,7 @@ async function start(argv: string[]): Promise<void> {
     ownsSession: true,
     watchParent: false,
     clusterFile: clusterFile(),
+    clusterToken: token,
   };
   let ready: HeadReady;
   try {
@@ -124,8 +129,21 @@ async function start(argv: string[]): Promise<void> {
   console.log('');
   console.log('Connect a driver on this machine with:');
   console.log(`  await ray.init({ address: '${address}' })   // or { address: 'auto' }`);
+  console.log(`Cluster token (keep it secret; also in ${tokenFile(sessionDir)}, readable by you only):`);
+  console.log(`  ${token}`);
+  console.log('Join from another machine with:');
+  console.log(`  ${TOKEN_ENV}=${token} tsray start --address ${address}`);
   console.log('Stop it with:');
   console.log('  tsray stop');
+}
+
+/** The token in TSRAY_CLUSTER_TOKEN, if any. */
+function tokenFromEnv(): string | undefined {
+  try {
+    return clusterToken();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 async function stop(): Promise<void> {
@@ -157,7 +175,10 @@ async function status(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const ep = await Endpoint.bind('tcp://127.0.0.1:0', `status-${randomId(4)}`, () => undefined);
+  const token = tokenFromEnv() ?? readTokenFile(rec.sessionDir);
+  if (token !== undefined) setClusterToken(token);
+  const id = `status-${randomId(4)}`;
+  const ep = await Endpoint.bind(`inproc://${id}`, id, () => undefined);
   try {
     const nodes = (await ep.call(`tcp://${rec.address}`, { t: MT.GetClusterInfo }, 5000)).data as NodeInfo[];
     console.log(`tsray cluster at ${rec.address} (head pid ${rec.pid}, up since ${rec.startedAt})`);

@@ -1,0 +1,207 @@
+/**
+ * ZeroMQ CURVE for `tcp://` sockets of a tokened cluster (see
+ * `cluster/token.ts`): socket options for servers and clients, the ZAP
+ * handler that admits only clients holding the cluster's client key, and a
+ * watch on every CURVE server that logs each refused peer.
+ *
+ * A peer without the token fails the handshake before ZAP is asked (it
+ * cannot know the server's public key), and libzmq's monitor events do not
+ * say who the peer was; so the watch finds the address of a refused
+ * connection in the kernel's socket table (/proc/self/net/tcp), where the
+ * connection the server just closed lingers in TIME_WAIT. Where that table
+ * is not readable the refusal is logged without the address.
+ * @internal
+ */
+import * as fs from 'node:fs';
+import * as zmq from 'zeromq';
+import { clusterKeys, TOKEN_ENV, z85Encode } from '../cluster/token';
+import { RateLimitedLog, log } from '../log';
+
+/** Where libzmq asks for ZAP decisions (ZeroMQ RFC 27). */
+const ZAP_ADDRESS = 'inproc://zeromq.zap.01';
+
+const refusals = new RateLimitedLog();
+
+/** Logs a refused peer (rate-limited per peer host). */
+function logRefusal(local: string, peer: string | undefined, reason: string): void {
+  const host = peer?.replace(/:\d+$/, '') ?? 'unknown';
+  refusals.warn(`refused ${host}`, `refused a connection to ${local} from ${peer ?? 'an unknown address'}: ${reason}; it gets no answer. Peers of this cluster need its token (${TOKEN_ENV})`);
+}
+
+/** Whether `address` is one that CURVE protects (tcp). */
+export function isTcp(address: string): boolean {
+  return address.startsWith('tcp://');
+}
+
+/** Socket options that make a ROUTER a CURVE server; undefined without a cluster token. */
+export function curveServerOptions(): { curveServer: true; curveSecretKey: string; curvePublicKey: string } | undefined {
+  const keys = clusterKeys();
+  if (!keys) return undefined;
+  return { curveServer: true, curveSecretKey: keys.server.secretKey, curvePublicKey: keys.server.publicKey };
+}
+
+/** Socket options that make a DEALER connecting to `address` a CURVE client; {} for ipc or without a token. */
+export function curveClientOptions(address: string): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string } {
+  if (!isTcp(address)) return {};
+  const keys = clusterKeys();
+  if (!keys) return {};
+  return { curveServerKey: keys.server.publicKey, curvePublicKey: keys.client.publicKey, curveSecretKey: keys.client.secretKey };
+}
+
+/** The ZAP handler of this process, shared by its CURVE servers. */
+class ZapHandler {
+  private readonly sock = new zmq.Router({ linger: 0 });
+
+  static async start(): Promise<ZapHandler | undefined> {
+    const z = new ZapHandler();
+    try {
+      await z.sock.bind(ZAP_ADDRESS);
+    } catch (e) {
+      // someone else in this process handles ZAP: the server key's secrecy still keeps tokenless peers out
+      z.sock.close();
+      log.warn(`could not start the ZAP handler (${(e as Error).message}); peers are still checked by the CURVE handshake`);
+      return undefined;
+    }
+    void z.loop();
+    return z;
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.sock.closed) {
+      let f: Buffer[];
+      try {
+        f = await this.sock.receive();
+      } catch {
+        if (this.sock.closed) return;
+        continue;
+      }
+      // [routing id, '', version, request id, domain, address, identity, mechanism, credentials...]
+      const [id, empty, version, requestId, , address, , mechanism, credential] = f;
+      if (!id || !empty || !version || !requestId) continue;
+      const expected = clusterKeys()?.client.publicKey;
+      const ok = version.toString() === '1.0' && mechanism?.toString() === 'CURVE' && expected !== undefined && credential !== undefined && credential.length === 32 && z85Equals(credential, expected);
+      if (!ok) logRefusal('this node', address?.toString() || undefined, 'its CURVE client key is not this cluster\'s (it does not have the cluster token)');
+      try {
+        await this.sock.send([id, empty, '1.0', requestId, ok ? '200' : '400', ok ? 'OK' : 'not a member of this cluster', ok ? 'tsray' : '', '']);
+      } catch (e) {
+        if (this.sock.closed) return;
+        log.warn(`ZAP reply failed: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+function z85Equals(raw: Buffer, z85: string): boolean {
+  return z85Encode(raw) === z85;
+}
+
+let zap: Promise<ZapHandler | undefined> | undefined;
+let zapUsers = 0;
+
+/** Starts (or shares) this process's ZAP handler; call `releaseZap` when the CURVE server closes. */
+export async function acquireZap(): Promise<void> {
+  zapUsers++;
+  zap ??= ZapHandler.start();
+  await zap;
+}
+
+/** Stops the ZAP handler when its last CURVE server is gone. */
+export function releaseZap(): void {
+  const p = zap;
+  if (!p || --zapUsers > 0) return;
+  zap = undefined;
+  void p.then((z) => z?.close());
+}
+
+/** TCP states of a connection on its way out (everything but ESTABLISHED, SYN_* and LISTEN). */
+const CLOSING_STATES = new Set(['04', '05', '06', '07', '08', '09', '0B']);
+
+/** "ip:port" of a /proc/net/tcp address (hex, in host byte order per 32-bit word). */
+function procAddress(hex: string): string {
+  const [ip = '', port = '0'] = hex.split(':');
+  const words = (ip.match(/.{8}/g) ?? []).map((w) => Buffer.from(w, 'hex').reverse());
+  const bytes = Buffer.concat(words);
+  const p = parseInt(port, 16);
+  if (bytes.length === 4) return `${[...bytes].join('.')}:${p}`;
+  if (bytes.subarray(0, 12).equals(Buffer.from('00000000000000000000ffff', 'hex'))) return `${[...bytes.subarray(12)].join('.')}:${p}`;
+  const groups = (bytes.toString('hex').match(/.{4}/g) ?? []).map((g) => g.replace(/^0+(?=.)/, ''));
+  return `[${groups.join(':')}]:${p}`;
+}
+
+/** Remote "ip:port" of the connections to local `port` that are closing, keyed with their local side. */
+function closingPeers(port: number): Set<string> | undefined {
+  const out = new Set<string>();
+  let readable = false;
+  for (const file of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    readable = true;
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      const [, local, remote, st] = f;
+      if (!local || !remote || !st || !CLOSING_STATES.has(st)) continue;
+      if (parseInt(local.split(':')[1] ?? '', 16) !== port) continue;
+      out.add(procAddress(remote));
+    }
+  }
+  return readable ? out : undefined;
+}
+
+/** Why a handshake failed, for the log. */
+function handshakeReason(code: string): string {
+  if (code === 'ERR_ZMTP_MECHANISM_MISMATCH') return 'it does not use CURVE encryption (it was started without this cluster\'s token)';
+  if (code === 'ERR_ZMTP_CRYPTOGRAPHIC') return 'its CURVE handshake failed (it does not have this cluster\'s token)';
+  return `its handshake failed (${code})`;
+}
+
+/**
+ * Logs every peer that a CURVE server refuses, with its address where the
+ * kernel's socket table has it. Runs until the socket closes.
+ */
+export function watchRefusals(sock: zmq.Router, local: string): void {
+  const port = Number(/:(\d+)$/.exec(local)?.[1]);
+  // connections already seen closing (legitimate ones, or refusals already logged), with when
+  const seen = new Map<string, number>();
+  const pending: string[] = [];
+  const scan = (): void => {
+    const now = Date.now();
+    for (const [k, t] of seen) if (now - t > 120_000) seen.delete(k);
+    const peers = closingPeers(port);
+    const fresh = peers ? [...peers].filter((p) => !seen.has(p)) : [];
+    for (const p of fresh) seen.set(p, now);
+    if (pending.length === 0) return;
+    if (fresh.length === 0) {
+      for (const why of pending.splice(0)) logRefusal(local, undefined, why);
+      return;
+    }
+    const reason = pending[0] as string;
+    for (const p of fresh) logRefusal(local, p, reason);
+    pending.length = 0;
+  };
+  const events = sock.events;
+  void (async () => {
+    try {
+      for await (const ev of events) {
+        if (ev.type === 'handshake:error:protocol') {
+          pending.push(handshakeReason(ev.error.code));
+        } else if (ev.type === 'handshake:error:other') {
+          // the connection broke during the handshake (the peer went away): not a refusal
+          log.debug(`a handshake on ${local} broke off: ${ev.error.message}`);
+        } else if (ev.type === 'disconnect') {
+          // the socket table has the closed connection once the server's close went through
+          setTimeout(scan, 10).unref();
+        }
+      }
+    } catch (e) {
+      if (!sock.closed) log.debug(`watching ${local} stopped: ${(e as Error).message}`);
+    }
+  })();
+}
