@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -9,22 +8,11 @@ import { decodeFrame, encodeFrame } from '../src/internal/protocol/codec';
 import { MT } from '../src/internal/protocol/messages';
 import { Child, alive } from './helpers/procs';
 import { until } from './helpers/poll';
+import { freePort } from './helpers/net';
 import { expectNothingBroke, runFuzz } from './helpers/fuzz';
 
 const drivers = path.join(__dirname, 'drivers');
 const cli = path.join(__dirname, '..', 'bin', 'tsray.js');
-
-/** A port the OS says is free right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment of this test without a cluster token. */
 function envWithoutToken(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

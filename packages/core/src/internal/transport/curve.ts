@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import * as zmq from 'zeromq';
 import { clusterKeys, TOKEN_ENV, z85Encode } from '../cluster/token';
 import { RateLimitedLog, log } from '../log';
+import { RaySystemError } from '../../errors';
 
 /** Where libzmq asks for ZAP decisions (ZeroMQ RFC 27). */
 const ZAP_ADDRESS = 'inproc://zeromq.zap.01';
@@ -33,9 +34,18 @@ export function isTcp(address: string): boolean {
   return address.startsWith('tcp://');
 }
 
+/** This process's cluster keys; throws where ZeroMQ was built without CURVE. */
+function keysForCurve(): ReturnType<typeof clusterKeys> {
+  const keys = clusterKeys();
+  if (keys && !zmq.capability.curve) {
+    throw new RaySystemError(`a cluster token is set (${TOKEN_ENV}), but this build of zeromq has no CURVE support to encrypt tcp connections with; install a zeromq build with CURVE (the npm package's prebuilt binaries have it)`);
+  }
+  return keys;
+}
+
 /** Socket options that make a ROUTER a CURVE server; undefined without a cluster token. */
 export function curveServerOptions(): { curveServer: true; curveSecretKey: string; curvePublicKey: string } | undefined {
-  const keys = clusterKeys();
+  const keys = keysForCurve();
   if (!keys) return undefined;
   return { curveServer: true, curveSecretKey: keys.server.secretKey, curvePublicKey: keys.server.publicKey };
 }
@@ -43,7 +53,7 @@ export function curveServerOptions(): { curveServer: true; curveSecretKey: strin
 /** Socket options that make a DEALER connecting to `address` a CURVE client; {} for ipc or without a token. */
 export function curveClientOptions(address: string): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string } {
   if (!isTcp(address)) return {};
-  const keys = clusterKeys();
+  const keys = keysForCurve();
   if (!keys) return {};
   return { curveServerKey: keys.server.publicKey, curvePublicKey: keys.client.publicKey, curveSecretKey: keys.client.secretKey };
 }
