@@ -297,12 +297,16 @@ async function main() {
     }
   }
   // the test signals once every receiver has logged dropping the last frame it was sent
-  // (a signal listener alone does not keep a process running: a timer does)
-  const keep = setInterval(() => undefined, 1000);
-  const go = new Promise((r) => process.once('SIGUSR2', r)).then(() => clearInterval(keep));
+  let signalled = false;
+  process.once('SIGUSR2', () => (signalled = true));
   console.log(`SENT ${sent} frames to ${sockets.length + (tcp ? 1 : 0)} sockets: ${sockets.map((s) => s[0]).sort().join('')}${tcp ? 't' : ''}`);
   console.log(`FUZZERS ${fuzzers.join(',')}`);
-  await go;
+  console.log(`SOCKETS ${sockets.map((s, i) => `${i}=${s}`).join(' ')}`);
+  // a task now and then: an idle driver stops reading its socket, and the workers' log lines reach the test through it
+  while (!signalled) {
+    await ray.get(inc.remote(0));
+    await new Promise((r) => setTimeout(r, 100));
+  }
 
   // fds: connections of the fuzzers are closed by their servers once they see them go
   const margin = 4;

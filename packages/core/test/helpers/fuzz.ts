@@ -22,10 +22,13 @@ export async function runFuzz(c: Child, logs: () => string = () => ''): Promise<
   const [, sent, , kinds] = await c.waitFor(/SENT (\d+) frames to (\d+) sockets: (\w+)/);
   const [, ids] = await c.waitFor(/FUZZERS ([\d,]+)/);
   const fuzzers = (ids as string).split(',');
-  await until(() => {
+  const missing = (): string[] => {
     const all = c.err + c.out + logs();
-    return fuzzers.every((i) => all.includes(`from fuzzer-${i}: protocol version fuzz-end-${i} (expected`));
-  }, 'every socket to read its frames', 60_000);
+    return fuzzers.filter((i) => !all.includes(`from fuzzer-${i}: protocol version fuzz-end-${i} (expected`));
+  };
+  await until(() => missing().length === 0, 'every socket to read its frames', 60_000).catch((e: Error) => {
+    throw new Error(`${e.message}; no last frame read from fuzzers ${missing().join(', ')} (${c.out.trim()})`);
+  });
   c.proc.kill('SIGUSR2');
   const [, json] = await c.waitFor(/CHECK (.*)\n/);
   await c.waitFor(/OK \[42,3,"still here"\] 5/);

@@ -23,10 +23,10 @@ const ZAP_ADDRESS = 'inproc://zeromq.zap.01';
 
 const refusals = new RateLimitedLog();
 
-/** Logs a refused peer (rate-limited per peer host). */
+/** Logs a refused peer (rate-limited per peer host and reason: a refused peer reconnects every 100 ms). */
 function logRefusal(local: string, peer: string | undefined, reason: string): void {
   const host = peer?.replace(/:\d+$/, '') ?? 'unknown';
-  refusals.warn(`refused ${host}`, `refused a connection to ${local} from ${peer ?? 'an unknown address'}: ${reason}; it gets no answer. Peers of this cluster need its token (${TOKEN_ENV})`);
+  refusals.warn(`refused ${host} (${reason.replace(/ \(.*/, '')})`, `refused a connection to ${local} from ${peer ?? 'an unknown address'}: ${reason}; it gets no answer. Peers of this cluster need its token (${TOKEN_ENV})`);
 }
 
 /** Whether `address` is one that CURVE protects (tcp). */
@@ -142,10 +142,24 @@ function procAddress(hex: string): string {
   return `[${groups.join(':')}]:${p}`;
 }
 
-/** Remote "ip:port" of the connections to local `port` that are closing, keyed with their local side. */
-function closingPeers(port: number): Set<string> | undefined {
-  const out = new Set<string>();
+/** The connections to a server port in the kernel's socket table, by the peer's "ip:port". */
+interface SocketTable {
+  /** peers whose connection is established */
+  open: Set<string>;
+  /** peers whose connection is closing or closed (TIME_WAIT and the like) */
+  closing: Set<string>;
+}
+
+/**
+ * Reads the connections to `host:port` from /proc/self/net/tcp{,6}: the
+ * server's side of each, and, for peers on this machine, their side too
+ * (whichever side closed first is the one that lingers). Undefined where
+ * the table cannot be read.
+ */
+function socketTable(host: string, port: number): SocketTable | undefined {
+  const table: SocketTable = { open: new Set(), closing: new Set() };
   let readable = false;
+  const self = (ip: string): boolean => ip === host || ip.startsWith('127.') || ip === '[::1]';
   for (const file of ['/proc/self/net/tcp', '/proc/self/net/tcp6']) {
     let text: string;
     try {
@@ -155,14 +169,19 @@ function closingPeers(port: number): Set<string> | undefined {
     }
     readable = true;
     for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      const [, local, remote, st] = f;
-      if (!local || !remote || !st || !CLOSING_STATES.has(st)) continue;
-      if (parseInt(local.split(':')[1] ?? '', 16) !== port) continue;
-      out.add(procAddress(remote));
+      const [, localHex, remoteHex, st] = line.trim().split(/\s+/);
+      if (!localHex || !remoteHex || !st || st === '0A') continue;
+      const local = procAddress(localHex);
+      const remote = procAddress(remoteHex);
+      let peer: string | undefined;
+      if (local.endsWith(`:${port}`)) peer = remote;
+      else if (remote.endsWith(`:${port}`) && self(remote.slice(0, remote.lastIndexOf(':')))) peer = local;
+      if (peer === undefined) continue;
+      if (st === '01') table.open.add(peer);
+      else if (CLOSING_STATES.has(st)) table.closing.add(peer);
     }
   }
-  return readable ? out : undefined;
+  return readable ? table : undefined;
 }
 
 /** Why a handshake failed, for the log. */
@@ -175,38 +194,52 @@ function handshakeReason(code: string): string {
 /**
  * Logs every peer that a CURVE server refuses, with its address where the
  * kernel's socket table has it. Runs until the socket closes.
+ *
+ * Monitor events do not say which connection failed, so the peers are
+ * found by looking at the table when connections come and go: a refused
+ * peer is one that was open (seen at its accept) and is not any more, or one
+ * newly closing, when a handshake failed. A legitimate connection closing
+ * at the same moment may be named along with it.
  */
 export function watchRefusals(sock: zmq.Router, local: string): void {
-  const port = Number(/:(\d+)$/.exec(local)?.[1]);
-  // connections already seen closing (legitimate ones, or refusals already logged), with when
-  const seen = new Map<string, number>();
+  const m = /^tcp:\/\/(.*):(\d+)$/.exec(local);
+  const host = m?.[1] ?? '';
+  const port = Number(m?.[2]);
+  let open = new Set<string>();
+  // connections seen closing (legitimate ones, or refusals already logged), with when
+  const closing = new Map<string, number>();
   const pending: string[] = [];
   const scan = (): void => {
     const now = Date.now();
-    for (const [k, t] of seen) if (now - t > 120_000) seen.delete(k);
-    const peers = closingPeers(port);
-    const fresh = peers ? [...peers].filter((p) => !seen.has(p)) : [];
-    for (const p of fresh) seen.set(p, now);
-    if (pending.length === 0) return;
-    if (fresh.length === 0) {
-      for (const why of pending.splice(0)) logRefusal(local, undefined, why);
-      return;
+    for (const [k, t] of closing) if (now - t > 120_000) closing.delete(k);
+    const table = socketTable(host, port);
+    const candidates = new Set<string>();
+    if (table) {
+      for (const p of open) if (!table.open.has(p)) candidates.add(p);
+      for (const p of table.closing) if (!closing.has(p)) candidates.add(p);
+      for (const p of table.closing) closing.set(p, now);
+      for (const p of candidates) closing.set(p, now);
+      open = table.open;
     }
+    if (pending.length === 0) return;
     const reason = pending[0] as string;
-    for (const p of fresh) logRefusal(local, p, reason);
     pending.length = 0;
+    if (candidates.size === 0) logRefusal(local, undefined, reason);
+    for (const p of candidates) logRefusal(local, p, reason);
   };
   const events = sock.events;
   void (async () => {
     try {
       for await (const ev of events) {
-        if (ev.type === 'handshake:error:protocol') {
+        if (ev.type === 'accept') {
+          scan();
+        } else if (ev.type === 'handshake:error:protocol') {
           pending.push(handshakeReason(ev.error.code));
         } else if (ev.type === 'handshake:error:other') {
-          // the connection broke during the handshake (the peer went away): not a refusal
-          log.debug(`a handshake on ${local} broke off: ${ev.error.message}`);
+          // a plain ZeroMQ peer that sees the CURVE greeting first hangs up before the server reads its own
+          pending.push(`it broke off the CURVE handshake (${ev.error.message}): a peer without CURVE or without this cluster's token does that`);
         } else if (ev.type === 'disconnect') {
-          // the socket table has the closed connection once the server's close went through
+          // the socket table shows the closed connection once the close went through
           setTimeout(scan, 10).unref();
         }
       }
