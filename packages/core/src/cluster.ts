@@ -26,6 +26,7 @@ import type { NodeMainConfig, NodeReady } from './internal/raylet/main';
 import { randomId } from './internal/ids';
 import { MT, type NodeInfo as WireNode } from './internal/protocol/messages';
 import { Endpoint } from './internal/transport/endpoint';
+import { clusterToken, generateClusterToken, setClusterToken, writeTokenFile } from './internal/cluster/token';
 
 const HEAD_MAIN = path.join(__dirname, 'internal', 'head', 'main.js');
 const RAYLET_MAIN = path.join(__dirname, 'internal', 'raylet', 'main.js');
@@ -109,8 +110,12 @@ export class Cluster {
   static async start(options: ClusterStartOptions = {}): Promise<Cluster> {
     const host = options.host ?? '127.0.0.1';
     const spec = specOf(options.head);
+    // every connection of the cluster presents its token; this process (its drivers) holds it too
+    const token = clusterToken() ?? generateClusterToken();
+    setClusterToken(token);
     const sessionDir = createSessionDir();
-    const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true };
+    writeTokenFile(sessionDir, token);
+    const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true, clusterToken: token };
     let head: Service<HeadReady>;
     try {
       head = await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
@@ -123,7 +128,8 @@ export class Cluster {
       head.proc.kill('SIGKILL');
       throw new RaySystemError('the head did not listen on tcp');
     }
-    const probe = await Endpoint.bind(`tcp://${host}:0`, `cluster-${randomId(4)}`, () => undefined);
+    const probeId = `cluster-${randomId(4)}`;
+    const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined);
     const rec: NodeRecord = { nodeId: head.info.nodeId, pid: head.info.pid, isHead: true, service: head, sessionDir, localEndpoint: head.info.rayletAddress };
     return new Cluster(tcp.slice('tcp://'.length), tcp, host, rec, probe);
   }
@@ -156,6 +162,7 @@ export class Cluster {
       nodeAddress: this.host,
       bindHost: this.host,
       ownsSession: true,
+      clusterToken: clusterToken(),
     };
     let svc: Service<NodeReady>;
     try {

@@ -1,10 +1,10 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import * as net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { Child, alive, descendants } from './helpers/procs';
 import { until } from './helpers/poll';
+import { freePort } from './helpers/net';
 
 const drivers = path.join(__dirname, 'drivers');
 const cli = path.join(__dirname, '..', 'bin', 'tsray.js');
@@ -28,18 +28,6 @@ afterEach(() => {
   children = [];
   pids = [];
 });
-
-/** A port the OS says is free right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe('worker output', () => {
   let tmp: string;

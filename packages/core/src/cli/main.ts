@@ -23,6 +23,7 @@ import { Endpoint } from '../internal/transport/endpoint';
 import { randomId } from '../internal/ids';
 import type { NodeMainConfig, NodeReady } from '../internal/raylet/main';
 import { describe } from '../internal/raylet/resources';
+import { clusterToken, generateClusterToken, readTokenFile, setClusterToken, tokenFile, TOKEN_ENV, writeTokenFile } from '../internal/cluster/token';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
 const RAYLET_MAIN = path.join(__dirname, '..', 'internal', 'raylet', 'main.js');
@@ -85,7 +86,10 @@ async function start(argv: string[]): Promise<void> {
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
   }
+  // a token given in the environment lets every machine of a cluster share one
+  const token = tokenFromEnv() ?? generateClusterToken();
   const sessionDir = createSessionDir();
+  writeTokenFile(sessionDir, token);
   const logFile = path.join(sessionDir, 'head.log');
   const out = fs.openSync(logFile, 'a');
   const cfg: HeadConfig = {
@@ -95,6 +99,7 @@ async function start(argv: string[]): Promise<void> {
     ownsSession: true,
     watchParent: false,
     clusterFile: clusterFile(),
+    clusterToken: token,
   };
   let ready: HeadReady;
   try {
@@ -117,20 +122,45 @@ async function start(argv: string[]): Promise<void> {
   console.log('');
   console.log('Connect a driver on this machine with:');
   console.log(`  await ray.init({ address: '${address}' })   // or { address: 'auto' }`);
+  console.log(`Cluster token (keep it secret; also in ${tokenFile(sessionDir)}, readable by you only):`);
+  console.log(`  ${token}`);
+  console.log('Join from another machine with:');
+  console.log(`  ${TOKEN_ENV}=${token} tsray start --address ${address}`);
   console.log('Stop it with:');
   console.log('  tsray stop');
 }
 
 /** Asks the head at `tcp` for its nodes; a clear error when it does not answer. */
 async function headNodes(address: string, timeoutMs = 5000): Promise<NodeInfo[]> {
-  const ep = await Endpoint.bind('tcp://127.0.0.1:0', `cli-${randomId(4)}`, () => undefined);
+  const token = useToken();
+  const id = `cli-${randomId(4)}`;
+  const ep = await Endpoint.bind(`inproc://${id}`, id, () => undefined);
   try {
     return (await ep.call(`tcp://${address}`, { t: MT.GetClusterInfo }, timeoutMs)).data as NodeInfo[];
   } catch (e) {
-    throw new Error(`no tsray head answers at ${address} (${(e as Error).message}); check the address, and that the head runs (\`tsray start --head\` on its machine)`);
+    const hint = token === undefined ? `; a head started with \`tsray start --head\` answers only holders of its cluster token: set ${TOKEN_ENV} to the token it printed` : `; check the address, that the head runs (\`tsray start --head\` on its machine), and that ${TOKEN_ENV} holds its token`;
+    throw new Error(`no tsray head answers at ${address} (${(e as Error).message})${hint}`);
   } finally {
     ep.close();
   }
+}
+
+/**
+ * The cluster token this command uses: TSRAY_CLUSTER_TOKEN, else the token
+ * of the head `tsray start --head` started on this machine. Set for this
+ * process's connections and for the processes it starts.
+ */
+function useToken(): string | undefined {
+  let token = tokenFromEnv();
+  if (token === undefined) {
+    const rec = readClusterRecord();
+    if (rec && alive(rec.pid)) token = readTokenFile(rec.sessionDir);
+  }
+  if (token !== undefined) {
+    setClusterToken(token);
+    process.env[TOKEN_ENV] = token;
+  }
+  return token;
 }
 
 /** `tsray start --address`: starts a node manager here and joins it to the head. */
@@ -187,6 +217,15 @@ async function stopNodes(): Promise<number> {
     removeNodeRecord(rec.nodeId);
   }
   return n;
+}
+
+/** The token in TSRAY_CLUSTER_TOKEN, if any. */
+function tokenFromEnv(): string | undefined {
+  try {
+    return clusterToken();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 async function stop(): Promise<void> {

@@ -15,6 +15,7 @@ import { Endpoint, type Peer } from '../transport/endpoint';
 import { CoreWorker } from '../runtime/core-worker';
 import { createSessionDir, ipcAddress, removeIpcFile } from '../cluster/session';
 import { clusterFile, readClusterRecord } from '../cluster/cluster-file';
+import { clusterToken, readTokenFile, setClusterToken, TOKEN_ENV } from '../cluster/token';
 import { nodeSpec } from '../cluster/node-resources';
 import { startService, waitExit, type Service } from '../cluster/processes';
 import { loaderFlags } from '../raylet/worker-pool';
@@ -36,6 +37,17 @@ function headAddressOf(address: string): string {
   if (address.startsWith('tcp://') || address.startsWith('ipc://')) return address;
   if (!/^[^:]+:\d+$/.test(address)) throw new TypeError(`options.address must be 'auto' or HOST:PORT, got ${JSON.stringify(address)}`);
   return `tcp://${address}`;
+}
+
+/**
+ * Without TSRAY_CLUSTER_TOKEN, takes the token of the cluster `tsray start`
+ * started on this machine (its session directory's token file), if any.
+ */
+function useLocalToken(): void {
+  if (clusterToken() !== undefined) return;
+  const rec = readClusterRecord();
+  const token = rec ? readTokenFile(rec.sessionDir) : undefined;
+  if (token !== undefined) setClusterToken(token);
 }
 
 function printLogs(lines: Array<[number, string, string]>): void {
@@ -103,6 +115,7 @@ export class DriverRuntime implements Runtime {
       nodeId = cluster.info.nodeId;
     } else {
       headAddress = headAddressOf(cfg.address);
+      useLocalToken();
       const node = await DriverRuntime.localNode(headAddress);
       sessionDir = node.sessionDir;
       rayletAddress = node.endpoint;
@@ -193,10 +206,17 @@ export class DriverRuntime implements Runtime {
 
   /** Finds the node of a running cluster that lives on this machine. */
   private static async localNode(headAddress: string): Promise<NodeInfo> {
-    const probe = await Endpoint.bind(`tcp://127.0.0.1:0`, `probe-${randomId(4)}`, () => undefined);
+    const id = `probe-${randomId(4)}`;
+    const probe = await Endpoint.bind(`inproc://${id}`, id, () => undefined);
     try {
       const nodes = (await probe.call(headAddress, { t: MT.GetClusterInfo }, 5000).catch((e: Error) => {
-        throw new RaySystemError(`no tsray head answers at ${headAddress.replace('tcp://', '')} (${e.message}); is the cluster running? Start it with \`tsray start --head\``);
+        const at = headAddress.replace('tcp://', '');
+        const token = headAddress.startsWith('tcp://')
+          ? clusterToken() === undefined
+            ? `; a cluster started with \`tsray start --head\` answers only peers that hold its cluster token: set ${TOKEN_ENV} to the token it printed`
+            : `; check that ${TOKEN_ENV} (or this machine's cluster token file) holds that cluster's token`
+          : '';
+        throw new RaySystemError(`no tsray head answers at ${at} (${e.message}); is the cluster running? Start it with \`tsray start --head\`${token}`);
       })).data as NodeInfo[];
       // a node runs on this machine when its session directory and its object store are here
       const here = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));

@@ -115,6 +115,26 @@ export class Head {
     return this.endpoint.address;
   }
 
+  /** Sizes of the head's tables, to see that nothing grows without bound. */
+  private stats(): Record<string, number> {
+    let subs = 0;
+    for (const s of this.subs.values()) subs += s.size;
+    return {
+      nodes: this.nodes.size,
+      jobs: this.jobs.size,
+      actors: this.actors.size,
+      byLeaseReq: this.byLeaseReq.size,
+      byWorker: this.byWorker.size,
+      byOwner: this.byOwner.size,
+      dead: this.dead.size,
+      aliases: this.aliases.size,
+      named: this.named.size,
+      subs,
+      kvNamespaces: this.kv.size,
+      nodeWaiters: this.nodeWaiters.length,
+    };
+  }
+
   /** The address others reach the head at. */
   get address(): string {
     return this.endpoint.address;
@@ -203,6 +223,9 @@ export class Head {
       case MT.JobFinished:
         this.onJobFinished(m.jobId);
         if (m.reqId !== undefined) this.endpoint.respond(from, m.reqId, true);
+        break;
+      case MT.HeadStats:
+        this.endpoint.respond(from, m.reqId, true, this.stats());
         break;
       case MT.GetClusterInfo:
         this.endpoint.respond(

@@ -12,6 +12,7 @@ import { ipcAddress } from '../cluster/session';
 import { readClusterRecord } from '../cluster/cluster-file';
 import { reportError, reportReady, startService, waitExit, watchParent, type Service } from '../cluster/processes';
 import { Head } from './head';
+import { setClusterToken, TOKEN_ENV } from '../cluster/token';
 
 /** What the head is started with (TSRAY_CONFIG). */
 export interface HeadConfig {
@@ -25,6 +26,11 @@ export interface HeadConfig {
   watchParent?: boolean;
   /** file to record the cluster's address in, removed at exit (`tsray start`) */
   clusterFile?: string;
+  /**
+   * the cluster token (`tsray start`): tcp connections use CURVE keys derived
+   * from it; the node manager and workers inherit it through TSRAY_CLUSTER_TOKEN
+   */
+  clusterToken?: string;
 }
 
 /** What the head reports when ready. */
@@ -43,6 +49,10 @@ async function main(): Promise<void> {
   setLogRole('head');
   const cfg = JSON.parse(process.env.TSRAY_CONFIG ?? '{}') as HeadConfig;
   delete process.env.TSRAY_CONFIG;
+  if (cfg.clusterToken !== undefined) {
+    setClusterToken(cfg.clusterToken);
+    process.env[TOKEN_ENV] = cfg.clusterToken;
+  }
   const head = new Head();
   let raylet: Service<{ endpoint: string }> | undefined;
   let stopping = false;

@@ -298,6 +298,8 @@ export enum MT {
   AddBorrower = 78,
   RemoveBorrower = 79,
   ExitWorker = 80,
+  // head introspection (tests and tools)
+  HeadStats = 130,
 }
 
 const t = <N extends MT>(n: N): Check<N> => ((v: unknown) => v === n) as Check<N>;
@@ -321,6 +323,7 @@ export const SCHEMAS = {
   [MT.RegisterJob]: S.obj({ t: t(MT.RegisterJob), reqId: S.int, driver: AddressS, ns: S.optional(S.str), pid: S.int }),
   [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),
   [MT.GetClusterInfo]: S.obj({ t: t(MT.GetClusterInfo), reqId: S.int }),
+  [MT.HeadStats]: S.obj({ t: t(MT.HeadStats), reqId: S.int }),
   [MT.NodeResources]: S.obj({ t: t(MT.NodeResources), nodeId: S.str, available: ResourcesS, total: ResourcesS, demand: S.optional(S.arr(DemandS)) }),
   [MT.RegisterActor]: S.obj({ t: t(MT.RegisterActor), reqId: S.int, spec: ActorSpecS, getIfExists: S.bool }),
   [MT.GetActor]: S.obj({ t: t(MT.GetActor), reqId: S.int, name: S.str, ns: S.str }),

@@ -7,6 +7,7 @@ import { log, setLogRole } from '../log';
 import { ipcAddress, removeIpcFile } from '../cluster/session';
 import { reportError, reportReady, watchParent } from '../cluster/processes';
 import { Raylet, type RayletConfig } from './raylet';
+import { setClusterToken, TOKEN_ENV } from '../cluster/token';
 
 /** What a node manager process is started with (TSRAY_CONFIG). */
 export interface NodeMainConfig extends RayletConfig {
@@ -14,6 +15,8 @@ export interface NodeMainConfig extends RayletConfig {
   ownsSession?: boolean;
   /** stop when the parent's pipe closes (false for `tsray start --address`, whose CLI exits) */
   watchParent?: boolean;
+  /** the cluster token (its workers inherit it through TSRAY_CLUSTER_TOKEN) */
+  clusterToken?: string;
 }
 
 /** What a node manager reports when ready. */
@@ -30,6 +33,10 @@ async function main(): Promise<void> {
   setLogRole('node');
   const cfg = JSON.parse(process.env.TSRAY_CONFIG ?? '{}') as NodeMainConfig;
   delete process.env.TSRAY_CONFIG;
+  if (cfg.clusterToken !== undefined) {
+    setClusterToken(cfg.clusterToken);
+    process.env[TOKEN_ENV] = cfg.clusterToken;
+  }
   let raylet: Raylet | undefined;
   let stopping = false;
   // Stopping never throws and always ends the process: a failure on the way

@@ -7,6 +7,11 @@
  * every socket has a single receive loop and an outbox: messages queued while
  * a send is in flight are coalesced into one frame per destination, which is
  * where the runtime's batching comes from.
+ *
+ * With a cluster token (`cluster/token.ts`), `tcp://` addresses are bound by
+ * a ROUTER of their own that is a CURVE server, and DEALERs to `tcp://`
+ * addresses are CURVE clients; `ipc://` stays plain (the session directory
+ * is private to its user).
  * @internal
  */
 import * as zmq from 'zeromq';
@@ -14,9 +19,10 @@ import { decodeFrame, encodeFrame } from '../protocol/codec';
 import { MT, type Message, type MessageOf } from '../protocol/messages';
 import { RateLimitedLog, log } from '../log';
 import { RaySystemError } from '../../errors';
+import { acquireZap, curveClientOptions, releaseZap, securityOf, serverOptions, watchRefusals, type Security } from './curve';
 
 /** Who a message came from, for replying. */
-export type Peer = { readonly kind: 'router'; readonly id: Buffer; readonly key: string } | { readonly kind: 'dealer'; readonly address: string };
+export type Peer = { readonly kind: 'router'; readonly id: Buffer; readonly key: string; /** which of the endpoint's ROUTERs it came in on */ readonly r?: number } | { readonly kind: 'dealer'; readonly address: string };
 
 /** Receives every message that is not a reply to one of our requests. */
 export type MessageHandler = (msg: Message, from: Peer) => void;
@@ -98,8 +104,8 @@ const IDLE_POLL_MS = 100;
 
 /** See the module comment. */
 export class Endpoint {
-  private readonly router: zmq.Router;
-  private readonly routerOut: Outbox;
+  /** one ROUTER, or with a cluster token one for ipc and one (CURVE) for tcp */
+  private readonly routers: Array<{ sock: zmq.Router; out: Outbox; curve: boolean }>;
   private readonly dealers = new Map<string, { sock: zmq.Dealer; out: Outbox }>();
   private readonly pending = new Map<number, PendingRequest>();
   private readonly dropLog = new RateLimitedLog();
@@ -113,15 +119,14 @@ export class Endpoint {
   private constructor(
     readonly address: string,
     private readonly identity: string,
-    router: zmq.Router,
+    routers: Array<{ sock: zmq.Router; curve: boolean }>,
     handler: MessageHandler,
     idleExit: boolean,
   ) {
-    this.router = router;
-    this.routerOut = new Outbox(router, 'router');
+    this.routers = routers.map((r) => ({ ...r, out: new Outbox(r.sock, 'router') }));
     this.handler = handler;
     this.idleExit = idleExit;
-    void this.routerLoop();
+    for (let i = 0; i < this.routers.length; i++) void this.routerLoop(i);
   }
 
   /**
@@ -150,20 +155,38 @@ export class Endpoint {
    */
   static async bind(address: string, identity: string, handler: MessageHandler, opts: { idleExit?: boolean } = {}, extra: string[] = []): Promise<Endpoint> {
     const idleExit = opts.idleExit ?? false;
-    const router = new zmq.Router({ ...SOCKET_OPTIONS, mandatory: false, ...(idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}) });
+    const all = [address, ...extra];
+    const kinds = all.map(securityOf);
+    const curve = kinds.some((k) => k !== 'none');
+    const routers: Array<{ sock: zmq.Router; curve: boolean; security: Security }> = [];
+    const routerFor = (security: Security): zmq.Router => {
+      let r = routers.find((x) => x.security === security);
+      if (!r) {
+        r = { sock: new zmq.Router({ ...SOCKET_OPTIONS, mandatory: false, ...(idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}), ...serverOptions(security) }), curve: security !== 'none', security };
+        routers.push(r);
+      }
+      return r.sock;
+    };
     const bound: string[] = [];
-    for (const a of [address, ...extra]) {
+    if (curve) await acquireZap();
+    for (const [i, a] of all.entries()) {
+      const security = kinds[i] as Security;
+      const router = routerFor(security);
       try {
         await router.bind(a.endsWith(':0') ? a.slice(0, -2) + ':*' : a);
       } catch (e) {
-        router.close();
+        for (const r of routers) r.sock.close();
+        if (curve) releaseZap();
         const err = new RaySystemError(`could not listen on ${a}: ${(e as Error).message}`);
         (err as { code?: string }).code = (e as { code?: string }).code;
         throw err;
       }
-      bound.push(router.lastEndpoint ?? a);
+      const at = router.lastEndpoint ?? a;
+      bound.push(at);
+      // PLAIN peers all reach the ZAP handler, which logs refusals; CURVE ones may fail before it
+      if (security === 'curve') watchRefusals(router, at);
     }
-    const ep = new Endpoint(bound[0] as string, identity, router, handler, idleExit);
+    const ep = new Endpoint(bound[0] as string, identity, routers, handler, idleExit);
     ep.addresses = bound;
     return ep;
   }
@@ -180,7 +203,7 @@ export class Endpoint {
   /** Sends `msg` back to `peer`. */
   reply(peer: Peer, msg: Message): void {
     if (this.closed) return;
-    if (peer.kind === 'router') this.routerOut.push(peer.key, peer.id, msg);
+    if (peer.kind === 'router') (this.routers[peer.r ?? 0] ?? this.routers[0])?.out.push(peer.key, peer.id, msg);
     else this.send(peer.address, msg);
   }
 
@@ -257,8 +280,11 @@ export class Endpoint {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.routerOut.closed = true;
-    this.router.close();
+    for (const r of this.routers) {
+      r.out.closed = true;
+      r.sock.close();
+      if (r.curve) releaseZap();
+    }
     for (const d of this.dealers.values()) {
       d.out.closed = true;
       d.sock.close();
@@ -274,7 +300,7 @@ export class Endpoint {
   private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {
     let d = this.dealers.get(address);
     if (!d) {
-      const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}) });
+      const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}), ...curveClientOptions(address) });
       sock.connect(address);
       d = { sock, out: new Outbox(sock, address) };
       this.dealers.set(address, d);
@@ -316,25 +342,26 @@ export class Endpoint {
     return true;
   }
 
-  private async routerLoop(): Promise<void> {
+  private async routerLoop(r: number): Promise<void> {
+    const router = (this.routers[r] as { sock: zmq.Router }).sock;
     while (!this.closed) {
       let parts: Buffer[];
       try {
-        parts = await this.router.receive();
+        parts = await router.receive();
       } catch (e) {
         if (this.closed) return;
         if ((e as { code?: string }).code === 'EAGAIN') {
-          if (this.pause(() => void this.routerLoop())) return;
+          if (this.pause(() => void this.routerLoop(r))) return;
           continue;
         }
         // never retry in a tight loop: a persistent error would block the process
         log.warn(`receive on ${this.address} failed: ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await new Promise((res) => setTimeout(res, 50));
         continue;
       }
       const id = parts[0];
       if (!id) continue;
-      this.dispatch(parts[1], { kind: 'router', id, key: id.toString('latin1') }, parts.length - 2);
+      this.dispatch(parts[1], r === 0 ? { kind: 'router', id, key: id.toString('latin1') } : { kind: 'router', id, key: id.toString('latin1'), r }, parts.length - 2);
     }
   }
 
