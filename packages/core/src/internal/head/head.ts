@@ -101,6 +101,8 @@ export class Head {
   /** round-robin position of SPREAD actors */
   private spreadNext = 0;
   private readonly pgs: PlacementGroupTable = this.makePlacementGroupTable();
+  /** actors waiting for placement group bundles are scheduled on the next turn */
+  private placedSoon = false;
 
   private makePlacementGroupTable(): PlacementGroupTable {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -116,10 +118,14 @@ export class Head {
         }
       },
       onGroupPlaced: () => {
-        if (this.viewTimer) clearTimeout(this.viewTimer);
-        this.viewTimer = undefined;
-        this.sendView();
-        this.scheduleWaiting();
+        // node managers and waiting actors hear of new bundles soon (once for many groups)
+        this.viewChanged();
+        if (this.placedSoon) return;
+        this.placedSoon = true;
+        setImmediate(() => {
+          this.placedSoon = false;
+          this.scheduleWaiting();
+        });
       },
     });
   }

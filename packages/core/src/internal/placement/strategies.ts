@@ -42,8 +42,22 @@ const sum = (bundles: readonly Resources[]): Resources => {
   return out;
 };
 
-/** Free resources of each node, copied so a placement can count what it takes. */
-const freeOf = (nodes: readonly NodeCapacity[]): Map<string, Resources> => new Map(nodes.map((n) => [n.nodeId, { ...n.available }]));
+/**
+ * Free resources of each node, copied so a placement can count what it
+ * takes: only the resources the bundles ask for (a node's resources include
+ * those of every placement group bundle it holds).
+ */
+function freeOf(nodes: readonly NodeCapacity[], bundles: readonly Resources[]): Map<string, Resources> {
+  const names = new Set<string>();
+  for (const b of bundles) for (const k in b) names.add(k);
+  return new Map(
+    nodes.map((n) => {
+      const free: Resources = {};
+      for (const k of names) free[k] = n.available[k] ?? 0;
+      return [n.nodeId, free];
+    }),
+  );
+}
 
 /** Why bundles no node can ever hold make the group infeasible, or undefined. */
 function bundleNeverFits(bundles: readonly Resources[], nodes: readonly NodeCapacity[]): PlacementResult | undefined {
@@ -69,7 +83,7 @@ class Pack implements BundlePlacer {
     const never = bundleNeverFits(bundles, nodes);
     if (never) return never;
     const todo = bundles.map((_, i) => i).filter((i) => placed[i] === undefined);
-    const free = freeOf(nodes);
+    const free = freeOf(nodes, bundles);
     const used = new Set(placed.filter((x): x is string => x !== undefined));
     // one node for all of them: a node already used by the group first
     const need = sum(todo.map((i) => bundles[i] as Resources));
@@ -95,7 +109,7 @@ class Spread implements BundlePlacer {
   place(bundles: readonly Resources[], nodes: readonly NodeCapacity[], placed: ReadonlyArray<string | undefined>): PlacementResult {
     const never = bundleNeverFits(bundles, nodes);
     if (never) return never;
-    const free = freeOf(nodes);
+    const free = freeOf(nodes, bundles);
     const count = new Map<string, number>(nodes.map((n) => [n.nodeId, 0]));
     for (const p of placed) if (p !== undefined) count.set(p, (count.get(p) ?? 0) + 1);
     const out = [...placed];

@@ -130,6 +130,7 @@ export class Raylet {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly logFiles = new Map<string, fs.WriteStream>();
   private resourcesDirty = false;
+  private reportQueued = false;
   private lastReclaim = 0;
   private readonly logBatches = new Map<string, Array<[number, string, string]>>();
   private logTimer: NodeJS.Timeout | undefined;
@@ -575,7 +576,17 @@ export class Raylet {
       }
     }
     if (blockedOnResources) this.reclaimIdleLeases();
-    if (this.resourcesDirty) this.reportResources();
+    if (this.resourcesDirty) this.reportSoon();
+  }
+
+  /** Reports changed resources on the next turn: once for a burst of changes (e.g. many bundles committed at once). */
+  private reportSoon(): void {
+    if (this.reportQueued) return;
+    this.reportQueued = true;
+    setImmediate(() => {
+      this.reportQueued = false;
+      if (!this.stopped && this.resourcesDirty) this.reportResources();
+    });
   }
 
   private idleWorker(jobId: string, envKey: string): WorkerProc | undefined {

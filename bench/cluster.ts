@@ -1,0 +1,67 @@
+/**
+ * Cluster benchmarks (issue 3): placement groups, and (added by the
+ * sections that follow it) tasks across nodes, cross-node transfers and
+ * recovery times. Run with `npm run bench -- cluster`; writes
+ * bench/results/cluster.json in the core bench's format. Each section is one
+ * entry of SECTIONS; TESTS_TO_RUN=name,name runs some of them.
+ */
+import * as os from 'node:os';
+import * as ray from '@tsray/core';
+import { report, timeit, type Metric } from './harness';
+
+type Log = (name: string, m: Metric) => void;
+
+/** What a section gets: where to log its metrics, and the metrics so far. */
+interface SectionContext {
+  log: Log;
+  metrics: Record<string, Metric>;
+}
+
+/** A benchmark section: sets up what it needs (a local cluster, a ray.Cluster) and tears it down. */
+interface Section {
+  name: string;
+  run(ctx: SectionContext): Promise<void>;
+}
+
+/**
+ * Ray's placement_group_create/removal (release/microbenchmark): 100 groups
+ * of one `{custom: 0.001}` bundle created, all awaited ready, all removed.
+ */
+const placementGroupCreateRemoval: Section = {
+  name: 'placement_group_create_removal',
+  async run({ log }) {
+    await ray.init({ numCpus: 4, resources: { custom: 100 }, logToDriver: true });
+    try {
+      const n = 100;
+      const m = await timeit(async () => {
+        const pgs = Array.from({ length: n }, () => ray.placementGroup([{ custom: 0.001 }]));
+        await Promise.all(pgs.map((pg) => pg.ready()));
+        await Promise.all(pgs.map((pg) => ray.removePlacementGroup(pg)));
+      }, n);
+      log('placement_group_create_removal', { ...m, ray: '765/s', target: '≥ 1,000/s', note: '100 groups of one {custom: 0.001} bundle: created, ready, removed' });
+    } finally {
+      await ray.shutdown();
+    }
+  },
+};
+
+/** The sections, in order. Add a section by appending it here. */
+const SECTIONS: Section[] = [placementGroupCreateRemoval];
+
+export async function run(): Promise<void> {
+  const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
+  const cpus = os.availableParallelism();
+  const metrics: Record<string, Metric> = {};
+  const log: Log = (name, m) => {
+    metrics[name] = m;
+    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
+  };
+  console.error(`tsray cluster benchmark on ${cpus} CPUs, Node ${process.version}`);
+  for (const s of SECTIONS) if (!only || only.includes(s.name)) await s.run({ log, metrics });
+  report(only ? `cluster-${only.join('+')}` : 'cluster', metrics, {
+    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${cpus}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    node: process.version,
+    date: new Date().toISOString(),
+    method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
+  });
+}
