@@ -8,6 +8,7 @@
 import * as os from 'node:os';
 import * as ray from '@tsray/core';
 import { report, timeit, type Metric } from './harness';
+import { multiClientTasksAsync } from './cluster-tasks';
 
 type Log = (name: string, m: Metric) => void;
 
@@ -45,8 +46,14 @@ const placementGroupCreateRemoval: Section = {
   },
 };
 
+/** Ray's multi_client_tasks_async on a 3-node local cluster (bench/cluster-tasks.ts). */
+const multiClientTasks: Section = {
+  name: 'multi_client_tasks_async',
+  run: ({ log }) => multiClientTasksAsync(log),
+};
+
 /** The sections, in order. Add a section by appending it here. */
-const SECTIONS: Section[] = [placementGroupCreateRemoval];
+const SECTIONS: Section[] = [placementGroupCreateRemoval, multiClientTasks];
 
 export async function run(): Promise<void> {
   const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
