@@ -7,10 +7,8 @@
  */
 import * as os from 'node:os';
 import * as ray from '@tsray/core';
-import { report, timeit, type Metric } from './harness';
+import { collect, report, runMeta, timeit, type Log, type Metric } from './harness';
 import { multiClientTasksAsync } from './cluster-tasks';
-
-type Log = (name: string, m: Metric) => void;
 
 /** What a section gets: where to log its metrics, and the metrics so far. */
 interface SectionContext {
@@ -58,17 +56,8 @@ const SECTIONS: Section[] = [placementGroupCreateRemoval, multiClientTasks];
 export async function run(): Promise<void> {
   const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
   const cpus = os.availableParallelism();
-  const metrics: Record<string, Metric> = {};
-  const log: Log = (name, m) => {
-    metrics[name] = m;
-    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
-  };
+  const { metrics, log } = collect();
   console.error(`tsray cluster benchmark on ${cpus} CPUs, Node ${process.version}`);
   for (const s of SECTIONS) if (!only || only.includes(s.name)) await s.run({ log, metrics });
-  report(only ? `cluster-${only.join('+')}` : 'cluster', metrics, {
-    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${cpus}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    node: process.version,
-    date: new Date().toISOString(),
-    method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
-  });
+  report(only ? `cluster-${only.join('+')}` : 'cluster', metrics, runMeta());
 }

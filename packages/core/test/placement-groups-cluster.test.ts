@@ -99,6 +99,28 @@ test('a pending STRICT_SPREAD group becomes ready when a node joins, and is plac
   await until(async () => (await ray.availableResources()).CPU === 6, 'the CPUs to come back');
 }, 60_000);
 
+test('a bundle on a node that dies is placed again on another node that can hold it', async () => {
+  const z1 = await cluster.addNode({ numCpus: 1, resources: { zone: 1 } });
+  const z2 = await cluster.addNode({ numCpus: 1, resources: { zone: 1 } });
+  await cluster.waitForNodes();
+  const pg = ray.placementGroup([{ zone: 1 }, { CPU: 1 }], { strategy: 'SPREAD' });
+  await pg.ready();
+  const first = (await ray.placementGroupTable(pg)).bundlesToNodeId;
+  const lost = first[0] === z1.nodeId ? z1 : z2;
+  const other = lost === z1 ? z2 : z1;
+  await cluster.removeNode(lost);
+  await until(async () => {
+    const e = await ray.placementGroupTable(pg);
+    return e.state === 'CREATED' && e.bundlesToNodeId[0] === other.nodeId;
+  }, 'the bundle to be placed on the other zone node', 20_000);
+  // a bundle on a node that lives stays where it was
+  const now = (await ray.placementGroupTable(pg)).bundlesToNodeId;
+  if (first[1] !== lost.nodeId) expect(now[1]).toBe(first[1]);
+  expect(await ray.get(nodeOf.options({ placementGroup: pg, placementGroupBundleIndex: 0, numCpus: 0 }).remote())).toBe(other.nodeId);
+  await ray.removePlacementGroup(pg);
+  await cluster.removeNode(other);
+}, 60_000);
+
 test("a job's groups are removed when it ends, except detached ones", async () => {
   const c = Child.start(process.execPath, [path.join(__dirname, 'drivers', 'pg-job.js'), cluster.address], {});
   children.push(c);
