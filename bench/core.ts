@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ray from '@tsray/core';
-import { report, summarize, timeit, type Metric } from './harness';
+import { collect, report, runMeta, summarize, timeit, type Log, type Metric } from './harness';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { jsPid } = require('./js-probe.js') as { jsPid: ray.RemoteFunction<() => number> };
@@ -103,8 +103,6 @@ async function piscinaTasksAsync(): Promise<Metric | undefined> {
     fs.rmSync(file, { force: true });
   }
 }
-
-type Log = (name: string, m: Metric) => void;
 
 /** Idle worker memory and a driver holding 100,000 pending tasks, measured before any large object exists. */
 async function memory(log: Log): Promise<void> {
@@ -211,11 +209,7 @@ const SECTIONS: Array<[string, (log: Log, metrics: Record<string, Metric>) => Pr
 export async function run(): Promise<void> {
   const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
   const cpus = os.availableParallelism();
-  const metrics: Record<string, Metric> = {};
-  const log: Log = (name, m) => {
-    metrics[name] = m;
-    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
-  };
+  const { metrics, log } = collect();
   console.error(`tsray core benchmark on ${cpus} CPUs, Node ${process.version}`);
   // the peer runs first, on a quiet machine (tsray's idle processes would share its cores)
   if (!only || only.includes('tasks')) {
@@ -227,10 +221,5 @@ export async function run(): Promise<void> {
   // alive until it returns (100,000 refs from one section would weigh on the next)
   for (const [name, section] of SECTIONS) if (!only || only.includes(name)) await section(log, metrics);
   await ray.shutdown();
-  report(only ? `core-${only.join('+')}` : 'core', metrics, {
-    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${cpus}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    node: process.version,
-    date: new Date().toISOString(),
-    method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
-  });
+  report(only ? `core-${only.join('+')}` : 'core', metrics, runMeta());
 }

@@ -4,6 +4,7 @@
  * standard deviation of the per-round rates, and the median.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /** One measured metric. */
@@ -96,4 +97,27 @@ export function report(name: string, metrics: Record<string, Metric>, meta: Reco
   for (const [k, m] of Object.entries(metrics)) json[k] = m;
   fs.writeFileSync(out, JSON.stringify(json, null, 2) + '\n');
   console.log(`\nwrote ${path.relative(process.cwd(), out)}`);
+}
+
+/** Records a metric under a name (and prints it as it comes). */
+export type Log = (name: string, m: Metric) => void;
+
+/** Metrics by name, and a {@link Log} that records each one and prints it. */
+export function collect(): { metrics: Record<string, Metric>; log: Log } {
+  const metrics: Record<string, Metric> = {};
+  const log: Log = (name, m) => {
+    metrics[name] = m;
+    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
+  };
+  return { metrics, log };
+}
+
+/** The `_meta` of a results file: this machine, Node, the date, the method. */
+export function runMeta(): Record<string, unknown> {
+  return {
+    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
+    node: process.version,
+    date: new Date().toISOString(),
+    method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
+  };
 }

@@ -97,6 +97,12 @@ export class Cluster {
   private constructor(
     /** HOST:PORT of the head: pass it to `ray.init({ address })` */
     readonly address: string,
+    /**
+     * The cluster token every connection presents. Drivers in this process
+     * hold it already; give it to drivers in other processes as
+     * TSRAY_CLUSTER_TOKEN.
+     */
+    readonly token: string,
     private readonly headTcp: string,
     private readonly host: string,
     head: NodeRecord,
@@ -131,7 +137,7 @@ export class Cluster {
     const probeId = `cluster-${randomId(4)}`;
     const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined);
     const rec: NodeRecord = { nodeId: head.info.nodeId, pid: head.info.pid, isHead: true, service: head, sessionDir, localEndpoint: head.info.rayletAddress };
-    return new Cluster(tcp.slice('tcp://'.length), tcp, host, rec, probe);
+    return new Cluster(tcp.slice('tcp://'.length), token, tcp, host, rec, probe);
   }
 
   /** The head node. */

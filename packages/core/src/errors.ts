@@ -232,6 +232,19 @@ export class RuntimeEnvSetupError extends RayError {
   static override readonly kind: string = 'RuntimeEnvSetupError';
 }
 
+/**
+ * Thrown by `pg.ready()` / `pg.wait()` of a placement group that was removed
+ * (by `removePlacementGroup()`, or because its job ended).
+ */
+export class PlacementGroupRemovedError extends RayError {
+  static override readonly kind: string = 'PlacementGroupRemovedError';
+}
+
+/** Thrown by `getPlacementGroup` when no placement group has that name in the namespace. */
+export class PlacementGroupNotFoundError extends RayError {
+  static override readonly kind: string = 'PlacementGroupNotFoundError';
+}
+
 /** Thrown when the runtime is used before `init()` or after `shutdown()`. */
 export class NotInitializedError extends RayError {
   static override readonly kind: string = 'NotInitializedError';
@@ -262,6 +275,8 @@ export const ERROR_CLASSES: Record<string, typeof RayError> = {
   ActorNameTakenError,
   RuntimeEnvSetupError,
   TaskUnschedulableError,
+  PlacementGroupRemovedError,
+  PlacementGroupNotFoundError,
   NotInitializedError: NotInitializedError as unknown as typeof RayError,
   RaySystemError,
 };

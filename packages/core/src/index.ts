@@ -80,10 +80,23 @@ export {
   ActorNameTakenError,
   RuntimeEnvSetupError,
   TaskUnschedulableError,
+  PlacementGroupRemovedError,
+  PlacementGroupNotFoundError,
   NotInitializedError,
   RaySystemError,
 } from './errors';
 export { ActorHandle, ObjectRef, ObjectRefGenerator };
+export {
+  PlacementGroup,
+  placementGroup,
+  removePlacementGroup,
+  getPlacementGroup,
+  placementGroupTable,
+  type PlacementGroupOptions,
+  type PlacementGroupState,
+  type PlacementGroupTableEntry,
+  type PlacementStrategy,
+} from './internal/api/placement-group';
 export { Cluster, type ClusterNode, type ClusterNodeOptions, type ClusterStartOptions } from './cluster';
 export type {
   ActorClass,

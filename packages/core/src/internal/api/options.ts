@@ -6,6 +6,8 @@
  */
 import * as path from 'node:path';
 import type { Resources, Scheduling } from '../protocol/messages';
+import { describe, fits } from '../raylet/resources';
+import { inPlacementGroup } from '../placement/resource-names';
 import type { WorkingDirSpec } from '../runtime-env/working-dir';
 import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
@@ -13,7 +15,7 @@ type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | '
 
 const KNOWN: Record<Kind, readonly string[]> = {
   init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory'],
-  task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns', 'scheduling'],
+  task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns', 'scheduling', 'placementGroup', 'placementGroupBundleIndex'],
   actor: [
     'name',
     'namespace',
@@ -28,6 +30,8 @@ const KNOWN: Record<Kind, readonly string[]> = {
     'resources',
     'runtimeEnv',
     'scheduling',
+    'placementGroup',
+    'placementGroupBundleIndex',
   ],
   method: ['numReturns', 'name'],
   get: ['timeoutMs'],
@@ -189,6 +193,55 @@ function scheduling(v: unknown): Scheduling | undefined {
   return { nodeId: r.nodeId, soft };
 }
 
+/** What `options.placementGroup` refers to: a group's id and bundles (a PlacementGroup, or one passed through a task as data). */
+function placementGroupOf(v: unknown): { id: string; bundles: Resources[] } | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as { id?: unknown; bundleSpecs?: unknown };
+  if (typeof o.id !== 'string' || !/^[0-9a-f]+$/.test(o.id) || !Array.isArray(o.bundleSpecs)) return undefined;
+  const bundles = o.bundleSpecs as unknown[];
+  if (!bundles.every((b) => typeof b === 'object' && b !== null && Object.values(b).every((x) => typeof x === 'number'))) return undefined;
+  return { id: o.id, bundles: bundles as Resources[] };
+}
+
+/**
+ * Compiles `options.placementGroup` / `placementGroupBundleIndex` over the
+ * resources asked for: inside the group they become its resources (Ray's
+ * `CPU_group_<i>_<pgid>`), checked against the bundles. Undefined without a group.
+ */
+function inGroup(r: Record<string, unknown>, asked: Resources, what: string): Resources | undefined {
+  const v = r.placementGroup;
+  const idx = r.placementGroupBundleIndex;
+  if (v === undefined || v === null) {
+    if (idx !== undefined && idx !== -1) throw new TypeError('options.placementGroupBundleIndex needs options.placementGroup (the group the bundle belongs to)');
+    return undefined;
+  }
+  const pg = placementGroupOf(v);
+  if (!pg) throw new TypeError(`options.placementGroup must be a PlacementGroup (from ray.placementGroup() or ray.getPlacementGroup()), got ${describeValue(v)}`);
+  if (r.scheduling !== undefined && r.scheduling !== 'DEFAULT') {
+    throw new TypeError('options.scheduling and options.placementGroup cannot be used together: a placement group decides where it runs; drop one of them');
+  }
+  const index = integer(idx, 'placementGroupBundleIndex', -1) ?? -1;
+  const n = pg.bundles.length;
+  if (index >= n) {
+    throw new RangeError(`options.placementGroupBundleIndex is ${index}, but placement group ${pg.id} has ${n} bundle${n === 1 ? '' : 's'}: use 0 to ${n - 1}, or -1 (the default) for any bundle`);
+  }
+  const need: Resources = {};
+  for (const [k, x] of Object.entries(asked)) if (x > 0) need[k] = x;
+  if (index >= 0 && !fits(need, pg.bundles[index] as Resources)) {
+    throw new RangeError(
+      `${what} asks for ${describe(need)}, more than bundle ${index} of placement group ${pg.id} holds (${describe(pg.bundles[index] as Resources)}); ` +
+        'ask for less in .options(), or create the group with a larger bundle',
+    );
+  }
+  if (index < 0 && !pg.bundles.some((b) => fits(need, b))) {
+    throw new RangeError(
+      `${what} asks for ${describe(need)}, more than any bundle of placement group ${pg.id} holds (${pg.bundles.map(describe).join(', ')}); ` +
+        'ask for less in .options(), or create the group with a larger bundle',
+    );
+  }
+  return inPlacementGroup(need, pg.id, index);
+}
+
 function gpus(v: unknown): number | undefined {
   const n = nonNegative(v, 'numGpus');
   if (n !== undefined && n > 1 && !Number.isInteger(n)) throw new RangeError(`options.numGpus above 1 must be a whole number, got ${n}`);
@@ -280,7 +333,8 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
   checkObject(o, 'task');
   const merged = { ...(base ?? {}), ...(o ?? {}) } as TaskOptions;
   const r = merged as Record<string, unknown>;
-  const resources = resourceSet(r, 1);
+  const asked = resourceSet(r, 1);
+  const resources = inGroup(r, asked, 'the task') ?? asked;
   const { env, workingDir } = runtimeEnv(r.runtimeEnv);
   let retryExceptions: boolean | string[] = false;
   const re = r.retryExceptions;
@@ -342,9 +396,12 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
   const name = str(r.name, 'name');
   const getIfExists = bool(r.getIfExists, 'getIfExists') ?? false;
   if (getIfExists && name === undefined) throw new TypeError('options.getIfExists needs options.name');
-  const hold = resourceSet(r, 0);
+  const asked = resourceSet(r, 0);
+  const grouped = inGroup(r, asked, 'the actor');
+  const hold = grouped ?? asked;
+  // inside a placement group an actor needs only what it holds (its bundle was reserved for it)
   const placement = { ...hold };
-  if (r.numCpus === undefined) placement.CPU = 1;
+  if (r.numCpus === undefined && !grouped) placement.CPU = 1;
   const renv = runtimeEnv(r.runtimeEnv);
   const config: ActorConfig = {
     name,

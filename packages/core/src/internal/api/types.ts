@@ -2,6 +2,8 @@
  * Public types: options of init, tasks and actors, and the typed shapes of
  * remote functions, actor classes and actor handles.
  */
+import type { PlacementGroup } from './placement-group';
+
 declare const VALUE_TYPE: unique symbol;
 
 /**
@@ -163,6 +165,13 @@ export interface TaskOptions {
   /** Which node runs it. @default 'DEFAULT' (this node first, another when it is short) */
   scheduling?: SchedulingStrategy;
   /**
+   * Run inside this placement group: the task takes its resources from the
+   * group's bundles (not from the node's free resources). Not with `scheduling`.
+   */
+  placementGroup?: PlacementGroup;
+  /** The bundle of `placementGroup` to run in; -1: any bundle. @default -1 */
+  placementGroupBundleIndex?: number;
+  /**
    * How many values the function returns: an integer >= 1 (the function
    * returns an array of that length), or `'streaming'` for (async) generator
    * functions, which must be called this way. @default 1
@@ -198,6 +207,14 @@ export interface ActorOptions {
   runtimeEnv?: RuntimeEnv;
   /** Which node hosts it. @default 'DEFAULT' (a node with the resources free) */
   scheduling?: SchedulingStrategy;
+  /**
+   * Live inside this placement group: the actor takes what it holds from the
+   * group's bundles. In a group it needs only the resources it holds to be
+   * placed (no extra CPU). Not with `scheduling`.
+   */
+  placementGroup?: PlacementGroup;
+  /** The bundle of `placementGroup` to live in; -1: any bundle. @default -1 */
+  placementGroupBundleIndex?: number;
 }
 
 /** Options of one actor method call (`handle.method.options({...})`). */

@@ -20,6 +20,8 @@ import {
 } from '../protocol/messages';
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { fits, subtract as subtractView } from '../raylet/resources';
+import { groupOf } from '../placement/resource-names';
+import { PlacementGroupTable } from './placement-groups';
 
 interface ActorRecord {
   spec: ActorSpec;
@@ -106,6 +108,35 @@ export class Head {
   private readonly nodeTimeout = nodeTimeoutMs();
   /** round-robin position of SPREAD actors */
   private spreadNext = 0;
+  private readonly pgs: PlacementGroupTable = this.makePlacementGroupTable();
+  /** actors waiting for placement group bundles are scheduled on the next turn */
+  private placedSoon = false;
+
+  private makePlacementGroupTable(): PlacementGroupTable {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const head = this;
+    return new PlacementGroupTable({
+      get endpoint() {
+        return head.endpoint;
+      },
+      nodes: () => this.nodes.values(),
+      killActorsOf: (pgId, reason) => {
+        for (const rec of [...this.actors.values()]) {
+          if (rec.info.state !== ActorState.Dead && groupOf({ ...rec.spec.placement, ...rec.spec.hold }) === pgId) this.kill(rec, true, reason);
+        }
+      },
+      onGroupPlaced: () => {
+        // node managers and waiting actors hear of new bundles soon (once for many groups)
+        this.viewChanged();
+        if (this.placedSoon) return;
+        this.placedSoon = true;
+        setImmediate(() => {
+          this.placedSoon = false;
+          this.scheduleWaiting();
+        });
+      },
+    });
+  }
 
   /** Listens at each address (the first is the one given to others); returns the first. */
   async start(addresses: string[]): Promise<string> {
@@ -178,6 +209,7 @@ export class Head {
         for (const w of this.nodeWaiters.splice(0)) w();
         this.viewChanged();
         this.scheduleWaiting();
+        this.pgs.retry();
         break;
       }
       case MT.NodeResources: {
@@ -193,6 +225,7 @@ export class Head {
             n.available = m.available;
             n.total = m.total;
             this.viewChanged();
+            this.pgs.retry();
           }
         }
         break;
@@ -306,6 +339,13 @@ export class Head {
         }
         break;
       }
+      case MT.CreatePlacementGroup:
+      case MT.RemovePlacementGroup:
+      case MT.GetPlacementGroup:
+      case MT.ListPlacementGroups:
+      case MT.WaitPlacementGroup:
+        this.pgs.onMessage(m, from);
+        break;
       case MT.KvPut: {
         const ns = this.kvNs(m.ns);
         const exists = ns.has(m.key);
@@ -396,6 +436,13 @@ export class Head {
   private schedule(rec: ActorRecord): void {
     const need: Resources = { ...rec.spec.placement, ...rec.spec.hold };
     const sched = rec.spec.sched;
+    const pg = groupOf(need);
+    const pgState = pg !== undefined ? this.pgs.stateOf(pg) : undefined;
+    if (pg !== undefined && (pgState === 'REMOVED' || pgState === undefined)) {
+      rec.noRestart = true;
+      this.markDead(rec, `it cannot be scheduled: its placement group ${pg} ${pgState === 'REMOVED' ? 'was removed' : 'does not exist'}`);
+      return;
+    }
     let candidates = [...this.nodes.values()].filter((n) => n.alive && fits(need, n.total));
     if (sched?.nodeId !== undefined) {
       const target = candidates.find((n) => n.nodeId === sched.nodeId);
@@ -409,7 +456,8 @@ export class Head {
       }
     }
     if (candidates.length === 0) {
-      if (this.nodes.size > 0) log.warn(`actor ${rec.info.className} (${rec.info.id}) waits: no node has ${JSON.stringify(need)}`);
+      // an actor of a placement group waits for its bundles (the group says why it is pending)
+      if (this.nodes.size > 0 && pg === undefined) log.warn(`actor ${rec.info.className} (${rec.info.id}) waits: no node has ${JSON.stringify(need)}`);
       return;
     }
     let node: (typeof candidates)[number] | undefined;
@@ -615,6 +663,7 @@ export class Head {
       if (rec.spec.jobId === jobId && !rec.spec.detached) this.kill(rec, true, 'its job finished');
     }
     for (const n of this.nodes.values()) this.endpoint.send(n.endpoint, { t: MT.JobFinished, jobId });
+    this.pgs.onJobFinished(jobId);
     // nothing asks about a finished job again: a missing job reads as not alive
     this.jobs.delete(jobId);
   }
@@ -639,6 +688,7 @@ export class Head {
     n.available = {};
     this.lastSeen.delete(nodeId);
     log.warn(`node ${nodeId} (${n.address}) is dead: ${why}`);
+    this.pgs.onNodeDied(nodeId);
     this.endpoint.disconnect(n.endpoint, `node ${nodeId} died`);
     for (const rec of [...this.actors.values()]) {
       if (rec.nodeId !== nodeId || rec.info.state === ActorState.Dead) continue;
@@ -698,6 +748,7 @@ export class Head {
   stop(): void {
     if (this.viewTimer) clearTimeout(this.viewTimer);
     if (this.healthTimer) clearInterval(this.healthTimer);
+    this.pgs.stop();
     this.endpoint?.close();
   }
 }

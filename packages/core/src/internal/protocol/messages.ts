@@ -239,6 +239,29 @@ export const JobConfigS = S.obj({
 /** A value JobConfigS accepts. */
 export type JobConfig = Infer<typeof JobConfigS>;
 
+/** A placement group as the head reports it (state: 'PENDING' | 'CREATED' | 'REMOVED'). */
+export const PlacementGroupInfoS = S.obj({
+  id: S.str,
+  name: S.optional(S.str),
+  ns: S.str,
+  strategy: S.oneOf('PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD'),
+  bundles: S.arr(ResourcesS),
+  state: S.oneOf('PENDING', 'CREATED', 'REMOVED'),
+  /** node of each bundle ('' while not placed) */
+  nodes: S.arr(S.str),
+  detached: S.bool,
+  jobId: S.str,
+  /** why it is pending, or why it was removed */
+  reason: S.optional(S.str),
+});
+/** A value PlacementGroupInfoS accepts. */
+export type PlacementGroupInfo = Infer<typeof PlacementGroupInfoS>;
+
+/** Bundles of one placement group a node manager reserves. */
+export const BundleS = S.obj({ index: S.int, resources: ResourcesS });
+/** A value BundleS accepts. */
+export type Bundle = Infer<typeof BundleS>;
+
 // ---------------------------------------------------------------------------
 // the registry
 
@@ -300,6 +323,16 @@ export enum MT {
   ExitWorker = 80,
   // head introspection (tests and tools)
   HeadStats = 130,
+  // placement groups
+  PrepareBundles = 100,
+  CommitBundles = 101,
+  ReleaseBundles = 102,
+  CreatePlacementGroup = 103,
+  RemovePlacementGroup = 104,
+  GetPlacementGroup = 105,
+  ListPlacementGroups = 106,
+  WaitPlacementGroup = 107,
+  PlacementGroupWarning = 108,
 }
 
 const t = <N extends MT>(n: N): Check<N> => ((v: unknown) => v === n) as Check<N>;
@@ -440,6 +473,33 @@ export const SCHEMAS = {
   [MT.AddBorrower]: S.obj({ t: t(MT.AddBorrower), reqId: S.int, ids: S.arr(S.str), borrower: AddressS }),
   [MT.RemoveBorrower]: S.obj({ t: t(MT.RemoveBorrower), ids: S.arr(S.str), borrowerId: S.str }),
   [MT.ExitWorker]: S.obj({ t: t(MT.ExitWorker) }),
+
+  /** head to node manager, phase 1: reserve the bundles' resources (reply ok false: they are not free) */
+  [MT.PrepareBundles]: S.obj({ t: t(MT.PrepareBundles), reqId: S.int, pgId: S.str, bundles: S.arr(BundleS) }),
+  /** phase 2: the prepared bundles become resources `R_group_<i>_<pgid>` and `R_group_<pgid>` */
+  [MT.CommitBundles]: S.obj({ t: t(MT.CommitBundles), reqId: S.int, pgId: S.str }),
+  /** gives back what the node holds for the group (only bundles `indexes` if given); `removed`: it is gone for good (its leases end, new requests fail) */
+  [MT.ReleaseBundles]: S.obj({ t: t(MT.ReleaseBundles), pgId: S.str, indexes: S.optional(S.arr(S.int)), removed: S.bool, reason: S.str }),
+  [MT.CreatePlacementGroup]: S.obj({
+    t: t(MT.CreatePlacementGroup),
+    reqId: S.int,
+    id: S.str,
+    name: S.optional(S.str),
+    ns: S.str,
+    strategy: S.oneOf('PACK', 'SPREAD', 'STRICT_PACK', 'STRICT_SPREAD'),
+    bundles: S.arr(ResourcesS),
+    detached: S.bool,
+    jobId: S.str,
+    /** who is told (once) why the group stays pending */
+    creator: S.str,
+  }),
+  [MT.RemovePlacementGroup]: S.obj({ t: t(MT.RemovePlacementGroup), reqId: S.int, pgId: S.str }),
+  /** by id, or by name in a namespace; the reply's data is a PlacementGroupInfo */
+  [MT.GetPlacementGroup]: S.obj({ t: t(MT.GetPlacementGroup), reqId: S.int, pgId: S.optional(S.str), name: S.optional(S.str), ns: S.str }),
+  [MT.ListPlacementGroups]: S.obj({ t: t(MT.ListPlacementGroups), reqId: S.int }),
+  /** answered (data: true) once the group is created, false after `timeoutMs`, an error once it is removed */
+  [MT.WaitPlacementGroup]: S.obj({ t: t(MT.WaitPlacementGroup), reqId: S.int, pgId: S.str, timeoutMs: S.optional(S.nonNeg) }),
+  [MT.PlacementGroupWarning]: S.obj({ t: t(MT.PlacementGroupWarning), pgId: S.str, message: S.str }),
 } as const;
 
 type Schemas = typeof SCHEMAS;

@@ -16,6 +16,8 @@ import { MT, type Address, type Demand, type JobConfig, type Message, type Messa
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { removeIpcFile } from '../cluster/session';
 import { GpuPool, add, describe, fits, gpuRequestProblem, missing, subtract } from './resources';
+import { BundleTable } from './bundles';
+import { cpuPart, gpuAmount, groupOf } from '../placement/resource-names';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
 import { PACKAGE_KV_NS } from '../runtime-env/archive';
 import { NodeWorkingDirs, workingDirsRoot } from '../runtime-env/node-dirs';
@@ -118,6 +120,9 @@ export class Raylet {
   private readonly arena: ArenaHandle;
   readonly arenaPath: string;
   private readonly available: Resources;
+  /** the node's resources, and those of placement group bundles committed here */
+  private readonly total: Resources;
+  private readonly bundles: BundleTable;
   private readonly gpus: GpuPool;
   private readonly clients = new Map<string, Client>();
   private readonly workers = new Map<string, WorkerProc>();
@@ -130,6 +135,7 @@ export class Raylet {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly logFiles = new Map<string, fs.WriteStream>();
   private resourcesDirty = false;
+  private reportQueued = false;
   private lastReclaim = 0;
   private readonly logBatches = new Map<string, Array<[number, string, string]>>();
   private logTimer: NodeJS.Timeout | undefined;
@@ -154,6 +160,8 @@ export class Raylet {
     this.arena = A.create(cfg.objectStoreMemory, `tsray-${cfg.nodeId.slice(0, 8)}`);
     this.arenaPath = `/proc/${process.pid}/fd/${A.fd(this.arena)}`;
     this.available = { ...cfg.resources };
+    this.total = { ...cfg.resources };
+    this.bundles = new BundleTable(this.total, this.available);
     this.gpus = new GpuPool(cfg.gpuIds);
     this.workingDirs = new NodeWorkingDirs(workingDirsRoot(cfg.sessionDir), (pkg) =>
       this.endpoint.call(this.cfg.headAddress, { t: MT.KvGet, ns: PACKAGE_KV_NS, key: pkg }, 120_000).then((r) => (r.data as Uint8Array | null) ?? null),
@@ -216,9 +224,9 @@ export class Raylet {
         // the task waits in get(): its CPU goes to others (nested tasks
         // would deadlock otherwise), so grant what now fits
         const l = this.leases.get(m.leaseId);
-        if (l && !l.blocked && l.resources[CPU]) {
+        if (l && !l.blocked && Object.keys(cpuPart(l.resources)).length > 0) {
           l.blocked = true;
-          add(this.available, { [CPU]: l.resources[CPU] });
+          add(this.available, cpuPart(l.resources));
           this.changed();
           this.schedule();
         }
@@ -228,7 +236,7 @@ export class Raylet {
         const l = this.leases.get(m.leaseId);
         if (l?.blocked) {
           l.blocked = false;
-          subtract(this.available, { [CPU]: l.resources[CPU] as number });
+          subtract(this.available, cpuPart(l.resources));
           this.changed();
           this.schedule();
         }
@@ -250,6 +258,23 @@ export class Raylet {
         this.view.clear();
         for (const n of m.nodes) if (n.nodeId !== this.cfg.nodeId) this.view.set(n.nodeId, n);
         if (this.pending.length > 0) this.schedule();
+        break;
+      case MT.PrepareBundles: {
+        const ok = this.bundles.prepare(m.pgId, m.bundles);
+        this.endpoint.respond(from, m.reqId, ok, undefined, ok ? undefined : 'the bundles do not fit in the resources free here');
+        if (!ok) this.reclaimIdleLeases();
+        this.changed();
+        break;
+      }
+      case MT.CommitBundles: {
+        const ok = this.bundles.commit(m.pgId);
+        this.endpoint.respond(from, m.reqId, ok, undefined, ok ? undefined : 'no bundles of that group are prepared here');
+        this.changed();
+        this.schedule();
+        break;
+      }
+      case MT.ReleaseBundles:
+        this.onReleaseBundles(m);
         break;
       case MT.ProcessDied:
         // a process on another node died (the head tells every node)
@@ -351,6 +376,11 @@ export class Raylet {
   // ------------------------------------------------------------------ leases
 
   private onRequestLease(m: MessageOf<MT.RequestLease>, from: Peer): void {
+    const removed = this.bundles.removedReason(m.resources) ?? (m.placement ? this.bundles.removedReason(m.placement) : undefined);
+    if (removed !== undefined) {
+      this.endpoint.reply(from, { t: MT.LeaseFailed, leaseReqId: m.leaseReqId, message: `${m.name} cannot be scheduled: ${removed}` });
+      return;
+    }
     const gpuProblem = gpuRequestProblem(m.resources.GPU ?? 0) ?? gpuRequestProblem(m.placement?.GPU ?? 0);
     if (gpuProblem) {
       log.warn(`refused a lease for ${m.name}: ${gpuProblem}`);
@@ -374,6 +404,23 @@ export class Raylet {
       spilled: m.spilled === true,
       placedHere: false,
     });
+    this.schedule();
+  }
+
+  /**
+   * A placement group's bundles are given back. When the group was removed,
+   * the workers holding its resources are killed (their owners see the tasks
+   * fail) and requests for it fail.
+   */
+  private onReleaseBundles(m: MessageOf<MT.ReleaseBundles>): void {
+    this.bundles.release(m.pgId, m.indexes, m.removed, m.reason);
+    if (m.removed) {
+      for (const l of this.leases.values()) if (groupOf(l.resources) === m.pgId) this.kill(l.worker, m.reason, true);
+      const [fail, keep] = [this.pending.filter((r) => groupOf({ ...r.placement, ...r.resources }) === m.pgId), this.pending.filter((r) => groupOf({ ...r.placement, ...r.resources }) !== m.pgId)];
+      this.pending = keep;
+      for (const r of fail) this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message: `${r.name} cannot be scheduled: ${m.reason}` });
+    }
+    this.changed();
     this.schedule();
   }
 
@@ -412,7 +459,7 @@ export class Raylet {
     const fitsTotal = (total: Resources): boolean => fits(r.placement, total) && fits(r.resources, total);
     const fitsFree = (free: Resources): boolean => fits(r.placement, free) && fits(r.resources, free);
     const self = this.cfg.nodeId;
-    const hereFeasible = fitsTotal(this.cfg.resources);
+    const hereFeasible = fitsTotal(this.total);
     const hereFree = hereFeasible && fitsFree(this.available);
     const s = r.sched;
     if (r.spilled && hereFeasible) return { kind: 'local' };
@@ -480,7 +527,8 @@ export class Raylet {
         continue;
       }
       if (where.kind === 'infeasible') {
-        if (!r.warned) {
+        // a placement group's request waits for its bundles: the group says why it is pending
+        if (!r.warned && groupOf(r.resources) === undefined) {
           r.warned = true;
           const need = { ...r.placement, ...r.resources };
           this.endpoint.reply(r.owner, {
@@ -488,7 +536,7 @@ export class Raylet {
             leaseReqId: r.id,
             message:
               `${r.name} cannot be scheduled: it needs ${describe(need)}, but no node has that much ` +
-              `(${missing(need, this.cfg.resources).join('; ')}). ` +
+              `(${missing(need, this.total).join('; ')}). ` +
               'It waits until a node with those resources joins. Lower the request in .options(), or start the cluster with more resources.',
           });
         }
@@ -514,7 +562,7 @@ export class Raylet {
         still.push(r);
         continue;
       }
-      const gpuNeed = r.resources.GPU ?? 0;
+      const gpuNeed = gpuAmount(r.resources);
       const gpus = this.gpus.acquire(gpuNeed);
       if (!gpus) {
         blockedOnResources = true;
@@ -551,7 +599,17 @@ export class Raylet {
       }
     }
     if (blockedOnResources) this.reclaimIdleLeases();
-    if (this.resourcesDirty) this.reportResources();
+    if (this.resourcesDirty) this.reportSoon();
+  }
+
+  /** Reports changed resources on the next turn: once for a burst of changes (e.g. many bundles committed at once). */
+  private reportSoon(): void {
+    if (this.reportQueued) return;
+    this.reportQueued = true;
+    setImmediate(() => {
+      this.reportQueued = false;
+      if (!this.stopped && this.resourcesDirty) this.reportResources();
+    });
   }
 
   private idleWorker(jobId: string, envKey: string): WorkerProc | undefined {
@@ -593,8 +651,10 @@ export class Raylet {
 
   private endLease(l: Lease): void {
     if (!this.leases.delete(l.id)) return;
-    const give = { ...l.resources };
-    if (l.blocked) delete give[CPU];
+    const give: Resources = {};
+    // a removed placement group's resources are gone: they do not come back
+    for (const k in l.resources) if (k in this.total) give[k] = l.resources[k] as number;
+    if (l.blocked) for (const k in cpuPart(l.resources)) delete give[k];
     add(this.available, give);
     this.gpus.release(l.gpus);
     l.worker.leaseId = undefined;
@@ -854,7 +914,7 @@ export class Raylet {
     // unblocked tasks may oversubscribe the node for a while: report none free then
     const available: Resources = {};
     for (const [k, v] of Object.entries(this.available)) available[k] = Math.max(0, v);
-    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available, total: this.cfg.resources, demand: this.demand() });
+    this.endpoint.send(this.cfg.headAddress, { t: MT.NodeResources, nodeId: this.cfg.nodeId, available, total: this.total, demand: this.demand() });
   }
 
   /** Pending requests by resource shape (for `tsray status`), the 20 largest groups. */
@@ -887,7 +947,7 @@ export class Raylet {
       })),
       pending: this.pending.length,
       available: this.available,
-      total: this.cfg.resources,
+      total: this.total,
       store: arenaAddon().stats(this.arena),
       clients: this.clients.size,
       workingDirsUnpacked: this.workingDirs.unpacked,

@@ -293,6 +293,9 @@ export class CoreWorker implements ActorCallSink {
       case MT.Logs:
         this.cfg.onLogs?.(m.lines);
         break;
+      case MT.PlacementGroupWarning:
+        this.cfg.warn(m.message);
+        break;
       default:
         log.debug(`core worker ignored a message of type ${m.t}`);
     }
