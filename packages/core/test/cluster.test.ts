@@ -1,4 +1,9 @@
 import * as ray from '@tsray/core';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { gpuInfo, holdTogether } from './fixtures/tasks';
+import { GpuUserActor } from './fixtures/actors';
 import { busyWhere, nestedWhere, whereAmI, WhereActor } from './fixtures/cluster';
 import { until } from './helpers/poll';
 
@@ -83,6 +88,31 @@ test('actors are placed by resources, SPREAD and node affinity', async () => {
   expect(err).toBeInstanceOf(ray.ActorDiedError);
   expect((err as Error).message).toMatch(/no such node/);
   for (const x of [special, pinned, ...spread]) ray.kill(x);
+});
+
+test('GPUs: a node with declared GPUs hands out distinct ids, packs fractions, and CUDA_VISIBLE_DEVICES agrees', async () => {
+  const both = await ray.get(gpuInfo.options({ numGpus: 2 }).remote());
+  expect(both.ids.sort()).toEqual(['0', '1']);
+  expect(both.cuda?.split(',').sort()).toEqual(['0', '1']);
+  // two GPU actors at once hold distinct ids
+  const actors = [GpuUserActor.options({ numGpus: 1 }).remote(), GpuUserActor.options({ numGpus: 1 }).remote()];
+  const infos = await ray.get(actors.map((x) => x.info.remote()));
+  expect(new Set(infos.map((i) => i.ids[0])).size).toBe(2);
+  for (const i of infos) expect(i.cuda).toBe(i.ids[0]);
+  for (const x of actors) ray.kill(x);
+  await until(async () => (await ray.availableResources()).GPU === 2, 'the actors\' GPUs to come back');
+  // four quarter-GPU tasks running together share one id
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-gpu-'));
+  try {
+    const quarters = await ray.get(Array.from({ length: 4 }, () => holdTogether.options({ numGpus: 0.25, numCpus: 0 }).remote(dir, 4)));
+    expect(quarters.every((q) => q.overlapped)).toBe(true);
+    expect(new Set(quarters.map((q) => q.ids.join(','))).size).toBe(1);
+    expect(quarters[0]?.cuda).toBe(quarters[0]?.ids[0]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  // the accelerator type is a resource of its node
+  expect(await ray.get(whereAmI.options({ numGpus: 1, resources: { 'accelerator_type:H100': 0.001 } }).remote())).toBe(b.nodeId);
 });
 
 test('bad scheduling options are rejected with what to pass instead', () => {

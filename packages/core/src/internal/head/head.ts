@@ -48,6 +48,14 @@ function nonNegative(r: Resources): Resources {
   return out;
 }
 
+/** Whether two resource sets are equal. */
+function sameResources(a: Resources, b: Resources): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) if (a[k] !== b[k]) return false;
+  return true;
+}
+
 const peerKey = (p: Peer): string => (p.kind === 'router' ? p.key : p.address);
 
 /**
@@ -239,9 +247,12 @@ export class Head {
           this.lastSeen.set(m.nodeId, Date.now());
           if (m.demand && m.demand.length > 0) n.demand = m.demand;
           else delete n.demand;
-          n.available = m.available;
-          n.total = m.total;
-          this.viewChanged();
+          // most reports are heartbeats with nothing new
+          if (!sameResources(n.available, m.available) || !sameResources(n.total, m.total)) {
+            n.available = m.available;
+            n.total = m.total;
+            this.viewChanged();
+          }
         }
         break;
       }
@@ -672,7 +683,8 @@ export class Head {
   private checkHealth(): void {
     const now = Date.now();
     for (const n of this.nodes.values()) {
-      if (!n.alive) continue;
+      // the head's own node manager is its child: if it dies, the head stops too
+      if (!n.alive || n.isHead) continue;
       const seen = this.lastSeen.get(n.nodeId) ?? 0;
       if (now - seen > this.nodeTimeout) this.onNodeDied(n.nodeId, `it sent no heartbeat for ${now - seen} ms`);
     }
