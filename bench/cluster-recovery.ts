@@ -43,10 +43,8 @@ export async function nodeKillToActorAnswer(log: Log, _metrics: Record<string, M
     if (where === node.nodeId) throw new Error(`round ${i}: the actor answered from the killed node`);
     ray.kill(actor);
   }
-  const m = summarize(rounds, 's');
   log('node_kill_to_actor_answer', {
-    ...m,
-    value: m.median ?? m.value,
+    ...summarize(rounds, 's'),
     target: '≤ 5 s',
     note: `median of ${ROUNDS} rounds; node timeout ${process.env.TSRAY_NODE_TIMEOUT_MS ?? 3000} ms (TSRAY_NODE_TIMEOUT_MS), heartbeat 250 ms`,
   });
