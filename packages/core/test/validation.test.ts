@@ -58,6 +58,20 @@ describe('after init', () => {
     expect(() => CounterActor.options({ getIfExists: true })).toThrow('options.getIfExists needs options.name');
   });
 
+  test('runtimeEnv takes env, workingDir and excludes, and names what is wrong with them', () => {
+    const bad = (runtimeEnv: unknown): (() => unknown) => () => square.options({ runtimeEnv } as unknown as ray.TaskOptions);
+    expect(bad({ working_dir: '.' })).toThrow("unknown runtimeEnv field 'working_dir' (did you mean 'workingDir'?); supported: env, workingDir, excludes");
+    expect(bad({ pip: ['x'] })).toThrow("unknown runtimeEnv field 'pip'; supported: env, workingDir, excludes");
+    expect(bad('./src')).toThrow("options.runtimeEnv must be an object like { env: {...}, workingDir: './src' }, got \"./src\"");
+    expect(bad({ workingDir: 3 })).toThrow('options.runtimeEnv.workingDir must be the path of a directory (a non-empty string), got 3');
+    expect(bad({ workingDir: '' })).toThrow('options.runtimeEnv.workingDir must be the path of a directory (a non-empty string), got ""');
+    expect(bad({ workingDir: '.', excludes: 'node_modules' })).toThrow("options.runtimeEnv.excludes must be an array of glob patterns like ['node_modules', '*.log'], got \"node_modules\"");
+    expect(bad({ workingDir: '.', excludes: ['ok', 7] })).toThrow('options.runtimeEnv.excludes[1] must be a non-empty glob pattern, got 7');
+    expect(bad({ excludes: ['node_modules'] })).toThrow('options.runtimeEnv.excludes only applies with options.runtimeEnv.workingDir: give the directory too');
+    expect(() => CounterActor.options({ runtimeEnv: { workingDir: 5 } } as unknown as ray.ActorOptions)).toThrow('options.runtimeEnv.workingDir must be the path of a directory');
+    expect(() => square.options({ runtimeEnv: { workingDir: '.', excludes: ['node_modules'], env: { A: 'b' } } })).not.toThrow();
+  });
+
   test('remote() explains what it takes', () => {
     expect(() => ray.remote({ numCpus: 1 }, undefined as unknown as () => void)).toThrow('remote(options, fn) takes a function or a class as its second argument, got undefined');
     expect(() => ray.remote({ numCpus: 1 } as unknown as () => void)).toThrow('remote() takes a function or a class, got an object; to give options, call remote(options, fn)');

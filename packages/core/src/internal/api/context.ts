@@ -6,6 +6,7 @@
  */
 import { NotInitializedError } from '../../errors';
 import type { CoreWorker } from '../runtime/core-worker';
+import type { WorkingDirPackages, WorkingDirRef } from '../runtime-env/working-dir';
 
 /** What the public verbs need from the process's runtime. */
 export interface Runtime {
@@ -16,6 +17,13 @@ export interface Runtime {
   readonly namespace: string;
   readonly headAddress: string;
   readonly rayletAddress: string;
+  /**
+   * The working directory tasks and actors submitted here run in unless
+   * they name their own: the job's (a driver), the worker's own (a worker)
+   */
+  readonly workingDir: WorkingDirRef | undefined;
+  /** packs and stores the working directories that tasks and actors name */
+  readonly packages: WorkingDirPackages;
   shutdown(): Promise<void>;
 }
 

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RaySystemError } from '../../errors';
+import { RaySystemError, RuntimeEnvSetupError } from '../../errors';
 import { randomId } from '../ids';
 import { log } from '../log';
 import { ObjectStoreClient } from '../objects/object-store';
@@ -22,6 +22,7 @@ import type { HeadConfig, HeadReady } from '../head/main';
 import { forceGc } from './gc';
 import type { InitConfig } from './options';
 import type { Runtime } from './context';
+import { WorkingDirPackages, storeInHead, type PackedDir, type WorkingDirRef } from '../runtime-env/working-dir';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
 
@@ -59,12 +60,28 @@ export class DriverRuntime implements Runtime {
     private readonly endpoint: Endpoint,
     private readonly store: ObjectStoreClient,
     private readonly cluster: Service<HeadReady> | undefined,
+    readonly workingDir: WorkingDirRef | undefined,
+    readonly packages: WorkingDirPackages,
   ) {
     process.on('exit', this.onExit);
   }
 
   /** Starts or joins a cluster and connects this driver to it. */
   static async start(cfg: InitConfig): Promise<DriverRuntime> {
+    // packages go to the head once this driver is connected to it
+    let connected: { endpoint: Endpoint; headAddress: string } | undefined;
+    const packages = new WorkingDirPackages((pkg, bytes) =>
+      connected ? storeInHead(connected.endpoint, connected.headAddress, pkg, bytes) : Promise.reject(new Error('this driver is not connected to a cluster')),
+    );
+    // a bad working directory fails init before any process starts
+    let jobDir: PackedDir | undefined;
+    if (cfg.workingDir) {
+      try {
+        jobDir = await packages.pack(cfg.workingDir);
+      } catch (e) {
+        throw new RuntimeEnvSetupError(`init() cannot set up the job's runtime environment: ${(e as Error).message}`);
+      }
+    }
     let cluster: Service<HeadReady> | undefined;
     let headAddress: string;
     let rayletAddress: string;
@@ -113,6 +130,15 @@ export class DriverRuntime implements Runtime {
         jobId: string;
         ns: string;
       };
+      connected = { endpoint, headAddress };
+      let workingDir: WorkingDirRef | undefined;
+      if (jobDir) {
+        try {
+          workingDir = await packages.store(jobDir);
+        } catch (e) {
+          throw new RuntimeEnvSetupError(`init() cannot set up the job's runtime environment: ${(e as Error).message}`);
+        }
+      }
       const jobCfg: JobConfig = {
         jobId: job.jobId,
         ns: job.ns,
@@ -122,6 +148,7 @@ export class DriverRuntime implements Runtime {
         logToDriver: cfg.logToDriver,
         driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 },
         jestGlobals: process.env.JEST_WORKER_ID !== undefined,
+        ...(workingDir ? { pkg: workingDir.pkg } : {}),
       };
       // node managers of other nodes start this job's workers with these settings
       await endpoint.call(headAddress, { t: MT.PutJobConfig, job: jobCfg }, 30_000);
@@ -153,7 +180,7 @@ export class DriverRuntime implements Runtime {
       for (const [m, from] of early ?? []) core.onMessage(m, from);
       early = undefined;
       endpoint.keepAlive(-1);
-      return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster);
+      return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster, workingDir, packages);
     } catch (e) {
       endpoint?.close();
       if (cluster) {

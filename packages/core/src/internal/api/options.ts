@@ -4,7 +4,9 @@
  * what is wrong with it.
  * @internal
  */
+import * as path from 'node:path';
 import type { Resources, Scheduling } from '../protocol/messages';
+import type { WorkingDirSpec } from '../runtime-env/working-dir';
 import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
 type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | 'kill' | 'getActor';
@@ -129,19 +131,49 @@ function customResources(v: unknown, name: string): Resources {
   return out;
 }
 
-function runtimeEnv(v: unknown): Record<string, string> | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TypeError(`options.runtimeEnv must be an object like { env: {...} }, got ${describeValue(v)}`);
+const RUNTIME_ENV_FIELDS = ['env', 'workingDir', 'excludes'] as const;
+
+/** A validated runtimeEnv: its variables and working directory, each absent when not given. */
+export interface RuntimeEnvConfig {
+  env: Record<string, string> | undefined;
+  workingDir: WorkingDirSpec | undefined;
+}
+
+/** Validates `options.runtimeEnv`; a relative workingDir is resolved against the current directory now. */
+function runtimeEnv(v: unknown): RuntimeEnvConfig {
+  if (v === undefined) return { env: undefined, workingDir: undefined };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    throw new TypeError(`options.runtimeEnv must be an object like { env: {...}, workingDir: './src' }, got ${describeValue(v)}`);
+  }
   const r = v as RuntimeEnv & Record<string, unknown>;
   for (const k of Object.keys(r)) {
-    if (k !== 'env') throw new TypeError(`unknown runtimeEnv field '${k}'; supported: env`);
+    if (!(RUNTIME_ENV_FIELDS as readonly string[]).includes(k)) {
+      const close = closest(k, RUNTIME_ENV_FIELDS);
+      throw new TypeError(`unknown runtimeEnv field '${k}'` + (close ? ` (did you mean '${close}'?)` : '') + `; supported: ${RUNTIME_ENV_FIELDS.join(', ')}`);
+    }
   }
-  if (r.env === undefined) return undefined;
-  if (typeof r.env !== 'object' || r.env === null || Array.isArray(r.env)) throw new TypeError('options.runtimeEnv.env must be an object of strings');
-  for (const [k, val] of Object.entries(r.env)) {
-    if (typeof val !== 'string') throw new TypeError(`options.runtimeEnv.env.${k} must be a string, got ${describeValue(val)}`);
+  let env: Record<string, string> | undefined;
+  if (r.env !== undefined) {
+    if (typeof r.env !== 'object' || r.env === null || Array.isArray(r.env)) throw new TypeError('options.runtimeEnv.env must be an object of strings');
+    for (const [k, val] of Object.entries(r.env)) {
+      if (typeof val !== 'string') throw new TypeError(`options.runtimeEnv.env.${k} must be a string, got ${describeValue(val)}`);
+    }
+    env = { ...r.env };
   }
-  return { ...r.env };
+  const given: unknown = r.workingDir;
+  if (given !== undefined && (typeof given !== 'string' || given.length === 0)) {
+    throw new TypeError(`options.runtimeEnv.workingDir must be the path of a directory (a non-empty string), got ${describeValue(given)}`);
+  }
+  const ex: unknown = r.excludes;
+  if (ex !== undefined) {
+    if (!Array.isArray(ex)) throw new TypeError(`options.runtimeEnv.excludes must be an array of glob patterns like ['node_modules', '*.log'], got ${describeValue(ex)}`);
+    ex.forEach((p: unknown, i) => {
+      if (typeof p !== 'string' || p.trim().length === 0) throw new TypeError(`options.runtimeEnv.excludes[${i}] must be a non-empty glob pattern, got ${describeValue(p)}`);
+    });
+    if (given === undefined) throw new TypeError('options.runtimeEnv.excludes only applies with options.runtimeEnv.workingDir: give the directory too');
+  }
+  const workingDir = given === undefined ? undefined : { dir: path.resolve(given as string), given: given as string, excludes: [...((ex as string[] | undefined) ?? [])] };
+  return { env, workingDir };
 }
 
 /** Validates `options.scheduling`: 'DEFAULT', 'SPREAD', or `{ nodeId, soft? }` (node affinity). */
@@ -180,6 +212,8 @@ export interface InitConfig {
   objectStoreMemory: number | undefined;
   namespace: string | undefined;
   env: Record<string, string>;
+  /** the job's working directory, if any */
+  workingDir: WorkingDirSpec | undefined;
   logToDriver: boolean;
   ignoreReinitError: boolean;
   spillDir: string | undefined;
@@ -190,6 +224,7 @@ export function compileInitOptions(o: InitOptions | undefined): InitConfig {
   const r = checkObject(o, 'init');
   const store = nonNegative(r.objectStoreMemory, 'objectStoreMemory');
   if (store !== undefined && store < 1024 * 1024) throw new RangeError(`options.objectStoreMemory must be at least 1 MiB (1048576), got ${store}`);
+  const renv = runtimeEnv(r.runtimeEnv);
   return {
     address: str(r.address, 'address'),
     numCpus: nonNegative(r.numCpus, 'numCpus'),
@@ -197,7 +232,8 @@ export function compileInitOptions(o: InitOptions | undefined): InitConfig {
     resources: customResources(r.resources, 'resources'),
     objectStoreMemory: store,
     namespace: str(r.namespace, 'namespace'),
-    env: runtimeEnv(r.runtimeEnv) ?? {},
+    env: renv.env ?? {},
+    workingDir: renv.workingDir,
     logToDriver: bool(r.logToDriver, 'logToDriver') ?? true,
     ignoreReinitError: bool(r.ignoreReinitError, 'ignoreReinitError') ?? false,
     spillDir: str(r.objectSpillingDirectory, 'objectSpillingDirectory'),
@@ -211,6 +247,8 @@ export interface TaskConfig {
   retryExceptions: boolean | string[];
   name: string | undefined;
   env: Record<string, string> | undefined;
+  /** the task's own working directory (absent: the job's, or the submitting worker's) */
+  workingDir: WorkingDirSpec | undefined;
   numReturns: number | 'streaming';
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
@@ -243,7 +281,7 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
   const merged = { ...(base ?? {}), ...(o ?? {}) } as TaskOptions;
   const r = merged as Record<string, unknown>;
   const resources = resourceSet(r, 1);
-  const env = runtimeEnv(r.runtimeEnv);
+  const { env, workingDir } = runtimeEnv(r.runtimeEnv);
   let retryExceptions: boolean | string[] = false;
   const re = r.retryExceptions;
   if (re !== undefined) {
@@ -263,6 +301,7 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
     retryExceptions,
     name: str(r.name, 'name'),
     env,
+    workingDir,
     numReturns: numReturns(r.numReturns) ?? 1,
     sched,
     schedKey: keyOf(resources, env, sched),
@@ -285,6 +324,8 @@ export interface ActorConfig {
   /** held while it lives */
   hold: Resources;
   env: Record<string, string> | undefined;
+  /** the actor's own working directory (absent: the job's, or the creating worker's) */
+  workingDir: WorkingDirSpec | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
 }
@@ -304,6 +345,7 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
   const hold = resourceSet(r, 0);
   const placement = { ...hold };
   if (r.numCpus === undefined) placement.CPU = 1;
+  const renv = runtimeEnv(r.runtimeEnv);
   const config: ActorConfig = {
     name,
     namespace: str(r.namespace, 'namespace'),
@@ -314,7 +356,8 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
     maxConcurrency: integer(r.maxConcurrency, 'maxConcurrency', 1) ?? 1,
     placement,
     hold,
-    env: runtimeEnv(r.runtimeEnv),
+    env: renv.env,
+    workingDir: renv.workingDir,
     sched: scheduling(r.scheduling),
   };
   return { options: merged, config };

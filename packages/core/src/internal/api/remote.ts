@@ -71,6 +71,7 @@ export class RemoteFunctionImpl {
       args,
       resources: this.cfg.resources,
       env: this.cfg.env,
+      workingDir: this.cfg.workingDir ? rt.packages.resolve(this.cfg.workingDir) : rt.workingDir,
       sched: this.cfg.sched,
       schedKey: this.cfg.schedKey,
       maxRetries: this.cfg.maxRetries,
@@ -111,6 +112,7 @@ export class ActorClassImpl {
       placement: this.cfg.placement,
       hold: this.cfg.hold,
       env: this.cfg.env,
+      workingDir: this.cfg.workingDir ? rt.packages.resolve(this.cfg.workingDir) : rt.workingDir,
       sched: this.cfg.sched,
     });
   }

@@ -65,10 +65,49 @@ export interface NodeAffinity {
  */
 export type SchedulingStrategy = 'DEFAULT' | 'SPREAD' | NodeAffinity;
 
-/** Environment a job, task or actor runs with. */
+/**
+ * Environment a job (`init`), task or actor runs with. A task's or actor's
+ * fields override the job's: `env` key by key, `workingDir` (with its
+ * `excludes`) as a whole.
+ *
+ * ```ts
+ * await ray.init({ runtimeEnv: { workingDir: './src', excludes: ['*.test.ts'] } });
+ * const f = g.options({ runtimeEnv: { env: { LOG_LEVEL: 'debug' } } });
+ * ```
+ */
 export interface RuntimeEnv {
-  /** Environment variables; task and actor values override the job's. */
+  /** Environment variables of the worker process; task and actor values override the job's. */
   env?: Record<string, string>;
+  /**
+   * A directory on the driver's machine (relative paths are resolved
+   * against the driver's current directory) that every worker of the task,
+   * actor or job runs in: the driver packs it (at `init()`, or at the first
+   * `.remote()` that uses it, again only after a file in it changed), stores
+   * it in the cluster, and each node unpacks it once, under its session
+   * directory. Workers start there (`process.cwd()`), and remote functions
+   * and actor classes defined in modules inside it load from that copy, so
+   * code that exists only on the driver's machine runs on every node.
+   *
+   * Everything in it travels (`node_modules` too) unless left out with
+   * `excludes`; at most 100 MiB of files. Symbolic links to files travel as
+   * those files; links to directories are not followed. Packages that
+   * tsray's own installation can resolve on the node (tsray itself,
+   * included) are found from modules in the copy, by `require()`.
+   *
+   * When it cannot be set up (it does not exist, is not a directory, is too
+   * large, cannot be unpacked on the node, or is no longer in the cluster),
+   * the task fails with RuntimeEnvSetupError naming the reason; so do the
+   * calls of an actor; `init()` rejects with it.
+   */
+  workingDir?: string;
+  /**
+   * Paths inside `workingDir` to leave out, as .gitignore patterns: `*`
+   * matches within a path segment, `**` any number of segments; a pattern
+   * without `/` matches that name at any depth (`node_modules`, `*.log`),
+   * one with `/` is relative to `workingDir` (`data/raw`); a trailing `/`
+   * matches directories only. @default []
+   */
+  excludes?: string[];
 }
 
 /** Options of {@link init}. */

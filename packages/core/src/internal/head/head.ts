@@ -357,6 +357,7 @@ export class Head {
         if (rec && rec.info.state !== ActorState.Dead) {
           this.setLeaseReq(rec, undefined);
           rec.noRestart = true;
+          if (m.kind === 'runtimeEnv') rec.info.deathKind = 'runtimeEnv';
           this.markDead(rec, m.message);
         }
         break;
@@ -492,6 +493,7 @@ export class Head {
       resources: rec.spec.hold,
       placement: rec.spec.placement,
       ...(rec.spec.env ? { env: rec.spec.env } : {}),
+      ...(rec.spec.pkg ? { pkg: rec.spec.pkg } : {}),
       actorId: rec.info.id,
       name: rec.info.className,
       spilled: true,

@@ -141,6 +141,8 @@ export const ActorSpecS = S.obj({
   /** resources held while it runs */
   hold: ResourcesS,
   env: S.optional(S.record(S.str)),
+  /** its working-directory package (runtimeEnv.workingDir), if any */
+  pkg: S.optional(S.str),
   owner: AddressS,
   methods: S.arr(S.str),
   args: S.bin,
@@ -175,6 +177,8 @@ export const ActorInfoS = S.obj({
   detached: S.bool,
   /** why it died, in words */
   death: S.optional(S.str),
+  /** 'runtimeEnv': its runtime environment could not be set up (calls fail with RuntimeEnvSetupError) */
+  deathKind: S.optional(S.oneOf('runtimeEnv')),
   /** the constructor's error, serialized */
   cause: S.optional(S.bin),
   pid: S.optional(S.int),
@@ -234,6 +238,8 @@ export const JobConfigS = S.obj({
   driver: AddressS,
   /** jest and other runners set globals that test files use at top level */
   jestGlobals: S.optional(S.bool),
+  /** the job's working-directory package (runtimeEnv.workingDir of init), if any */
+  pkg: S.optional(S.str),
 });
 /** A value JobConfigS accepts. */
 export type JobConfig = Infer<typeof JobConfigS>;
@@ -378,6 +384,8 @@ export const SCHEMAS = {
     /** resources that must be free to place it (actors), if more than `resources` */
     placement: S.optional(ResourcesS),
     env: S.optional(S.record(S.str)),
+    /** the working-directory package its worker runs with (absent: the job's) */
+    pkg: S.optional(S.str),
     actorId: S.optional(S.str),
     name: S.str,
     /** where to run it (see SchedulingS); absent: the default policy */
@@ -398,8 +406,13 @@ export const SCHEMAS = {
   [MT.LeaseInfeasible]: S.obj({ t: t(MT.LeaseInfeasible), leaseReqId: S.str, message: S.str }),
   /** ask the node manager at `raylet` instead */
   [MT.LeaseSpillback]: S.obj({ t: t(MT.LeaseSpillback), leaseReqId: S.str, nodeId: S.str, raylet: S.str }),
-  /** the request can never be granted (a hard node affinity to a node that is gone): fail its tasks */
-  [MT.LeaseFailed]: S.obj({ t: t(MT.LeaseFailed), leaseReqId: S.str, message: S.str }),
+  /**
+   * the request can never be granted: fail its tasks. Without `kind`: they
+   * cannot be scheduled (a hard node affinity to a node that is gone);
+   * 'runtimeEnv': their runtime environment could not be set up on the node
+   * (`message` says why)
+   */
+  [MT.LeaseFailed]: S.obj({ t: t(MT.LeaseFailed), leaseReqId: S.str, message: S.str, kind: S.optional(S.oneOf('runtimeEnv')) }),
   [MT.CancelLeaseRequest]: S.obj({ t: t(MT.CancelLeaseRequest), leaseReqId: S.str }),
   [MT.ReturnLease]: S.obj({ t: t(MT.ReturnLease), leaseId: S.str, kill: S.bool }),
   [MT.TaskBlocked]: S.obj({ t: t(MT.TaskBlocked), leaseId: S.str }),

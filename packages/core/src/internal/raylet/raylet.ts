@@ -17,6 +17,8 @@ import { Endpoint, type Peer } from '../transport/endpoint';
 import { removeIpcFile } from '../cluster/session';
 import { GpuPool, add, describe, fits, gpuRequestProblem, missing, subtract } from './resources';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
+import { PACKAGE_KV_NS } from '../runtime-env/archive';
+import { NodeWorkingDirs, workingDirsRoot } from '../runtime-env/node-dirs';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
@@ -74,7 +76,10 @@ interface LeaseRequest {
   resources: Resources;
   placement: Resources;
   env: Record<string, string> | undefined;
+  /** key of `env` ('' for none) */
   envKey: string;
+  /** working-directory package it asked for (absent: the job's) */
+  pkg: string | undefined;
   actorId: string | undefined;
   name: string;
   owner: Peer;
@@ -152,6 +157,8 @@ export class Raylet {
    * never used again); main.ts stops the process.
    */
   onExitRequested: (reason: string) => void = () => undefined;
+  /** working directories (runtimeEnv.workingDir) unpacked on this node */
+  private readonly workingDirs: NodeWorkingDirs;
 
   /** Creates the node's object store; {@link start} brings the node up. */
   constructor(readonly cfg: RayletConfig) {
@@ -160,6 +167,9 @@ export class Raylet {
     this.arenaPath = `/proc/${process.pid}/fd/${A.fd(this.arena)}`;
     this.available = { ...cfg.resources };
     this.gpus = new GpuPool(cfg.gpuIds);
+    this.workingDirs = new NodeWorkingDirs(workingDirsRoot(cfg.sessionDir), (pkg) =>
+      this.endpoint.call(this.cfg.headAddress, { t: MT.KvGet, ns: PACKAGE_KV_NS, key: pkg }, 120_000).then((r) => (r.data as Uint8Array | null) ?? null),
+    );
   }
 
   /** Listens at `address` and registers with the head. */
@@ -348,10 +358,14 @@ export class Raylet {
   /** Keeps as many task workers of the job's default environment as the node has CPUs. */
   private prestart(job: JobConfig): void {
     if (!this.mayStart(job.jobId)) return;
+    if (job.pkg !== undefined && !this.workingDirs.dirOf(job.pkg)) {
+      this.setUpWorkingDir(job.pkg);
+      return;
+    }
     const want = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
     let have = 0;
     for (const w of this.workers.values()) if (w.jobId === job.jobId && w.envKey === '' && w.state !== 'actor' && w.state !== 'dead') have++;
-    for (let i = have; i < want; i++) this.startWorker(job, undefined, '');
+    for (let i = have; i < want; i++) this.startWorker(job, undefined, '', job.pkg);
   }
 
   /** Whether workers of the job may be started now (not backing off after failed starts). */
@@ -408,6 +422,7 @@ export class Raylet {
       placement: m.placement ?? m.resources,
       env: m.env,
       envKey,
+      pkg: m.pkg,
       actorId: m.actorId,
       name: m.name,
       owner: from,
@@ -510,7 +525,7 @@ export class Raylet {
   private schedule(): void {
     if (this.stopped) return;
     let blockedOnResources = false;
-    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; n: number }>();
+    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; workerKey: string; pkg: string | undefined; n: number }>();
     const still: LeaseRequest[] = [];
     for (const r of this.pending) {
       const where = this.place(r);
@@ -544,6 +559,14 @@ export class Raylet {
         still.push(r);
         continue;
       }
+      const pkg = r.pkg ?? job.pkg;
+      if (pkg !== undefined && !this.workingDirs.dirOf(pkg)) {
+        // its worker starts once the working directory is unpacked here
+        this.setUpWorkingDir(pkg);
+        still.push(r);
+        continue;
+      }
+      const workerKey = pkg === job.pkg ? r.envKey : `${r.envKey}\0${pkg}`;
       if (!fits(r.placement, this.available) || !fits(r.resources, this.available)) {
         blockedOnResources = true;
         still.push(r);
@@ -556,11 +579,11 @@ export class Raylet {
         still.push(r);
         continue;
       }
-      const w = this.idleWorker(r.jobId, r.envKey);
+      const w = this.idleWorker(r.jobId, workerKey);
       if (!w) {
         this.gpus.release(gpus);
-        const key = `${r.jobId}\0${r.envKey}`;
-        const want = wantWorkers.get(key) ?? { job, env: r.env, n: 0 };
+        const key = `${r.jobId}\0${workerKey}`;
+        const want = wantWorkers.get(key) ?? { job, env: r.env, workerKey, pkg, n: 0 };
         want.n++;
         wantWorkers.set(key, want);
         still.push(r);
@@ -581,7 +604,7 @@ export class Raylet {
       for (const [key, want] of wantWorkers) {
         if (!this.mayStart(want.job.jobId)) continue;
         for (let i = startingByKey.get(key) ?? 0; i < want.n && starting < MAX_STARTING; i++, starting++) {
-          this.startWorker(want.job, want.env, key.split('\0')[1] ?? '');
+          this.startWorker(want.job, want.env, want.workerKey, want.pkg);
         }
       }
     }
@@ -652,7 +675,33 @@ export class Raylet {
 
   // ------------------------------------------------------------------ processes
 
-  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string): void {
+  /** Sets a working-directory package up on this node (once); requests waiting for it go on, or fail with the reason. */
+  private setUpWorkingDir(pkg: string): void {
+    if (this.workingDirs.isSettingUp(pkg)) return;
+    this.workingDirs.ensure(pkg).then(
+      () => {
+        if (this.stopped) return;
+        for (const job of this.jobs.values()) if (job.pkg === pkg && this.driverOf(job.jobId)) this.prestart(job);
+        this.schedule();
+      },
+      (e: Error) => {
+        if (this.stopped) return;
+        const message = `its runtime environment could not be set up on node ${this.cfg.nodeId}: ${e.message}`;
+        log.warn(`working-directory package ${pkg}: ${e.message}`);
+        this.pending = this.pending.filter((r) => {
+          const job = this.jobs.get(r.jobId);
+          if (!job || (r.pkg ?? job.pkg) !== pkg) return true;
+          this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message, kind: 'runtimeEnv' });
+          return false;
+        });
+        this.schedule();
+      },
+    );
+  }
+
+  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string, pkg: string | undefined): void {
+    const dir = pkg !== undefined ? this.workingDirs.dirOf(pkg) : undefined;
+    if (pkg !== undefined && dir === undefined) return; // not unpacked here (yet)
     let w: WorkerProc;
     try {
       w = launchWorker(
@@ -665,6 +714,7 @@ export class Raylet {
           rayletEndpoint: this.localAddress,
           headAddress: this.cfg.headAddress,
           bindHost: this.cfg.bindHost,
+          workingDir: pkg !== undefined && dir !== undefined ? { pkg, dir } : undefined,
         },
         (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
         (wp, reason, was) => this.onWorkerExit(wp, reason, was),
@@ -898,6 +948,7 @@ export class Raylet {
       total: this.cfg.resources,
       store: arenaAddon().stats(this.arena),
       clients: this.clients.size,
+      workingDirsUnpacked: this.workingDirs.unpacked,
     };
   }
 

@@ -75,6 +75,17 @@ export interface WorkerLaunch {
   headAddress: string;
   /** host to listen on with tcp (a node of a cluster that spans nodes); ipc without */
   bindHost?: string | undefined;
+  /** its working directory (runtimeEnv.workingDir), unpacked on this node: it starts there */
+  workingDir?: { pkg: string; dir: string } | undefined;
+}
+
+/**
+ * Where packages next to tsray's own installation live: modules of an
+ * unpacked working directory find tsray (and what is installed with it)
+ * there through NODE_PATH, wherever the directory was unpacked.
+ */
+function installedModulePaths(): string[] {
+  return (require.resolve.paths('@tsray/core') ?? []).filter((p) => fs.existsSync(p));
 }
 
 const WORKER_MAIN = path.join(__dirname, '..', 'worker', 'main.js');
@@ -121,8 +132,18 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHand
   };
   if (l.bindHost !== undefined) env.TSRAY_BIND_HOST = l.bindHost;
   else delete env.TSRAY_BIND_HOST;
-  // the driver's directory may not exist on this node's machine
-  const cwd = fs.existsSync(l.job.cwd) ? l.job.cwd : l.sessionDir;
+  let cwd: string;
+  if (l.workingDir) {
+    cwd = l.workingDir.dir;
+    env.TSRAY_WORKING_DIR = l.workingDir.dir;
+    env.TSRAY_WORKING_DIR_PKG = l.workingDir.pkg;
+    env.NODE_PATH = [...(env.NODE_PATH ?? '').split(path.delimiter).filter((p) => p !== ''), ...installedModulePaths()].join(path.delimiter);
+  } else {
+    delete env.TSRAY_WORKING_DIR;
+    delete env.TSRAY_WORKING_DIR_PKG;
+    // the driver's directory may not exist on this node's machine
+    cwd = fs.existsSync(l.job.cwd) ? l.job.cwd : l.sessionDir;
+  }
   const proc = spawn(process.execPath, [...l.job.execArgv, WORKER_MAIN], {
     cwd,
     env,

@@ -5,7 +5,7 @@
  * where an actor lives and when it restarts or dies.
  * @internal
  */
-import { ActorDiedError } from '../../errors';
+import { ActorDiedError, RuntimeEnvSetupError } from '../../errors';
 import { ActorState, MT, type ActorCall, type ActorInfo, type Address, type Dep, type TaskResult } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
 import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
@@ -214,6 +214,9 @@ export class ActorSubmitter {
   /** The ActorDiedError a call to `c` fails with (carrying the constructor's error, if that is why). */
   deathError(c: ActorClient, reason?: string): Error {
     const info = c.info;
+    if (info?.deathKind === 'runtimeEnv' && reason === undefined) {
+      return new RuntimeEnvSetupError(`The actor ${info.className} (${c.actorId}) cannot run: ${info.death ?? 'its runtime environment could not be set up'}`);
+    }
     const cause = info?.cause ? this.h.decodeError(info.cause) : undefined;
     return new ActorDiedError({
       actorId: c.actorId,

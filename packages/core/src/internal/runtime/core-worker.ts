@@ -4,7 +4,7 @@
  * writes the node's object store, and (in workers) runs tasks and actors.
  * @internal
  */
-import { ActorDiedError, ActorNameTakenError, NotInitializedError, TaskError } from '../../errors';
+import { ActorDiedError, ActorNameTakenError, NotInitializedError, RuntimeEnvSetupError, TaskError } from '../../errors';
 import { makeActorHandle, type ActorCallSink } from '../api/actor-handle';
 import { ObjectRef, ObjectRefGenerator } from '../api/object-ref';
 import type { ActorMethodOptions } from '../api/types';
@@ -34,6 +34,8 @@ import type { CodeLocation } from './functions';
 import { RefEntry, RefKind, ReferenceTable, ValueState } from './refs';
 import { StreamState, TaskManager, whenArgsReady, type ArgRef, type PendingTask } from './task-manager';
 import { TaskSubmitter, type NormalTask } from './task-submitter';
+import { portableModule } from '../runtime-env/modules';
+import type { WorkingDirRef } from '../runtime-env/working-dir';
 
 /** How a process's runtime is set up. */
 export interface CoreWorkerConfig {
@@ -48,6 +50,8 @@ export interface CoreWorkerConfig {
   testGlobals: boolean;
   /** the job's environment (merged into task environments) */
   jobEnv: Record<string, string>;
+  /** a worker's unpacked working directory (runtimeEnv.workingDir), where it loads working-directory modules from */
+  workingDir?: string | undefined;
   /** print a warning to the user */
   warn: (msg: string) => void;
   /** prints workers' output (drivers) */
@@ -60,6 +64,8 @@ export interface TaskRequest {
   args: unknown[];
   resources: Resources;
   env: Record<string, string> | undefined;
+  /** its working-directory package, or the packing and upload under way (rejects with the reason) */
+  workingDir: WorkingDirRef | Promise<WorkingDirRef> | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
   schedKey: string;
@@ -83,6 +89,8 @@ export interface ActorRequest {
   placement: Resources;
   hold: Resources;
   env: Record<string, string> | undefined;
+  /** its working-directory package, or the packing and upload under way (rejects with the reason) */
+  workingDir: WorkingDirRef | Promise<WorkingDirRef> | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
 }
@@ -104,6 +112,14 @@ function encodeArg(v: unknown, i: number, what: string): Encoded {
   } catch (e) {
     throw new TypeError(`argument ${i} of ${what} cannot be serialized: ${(e as Error).message}`);
   }
+}
+
+/** Points a task at its working-directory package: its queue, and its module as a path inside the package. */
+function withWorkingDir(t: NormalTask, ref: WorkingDirRef): void {
+  t.pkg = ref.pkg;
+  t.key = `${t.key}|${ref.pkg}`;
+  const spec = t.spec as { fn: NormalTask['spec']['fn'] };
+  spec.fn = { ...spec.fn, module: portableModule(spec.fn.module, ref.roots) };
 }
 
 /** Decodes refs as nulls (for reading an error's name without borrowing what it refers to). */
@@ -204,6 +220,7 @@ export class CoreWorker implements ActorCallSink {
         rayletAddress: cfg.rayletAddress,
         headAddress: cfg.headAddress,
         testGlobals: cfg.testGlobals,
+        workingDir: cfg.workingDir,
         decodeArgs: (a, d, ctx) => this.objects.decodeArgs(a, d, ctx),
         encodeReturn: (v, id, owner, ctx) => this.objects.encodeReturn(v, id, owner, ctx),
         encodeError: (e, name) => this.objects.encodeTaskError(e, name),
@@ -257,7 +274,7 @@ export class CoreWorker implements ActorCallSink {
         this.submitter.onLeaseSpillback(m.leaseReqId, m.raylet);
         break;
       case MT.LeaseFailed:
-        this.submitter.onLeaseFailed(m.leaseReqId, m.message);
+        this.submitter.onLeaseFailed(m.leaseReqId, m.message, m.kind);
         break;
       case MT.LeaseInfeasible:
         this.submitter.onLeaseInfeasible(m.leaseReqId, m.message);
@@ -444,6 +461,7 @@ export class CoreWorker implements ActorCallSink {
       crashes: 0,
       spec: { id: taskId, att: 0, fn: req.code, args: blob, nret: streaming ? -1 : n, ...(req.env ? { env: req.env } : {}) },
       key: req.schedKey,
+      pkg: undefined,
       resources: req.resources,
       env: req.env,
       sched: req.sched,
@@ -455,7 +473,20 @@ export class CoreWorker implements ActorCallSink {
     };
     this.addChild(taskId);
     const out = this.results(t, n, streaming);
-    this.submitter.submit(t, deps);
+    const wd = req.workingDir;
+    if (wd instanceof Promise) {
+      // the task waits (in the task manager, cancellable) until its package is stored in the cluster
+      const setup = wd.then(
+        (ref) => withWorkingDir(t, ref),
+        (e: Error) => {
+          throw new RuntimeEnvSetupError(`${req.code.name} cannot run: ${e.message}`);
+        },
+      );
+      this.submitter.submit(t, deps, setup);
+    } else {
+      if (wd) withWorkingDir(t, wd);
+      this.submitter.submit(t, deps);
+    }
     return out;
   }
 
@@ -503,13 +534,25 @@ export class CoreWorker implements ActorCallSink {
       ...(req.sched ? { sched: req.sched } : {}),
     };
     this.busy(1);
-    this.resolveDeps(deps)
-      .then((resolved) => {
+    const wd = req.workingDir;
+    const packaged = Promise.resolve(wd).then(
+      (ref) => {
+        if (!ref) return;
+        spec.pkg = ref.pkg;
+        spec.cls = { ...spec.cls, module: portableModule(spec.cls.module, ref.roots) };
+      },
+      (e: Error) => {
+        throw Object.assign(new RuntimeEnvSetupError(`The actor ${req.code.name} (${actorId}) cannot run: ${e.message}`), { code: 'RUNTIME_ENV' });
+      },
+    );
+    Promise.all([this.resolveDeps(deps), packaged])
+      .then(([resolved]) => {
         if (resolved.length) spec.deps = resolved;
         return this.cfg.endpoint.call(this.cfg.headAddress, { t: MT.RegisterActor, spec, getIfExists: req.getIfExists });
       })
       .catch((err: Error & { code?: string }) => {
         if (err.code === 'NAME_TAKEN') this.actors.createFailed(actorId, req.code.name, new ActorNameTakenError(err.message));
+        else if (err.code === 'RUNTIME_ENV') this.actors.createFailed(actorId, req.code.name, err);
         else {
           const died = new ActorDiedError({ actorId, className: req.code.name, reason: 'it could not be registered with the head', cause: err });
           this.actors.createFailed(actorId, req.code.name, died);

@@ -6,6 +6,7 @@
  * @internal
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { existsSync } from 'node:fs';
 import {
   MT,
   TaskStatus,
@@ -22,6 +23,7 @@ import {
 import type { Endpoint, Peer } from '../transport/endpoint';
 import { returnId } from '../ids';
 import { loadModule, lookup } from './functions';
+import { isPortableModule, localModule } from '../runtime-env/modules';
 
 /** What a running task or call sees (getRuntimeContext, logs, nested calls). */
 export interface TaskContext {
@@ -46,6 +48,8 @@ export interface ExecutorHooks {
   readonly rayletAddress: string;
   readonly headAddress: string;
   readonly testGlobals: boolean;
+  /** this worker's unpacked working directory (runtimeEnv.workingDir), if any */
+  readonly workingDir: string | undefined;
   decodeArgs(args: Uint8Array, deps: Dep[] | undefined, ctx: TaskContext): unknown[];
   encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject;
   encodeError(e: unknown, name: string): Uint8Array;
@@ -148,14 +152,20 @@ export class Executor {
   // ------------------------------------------------------------ definitions
 
   private def(code: CodeRef): unknown | Promise<unknown> {
-    const d = lookup(code.module, code.key);
+    let module: string;
+    try {
+      module = localModule(code.module, this.h.workingDir);
+    } catch (e) {
+      return Promise.reject(new SystemFailure(`the worker cannot load ${code.name}: ${(e as Error).message}`));
+    }
+    const d = lookup(module, code.key);
     if (d !== undefined) return d;
-    return loadModule(code.module, { testGlobals: this.h.testGlobals }).then(
+    return loadModule(module, { testGlobals: this.h.testGlobals }).then(
       () => {
-        const found = lookup(code.module, code.key);
+        const found = lookup(module, code.key);
         if (found === undefined) {
           throw new SystemFailure(
-            `${code.name} was not found in ${code.module} after importing it in the worker. ` +
+            `${code.name} was not found in ${module} after importing it in the worker. ` +
               'Define it with a ray.remote() call that runs when the module is imported (at the top level, not under a condition).',
           );
         }
@@ -163,7 +173,11 @@ export class Executor {
       },
       (e: unknown) => {
         const msg = e instanceof Error ? e.message : String(e);
-        throw new SystemFailure(`the worker could not import ${code.module} to find ${code.name}: ${msg}`);
+        const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND' && !isPortableModule(code.module) && !existsSync(module.startsWith('file:') ? new URL(module) : module);
+        const hint = missing
+          ? ` (the module is not on node ${this.h.self.nodeId}: code that exists only on the driver's machine reaches other nodes in runtimeEnv.workingDir)`
+          : '';
+        throw new SystemFailure(`the worker could not import ${module} to find ${code.name}: ${msg}${hint}`);
       },
     );
   }

@@ -9,14 +9,17 @@
 import { TaskStatus, MT, type Address, type Dep, type Resources, type Scheduling, type TaskResult, type TaskSpec } from '../protocol/messages';
 import type { Endpoint } from '../transport/endpoint';
 import { log } from '../log';
-import { TaskUnschedulableError } from '../../errors';
+import { RuntimeEnvSetupError, TaskUnschedulableError } from '../../errors';
 import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
 import type { RefEntry } from './refs';
 
 /** A normal task as its owner tracks it. */
 export interface NormalTask extends PendingTask {
   readonly spec: TaskSpec;
-  readonly key: string;
+  /** scheduling key (set for good once its working directory is known) */
+  key: string;
+  /** its working-directory package, once known (absent: none, or the job's) */
+  pkg: string | undefined;
   readonly resources: Resources;
   readonly env: Record<string, string> | undefined;
   /** where it may run (absent: the default policy) */
@@ -62,6 +65,7 @@ class SchedulingQueue {
     readonly resources: Resources,
     readonly env: Record<string, string> | undefined,
     readonly sched: Scheduling | undefined,
+    readonly pkg: string | undefined,
   ) {}
   /** Tasks waiting in the queue. */
   get length(): number {
@@ -170,11 +174,32 @@ export class TaskSubmitter {
     private readonly tm: TaskManager,
   ) {}
 
-  /** Takes a new task; `deps` are its top-level ObjectRef arguments. */
-  submit(t: NormalTask, deps: ArgRef[]): void {
+  /**
+   * Takes a new task; `deps` are its top-level ObjectRef arguments. With
+   * `setup` (its working directory being packed and stored), it waits for
+   * that first, and fails with its error.
+   */
+  submit(t: NormalTask, deps: ArgRef[], setup?: Promise<void>): void {
     this.tm.add(t);
     this.h.busy(1);
     t.args = deps;
+    if (setup) {
+      setup.then(
+        () => {
+          if (!t.finished) this.afterSetup(t, deps);
+        },
+        (e: Error) => {
+          if (t.finished) return;
+          this.tm.abort(t, undefined, e);
+          this.finished();
+        },
+      );
+      return;
+    }
+    this.afterSetup(t, deps);
+  }
+
+  private afterSetup(t: NormalTask, deps: ArgRef[]): void {
     if (deps.length === 0) {
       this.enqueue(t);
       return;
@@ -197,7 +222,7 @@ export class TaskSubmitter {
   private queueFor(t: NormalTask): SchedulingQueue {
     let q = this.queues.get(t.key);
     if (!q) {
-      q = new SchedulingQueue(t.key, t.resources, t.env, t.sched);
+      q = new SchedulingQueue(t.key, t.resources, t.env, t.sched, t.pkg);
       this.queues.set(t.key, q);
     }
     return q;
@@ -286,6 +311,7 @@ export class TaskSubmitter {
       jobId: this.h.jobId,
       resources: q.resources,
       ...(q.env ? { env: q.env } : {}),
+      ...(q.pkg ? { pkg: q.pkg } : {}),
       name: first?.name ?? 'task',
       ...(sched ? { sched } : {}),
       ...(req.spilled ? { spilled: true } : {}),
@@ -302,8 +328,11 @@ export class TaskSubmitter {
     this.sendRequest(leaseReqId, req);
   }
 
-  /** A request can never be granted: its queue's tasks fail with the reason. */
-  onLeaseFailed(leaseReqId: string, message: string): void {
+  /**
+   * A request can never be granted: its queue's tasks fail with the reason
+   * (RuntimeEnvSetupError when their runtime environment could not be set up).
+   */
+  onLeaseFailed(leaseReqId: string, message: string, kind?: 'runtimeEnv'): void {
     const req = this.requests.get(leaseReqId);
     if (!req) return;
     this.requests.delete(leaseReqId);
@@ -312,7 +341,7 @@ export class TaskSubmitter {
     for (let t = q.shift(); t; t = q.shift()) {
       if (t.finished) continue;
       t.queued = false;
-      this.tm.abort(t, undefined, new TaskUnschedulableError(message));
+      this.tm.abort(t, undefined, kind === 'runtimeEnv' ? new RuntimeEnvSetupError(`${t.name} cannot run: ${message}`) : new TaskUnschedulableError(message));
       this.finished();
     }
   }

@@ -14,6 +14,8 @@ import { watchParent } from '../cluster/processes';
 import { setRuntime, type Runtime } from '../api/context';
 import { forceGc } from '../api/gc';
 import { LOG_MARKER } from '../raylet/worker-pool';
+import * as fs from 'node:fs';
+import { WorkingDirPackages, storeInHead, type WorkingDirRef } from '../runtime-env/working-dir';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -49,6 +51,14 @@ async function main(): Promise<void> {
   const headAddress = env('TSRAY_HEAD');
   const jobId = env('TSRAY_JOB_ID');
   const namespace = env('TSRAY_NAMESPACE');
+  // started in an unpacked runtimeEnv.workingDir: what it submits runs there too, unless it names its own
+  const wdDir = process.env.TSRAY_WORKING_DIR;
+  const wdPkg = process.env.TSRAY_WORKING_DIR_PKG;
+  let workingDir: WorkingDirRef | undefined;
+  if (wdDir !== undefined && wdPkg !== undefined) {
+    const real = fs.realpathSync(wdDir);
+    workingDir = { pkg: wdPkg, roots: real === wdDir ? [wdDir] : [wdDir, real] };
+  }
   let core: CoreWorker | undefined;
   // The node manager may hand this worker out (and the head may send it an
   // actor) before its runtime exists: keep what arrives until then.
@@ -84,6 +94,7 @@ async function main(): Promise<void> {
     store,
     testGlobals: process.env.TSRAY_TEST_GLOBALS === '1',
     jobEnv: {},
+    workingDir: workingDir ? wdDir : undefined,
     warn: (msg) => process.stderr.write(`[tsray] warning: ${msg}\n`),
   });
   const c = core;
@@ -97,6 +108,8 @@ async function main(): Promise<void> {
     namespace,
     headAddress,
     rayletAddress,
+    workingDir,
+    packages: new WorkingDirPackages((pkg, bytes) => storeInHead(endpoint, headAddress, pkg, bytes)),
     shutdown: () => Promise.resolve(),
   };
   setRuntime(rt);
