@@ -66,6 +66,8 @@ interface NodeRecord extends ClusterNode {
   readonly sessionDir: string;
   /** where the node manager listens for its own processes (for stats) */
   readonly localEndpoint: string;
+  /** other processes of the node to kill with it (the head node's node manager) */
+  readonly extraPids?: number[];
 }
 
 const DEFAULT_STORE = 256 * 1024 * 1024;
@@ -107,6 +109,7 @@ export class Cluster {
     private readonly host: string,
     head: NodeRecord,
     probe: Endpoint,
+    private readonly headCfg: HeadConfig,
   ) {
     this.members.push(head);
     this.probe = probe;
@@ -121,23 +124,62 @@ export class Cluster {
     setClusterToken(token);
     const sessionDir = createSessionDir();
     writeTokenFile(sessionDir, token);
-    const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true, clusterToken: token };
-    let head: Service<HeadReady>;
+    const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true, clusterToken: token, persist: true };
+    let head: NodeRecord & { tcp: string };
     try {
-      head = await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
+      head = await Cluster.startHead(cfg);
     } catch (e) {
       fs.rmSync(sessionDir, { recursive: true, force: true });
       throw e;
     }
+    const probeId = `cluster-${randomId(4)}`;
+    const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined);
+    const tcp = head.tcp;
+    return new Cluster(tcp.slice('tcp://'.length), token, tcp, host, head, probe, cfg);
+  }
+
+  /** Starts a head process (and its node's node manager) with `cfg`. */
+  private static async startHead(cfg: HeadConfig): Promise<NodeRecord & { tcp: string }> {
+    const head = await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
     const tcp = head.info.addresses.find((a) => a.startsWith('tcp://'));
     if (!tcp) {
       head.proc.kill('SIGKILL');
       throw new RaySystemError('the head did not listen on tcp');
     }
-    const probeId = `cluster-${randomId(4)}`;
-    const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined);
-    const rec: NodeRecord = { nodeId: head.info.nodeId, pid: head.info.pid, isHead: true, service: head, sessionDir, localEndpoint: head.info.rayletAddress };
-    return new Cluster(tcp.slice('tcp://'.length), token, tcp, host, rec, probe);
+    return {
+      nodeId: head.info.nodeId,
+      pid: head.info.pid,
+      isHead: true,
+      service: head,
+      sessionDir: cfg.sessionDir,
+      localEndpoint: head.info.rayletAddress,
+      extraPids: [head.info.rayletPid],
+      tcp,
+    };
+  }
+
+  /**
+   * Kills the head process with SIGKILL, as a crash would (its node's node
+   * manager and workers go with it: actors there are lost, as in Ray), and
+   * starts a new head on the same port from the tables the old one kept in
+   * its session directory. Other nodes register again with it and keep
+   * their actors; named and detached actors, jobs and the KV store survive;
+   * drivers' requests to the head resume. Resolves once the new head runs
+   * and every node of {@link nodes} is registered with it again.
+   * @returns the new head node (the old one counts as removed)
+   */
+  async restartHead(timeoutMs = 30_000): Promise<ClusterNode> {
+    this.assertOpen('restartHead()');
+    const old = this.members[0] as NodeRecord;
+    this.removed.add(old.nodeId);
+    await this.kill(old, false);
+    const port = Number(this.headTcp.slice(this.headTcp.lastIndexOf(':') + 1));
+    const cfg: HeadConfig = { ...this.headCfg, tcp: { host: this.host, port }, restore: true };
+    const head = await Cluster.startHead(cfg);
+    this.members[0] = head;
+    this.members.push(old);
+    await this.waitForNodes(timeoutMs);
+    return head;
   }
 
   /** The head node. */
@@ -194,7 +236,7 @@ export class Cluster {
     if (rec.isHead) throw new TypeError('removeNode() cannot remove the head node; call cluster.shutdown()');
     if (this.removed.has(rec.nodeId)) return;
     this.removed.add(rec.nodeId);
-    await this.kill(rec);
+    await this.kill(rec, true);
   }
 
   /**
@@ -237,15 +279,15 @@ export class Cluster {
     fs.rmSync(n.sessionDir, { recursive: true, force: true });
   }
 
-  /** SIGKILLs a node manager and its workers, then removes what they left. */
-  private async kill(n: NodeRecord): Promise<void> {
+  /** SIGKILLs a node manager and its workers, then removes what they left (`clean`: its session directory). */
+  private async kill(n: NodeRecord, clean: boolean): Promise<void> {
     let workers: number[] = [];
     try {
       workers = ((await this.probe.call(n.localEndpoint, { t: MT.NodeStats }, 2000)).data as { workerPids: number[] }).workerPids;
     } catch {
       /* it may be stuck or gone already: its workers exit when its pipe closes */
     }
-    for (const pid of [n.pid, ...workers]) {
+    for (const pid of [n.pid, ...(n.extraPids ?? []), ...workers]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -255,8 +297,9 @@ export class Cluster {
     await waitExit(n.service.proc, 10_000);
     this.probe.disconnect(n.localEndpoint, 'the node was removed');
     const deadline = Date.now() + 10_000;
-    while (workers.some((p) => p > 0 && alive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    fs.rmSync(n.sessionDir, { recursive: true, force: true });
+    const others = [...(n.extraPids ?? []), ...workers];
+    while (others.some((p) => p > 0 && alive(p)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (clean) fs.rmSync(n.sessionDir, { recursive: true, force: true });
   }
 
   private assertOpen(what: string): void {

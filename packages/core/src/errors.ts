@@ -147,10 +147,11 @@ export class ObjectFreedError extends ObjectLostError {
 /** Thrown by `get` on an object whose owner process exited. */
 export class OwnerDiedError extends ObjectLostError {
   static override readonly kind: string = 'OwnerDiedError';
-  constructor(objectId: string, ownerWorkerId: string) {
+  /** `how`: what happened to the owner, e.g. "died with node 1a2b3c4d" */
+  constructor(objectId: string, ownerWorkerId: string, how = 'exited') {
     super(
       objectId,
-      `its owner (worker ${ownerWorkerId.slice(0, 8)}, the process that created it) exited. ` +
+      `its owner (worker ${ownerWorkerId.slice(0, 8)}, the process that created it) ${how}. ` +
         'Objects live as long as their owner: create long-lived objects in the driver or a long-lived actor',
     );
   }

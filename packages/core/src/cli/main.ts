@@ -5,7 +5,7 @@
  *
  *     tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N]
  *                 [--resources '{"custom":2}'] [--object-store-memory BYTES]
- *                 [--node-ip-address IP]
+ *                 [--node-ip-address IP] [--restore]
  *     tsray start --address HOST:PORT [same resource flags]
  *     tsray status
  *     tsray stop
@@ -18,6 +18,7 @@ import { nodeResourcesProblem, nodeSpec } from '../internal/cluster/node-resourc
 import { pidAlive as alive, startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
+import { stateFileIn } from '../internal/head/persistence';
 import { MT, type NodeInfo } from '../internal/protocol/messages';
 import { Endpoint } from '../internal/transport/endpoint';
 import { randomId } from '../internal/ids';
@@ -51,9 +52,11 @@ async function start(argv: string[]): Promise<void> {
       resources: { type: 'string' },
       'object-store-memory': { type: 'string' },
       'node-ip-address': { type: 'string' },
+      restore: { type: 'boolean' },
     },
     strict: true,
   });
+  if (values.restore && !values.head) throw new UsageError('--restore is for a head (--head): it takes back the cluster of a head that stopped on this machine');
   if (values.head && values.address !== undefined) throw new UsageError('--head and --address do not go together: start a head with --head, or join one with --address HOST:PORT');
   if (!values.head && values.address === undefined) throw new UsageError('say what to start: `tsray start --head`, or `tsray start --address HOST:PORT` to join a head');
   if (values.address !== undefined && values.port !== undefined) throw new UsageError('--port is for the head (--head); a joining node listens on free ports');
@@ -86,9 +89,16 @@ async function start(argv: string[]): Promise<void> {
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
   }
-  // a token given in the environment lets every machine of a cluster share one
-  const token = tokenFromEnv() ?? generateClusterToken();
-  const sessionDir = createSessionDir();
+  let sessionDir: string;
+  if (values.restore) {
+    // the head that crashed left its session directory, with its tables, behind
+    if (!existing || !fs.existsSync(stateFileIn(existing.sessionDir))) {
+      throw new UsageError(`--restore found no head that stopped on this machine with its tables kept (${clusterFile()}); start a new cluster without --restore`);
+    }
+    sessionDir = existing.sessionDir;
+  } else sessionDir = createSessionDir();
+  // a token given in the environment lets every machine of a cluster share one; a restored head keeps its own
+  const token = tokenFromEnv() ?? (values.restore ? readTokenFile(sessionDir) : undefined) ?? generateClusterToken();
   writeTokenFile(sessionDir, token);
   const logFile = path.join(sessionDir, 'head.log');
   const out = fs.openSync(logFile, 'a');
@@ -100,13 +110,15 @@ async function start(argv: string[]): Promise<void> {
     watchParent: false,
     clusterFile: clusterFile(),
     clusterToken: token,
+    persist: true,
+    restore: values.restore === true,
   };
   let ready: HeadReady;
   try {
     ready = (await startService<HeadReady>(HEAD_MAIN, cfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head', output: out })).info;
   } catch (e) {
     const log = fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '';
-    fs.rmSync(sessionDir, { recursive: true, force: true });
+    if (!values.restore) fs.rmSync(sessionDir, { recursive: true, force: true });
     if (/EADDRINUSE|Address already in use/i.test(log + String(e))) {
       throw new UsageError(`port ${port} on ${host} is in use (another tsray head, or another program); choose another with --port`);
     }
@@ -288,7 +300,7 @@ async function status(): Promise<void> {
 
 const HELP = `usage:
   tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
-                     [--object-store-memory BYTES] [--node-ip-address IP]
+                     [--object-store-memory BYTES] [--node-ip-address IP] [--restore]
   tsray start --address HOST:PORT [--num-cpus N] [--num-gpus N] [--resources JSON]
                      [--object-store-memory BYTES] [--node-ip-address IP]
   tsray status

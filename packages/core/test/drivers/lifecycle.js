@@ -19,14 +19,18 @@ async function main(mode) {
   const big = ray.put(new Float64Array(1 << 20));
   await ray.get(big);
   console.log(`READY ${process.pid}`);
+  // a signal listener alone does not keep a process alive (an idle driver receives nothing): a timer does
+  const untilSignal = mode === 'crash' || mode === 'shutdown' ? setInterval(() => undefined, 1000) : undefined;
   // crash or shut down when the test says so (after it has looked at our processes)
   if (mode === 'crash') {
     await new Promise((r) => process.once('SIGUSR2', r));
+    clearInterval(untilSignal);
     throw new Error('boom in the driver');
   }
   if (mode === 'hang') await new Promise(() => setInterval(() => undefined, 1000));
   if (mode === 'shutdown') {
     await new Promise((r) => process.once('SIGUSR2', r));
+    clearInterval(untilSignal);
     await ray.shutdown();
     // a signal listener does not keep a process alive: a timer does, until the second signal
     const keepAlive = setInterval(() => undefined, 1000);

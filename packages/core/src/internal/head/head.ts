@@ -22,6 +22,7 @@ import { Endpoint, type Peer } from '../transport/endpoint';
 import { fits, subtract as subtractView } from '../raylet/resources';
 import { groupOf } from '../placement/resource-names';
 import { PlacementGroupTable } from './placement-groups';
+import { HeadStateFile, type PersistedTable } from './persistence';
 
 interface ActorRecord {
   spec: ActorSpec;
@@ -78,10 +79,44 @@ function nodeTimeoutMs(): number {
   return Number.isFinite(v) && v > 0 ? v : 3000;
 }
 
+/** How the head keeps its tables. */
+export interface HeadOptions {
+  /** file the tables are written to (none: they live in memory only) */
+  stateFile?: string;
+  /** take back the tables in `stateFile` (a head started again) */
+  restore?: boolean;
+}
+
+/**
+ * A node the head knows. `restored`: read from the state file of an earlier
+ * head and not registered again yet (it is not used until it does).
+ */
+type NodeRecord = NodeInfo & { peer: Peer | undefined; restored?: boolean };
+
+/** Messages after which the tables on disk are out of date. */
+const MUTATING = new Set<MT>([
+  MT.RegisterNode,
+  MT.RegisterJob,
+  MT.JobFinished,
+  MT.PutJobConfig,
+  MT.RegisterActor,
+  MT.ActorCreated,
+  MT.SubscribeActor,
+  MT.UnsubscribeActor,
+  MT.KillActor,
+  MT.ActorOutOfScope,
+  MT.WorkerDied,
+  MT.LeaseGranted,
+  MT.LeaseSpillback,
+  MT.LeaseFailed,
+  MT.KvPut,
+  MT.KvDel,
+]);
+
 /** See the module comment. Created by head/main.ts; {@link start} brings it up. */
 export class Head {
   private endpoint!: Endpoint;
-  private readonly nodes = new Map<string, NodeInfo & { peer: Peer }>();
+  private readonly nodes = new Map<string, NodeRecord>();
   private readonly jobs = new Map<string, Job>();
   private jobCounter = 0;
   private readonly actors = new Map<string, ActorRecord>();
@@ -138,11 +173,26 @@ export class Head {
     });
   }
 
+  private readonly state: HeadStateFile | undefined;
+  /** head nodes of an earlier head (read from the state file): they stopped with it */
+  private earlierHeadNodes: string[] = [];
+
+  constructor(private readonly opts: HeadOptions = {}) {
+    if (opts.stateFile !== undefined) this.state = new HeadStateFile(opts.stateFile, () => this.snapshot());
+  }
+
   /** Listens at each address (the first is the one given to others); returns the first. */
   async start(addresses: string[]): Promise<string> {
+    if (this.state && this.opts.restore) {
+      const saved = this.state.read();
+      if (saved) this.restore(saved);
+    }
     const [first, ...rest] = addresses;
     this.endpoint = await Endpoint.bind(first as string, `head-${randomId(4)}`, (m, from) => this.onMessage(m, from), {}, rest);
     this.healthTimer = setInterval(() => this.checkHealth(), Math.min(500, this.nodeTimeout / 4));
+    // the earlier head's node stopped with it: its actors restart elsewhere, its drivers' jobs end
+    for (const id of this.earlierHeadNodes.splice(0)) this.onNodeDied(id, 'it was the node of the earlier head, which stopped');
+    this.state?.write();
     return this.endpoint.address;
   }
 
@@ -164,6 +214,22 @@ export class Head {
       kvNamespaces: this.kv.size,
       nodeWaiters: this.nodeWaiters.length,
     };
+  }
+
+  /**
+   * Adds a table to the head's state file (placement groups and other
+   * tables of the head): it is written with the head's own tables, and a
+   * head started again from the file gets it back through `table.load`.
+   * Call {@link tablesChanged} after each change.
+   * @throws TypeError when the name is taken
+   */
+  registerTable(name: string, table: PersistedTable): void {
+    this.state?.registerTable(name, table);
+  }
+
+  /** The tables changed: they are written to the state file soon. */
+  tablesChanged(): void {
+    this.state?.changed();
   }
 
   /** The address others reach the head at. */
@@ -191,6 +257,14 @@ export class Head {
   private onMessage(m: Message, from: Peer): void {
     switch (m.t) {
       case MT.RegisterNode: {
+        const known = this.nodes.get(m.nodeId);
+        if (known && !known.alive) {
+          // owners already gave up what lived there: the id is never used again
+          const why = `node ${m.nodeId} was marked dead; a node that comes back must join with a new id`;
+          this.endpoint.respond(from, m.reqId, false, undefined, why, 'NODE_DEAD');
+          this.endpoint.reply(from, { t: MT.NodeExit, reason: why });
+          break;
+        }
         this.lastSeen.set(m.nodeId, Date.now());
         this.nodes.set(m.nodeId, {
           nodeId: m.nodeId,
@@ -206,6 +280,7 @@ export class Head {
           peer: from,
         });
         this.endpoint.respond(from, m.reqId, true);
+        if (known?.restored || m.actors) this.takeBackActors(m.nodeId, m.actors ?? []);
         for (const w of this.nodeWaiters.splice(0)) w();
         this.viewChanged();
         this.scheduleWaiting();
@@ -215,7 +290,12 @@ export class Head {
       case MT.NodeResources: {
         const n = this.nodes.get(m.nodeId);
         if (n && !n.alive) {
-          this.deadNodeLog.warn(n.nodeId, `node ${n.nodeId} was marked dead (it sent nothing for ${this.nodeTimeout} ms) but is still running; it is not used again`);
+          // Ray too: a node marked dead is told to exit, it is never used again
+          this.deadNodeLog.warn(n.nodeId, `node ${n.nodeId} was marked dead (it sent nothing for ${this.nodeTimeout} ms) but is still running; it is told to exit`);
+          this.endpoint.reply(from, { t: MT.NodeExit, reason: `the head marked node ${n.nodeId} dead (no heartbeat for ${this.nodeTimeout} ms)` });
+        } else if (!n || n.restored) {
+          // this head started after the node registered: it registers again, with its actors
+          this.endpoint.reply(from, { t: MT.ReRegisterNode });
         } else if (n) {
           this.lastSeen.set(m.nodeId, Date.now());
           if (m.demand && m.demand.length > 0) n.demand = m.demand;
@@ -265,7 +345,7 @@ export class Head {
           from,
           m.reqId,
           true,
-          [...this.nodes.values()].map(({ peer: _p, ...n }) => ({ ...n, available: nonNegative(n.available) })),
+          [...this.nodes.values()].map(({ peer: _p, restored, ...n }) => ({ ...n, alive: n.alive && !restored, available: nonNegative(n.available) })),
         );
         break;
       case MT.RegisterActor:
@@ -365,6 +445,7 @@ export class Head {
       default:
         log.debug(`head ignored a message of type ${m.t}`);
     }
+    if (MUTATING.has(m.t)) this.state?.changed();
   }
 
   private kvNs(ns: string): Map<string, Uint8Array> {
@@ -443,10 +524,11 @@ export class Head {
       this.markDead(rec, `it cannot be scheduled: its placement group ${pg} ${pgState === 'REMOVED' ? 'was removed' : 'does not exist'}`);
       return;
     }
-    let candidates = [...this.nodes.values()].filter((n) => n.alive && fits(need, n.total));
+    let candidates = [...this.nodes.values()].filter((n) => n.alive && !n.restored && fits(need, n.total));
     if (sched?.nodeId !== undefined) {
       const target = candidates.find((n) => n.nodeId === sched.nodeId);
       if (target) candidates = [target];
+      else if (this.nodes.get(sched.nodeId)?.restored) return; // it registers again soon, or is found dead
       else if (!sched.soft) {
         const n = this.nodes.get(sched.nodeId);
         const why = !n ? 'no such node is in the cluster' : !n.alive ? 'that node is dead' : `that node does not have ${JSON.stringify(need)}`;
@@ -492,7 +574,10 @@ export class Head {
 
   private scheduleWaiting(): void {
     for (const rec of this.actors.values()) {
-      if ((rec.info.state === ActorState.Pending || rec.info.state === ActorState.Restarting) && !rec.leaseReqId) this.schedule(rec);
+      if ((rec.info.state !== ActorState.Pending && rec.info.state !== ActorState.Restarting) || rec.leaseReqId || rec.workerId) continue;
+      // an actor an earlier head placed on a node that has not registered again yet waits for it
+      if (rec.nodeId !== undefined && this.nodes.get(rec.nodeId)?.restored) continue;
+      this.schedule(rec);
     }
   }
 
@@ -680,25 +765,138 @@ export class Head {
     }
   }
 
-  /** A node is gone: nothing is placed there again, and its actors restart elsewhere. */
+  /**
+   * A node is gone: nothing is placed there again; every node manager (and
+   * through it every process) hears of it, so that owners retry the tasks
+   * and rebuild the objects that were there; its actors restart elsewhere;
+   * jobs whose driver ran there end, with the actors their processes owned.
+   */
   private onNodeDied(nodeId: string, why: string): void {
     const n = this.nodes.get(nodeId);
     if (!n || !n.alive) return;
     n.alive = false;
+    n.restored = false;
     n.available = {};
+    delete n.demand;
     this.lastSeen.delete(nodeId);
     log.warn(`node ${nodeId} (${n.address}) is dead: ${why}`);
     this.pgs.onNodeDied(nodeId);
     this.endpoint.disconnect(n.endpoint, `node ${nodeId} died`);
+    const reason = `node ${nodeId} died (${why})`;
+    for (const o of this.nodes.values()) if (o.alive && !o.restored) this.endpoint.send(o.endpoint, { t: MT.NodeDied, nodeId, endpoint: n.endpoint, reason });
     for (const rec of [...this.actors.values()]) {
       if (rec.nodeId !== nodeId || rec.info.state === ActorState.Dead) continue;
       if (rec.workerId) this.onActorProcessDied(rec, `its node ${nodeId} died`);
-      else if (rec.leaseReqId) {
+      else {
+        // waiting for a worker there (or placed there by an earlier head): place it again
         this.setLeaseReq(rec, undefined);
         this.schedule(rec);
       }
     }
+    for (const [ownerId, owned] of [...this.byOwner]) {
+      const first = owned.values().next().value as ActorRecord | undefined;
+      if (first?.spec.owner.nodeId !== nodeId) continue;
+      for (const rec of [...owned]) if (!rec.spec.detached && rec.info.state !== ActorState.Dead) this.kill(rec, true, `its owner (the process that created it) died with node ${nodeId}`);
+      this.byOwner.delete(ownerId);
+    }
+    for (const job of [...this.jobs.values()]) if (job.alive && job.driver.nodeId === nodeId) this.onJobFinished(job.jobId);
     this.viewChanged();
+    this.state?.changed();
+  }
+
+  /**
+   * A node registered again (this head restarted): the actors it reports
+   * are alive where they are; its actors it does not report died meanwhile.
+   */
+  private takeBackActors(nodeId: string, hosted: Array<{ actorId: string; address: Address; pid: number }>): void {
+    const reported = new Map(hosted.map((h) => [h.actorId, h]));
+    for (const rec of [...this.actors.values()]) {
+      if (rec.info.state === ActorState.Dead) continue;
+      const h = reported.get(rec.info.id);
+      // a worker the tables never saw granted may not have built the actor: it goes, and the actor is placed again
+      if (h && rec.info.state !== ActorState.Alive && rec.workerId !== h.address.workerId) {
+        this.endpoint.send(h.address.endpoint, { t: MT.ExitWorker });
+        if (rec.nodeId === nodeId && rec.workerId) this.onActorProcessDied(rec, 'its process ended while the head was down');
+        else rec.nodeId = undefined;
+      } else if (h) {
+        this.setLeaseReq(rec, undefined);
+        rec.nodeId = nodeId;
+        this.setWorker(rec, h.address.workerId);
+        rec.info.address = h.address;
+        rec.info.pid = h.pid;
+        rec.info.state = ActorState.Alive;
+        this.publish(rec);
+      } else if (rec.nodeId === nodeId && rec.workerId) this.onActorProcessDied(rec, 'its process ended while the head was down');
+    }
+    for (const h of hosted) {
+      const rec = this.actors.get(h.actorId);
+      // an actor the tables do not know (or know as dead) has no use: its worker goes
+      if (!rec || rec.info.state === ActorState.Dead) this.endpoint.send(h.address.endpoint, { t: MT.ExitWorker });
+    }
+  }
+
+  // ------------------------------------------------------------------ persistence
+
+  /** The tables as they are written to the state file. */
+  private snapshot(): Record<string, unknown> {
+    return {
+      jobCounter: this.jobCounter,
+      jobs: [...this.jobs.values()],
+      jobConfigs: [...this.jobConfigs.values()],
+      actors: [...this.actors.values()].map((r) => ({ spec: r.spec, info: r.info, nodeId: r.nodeId ?? null, workerId: r.workerId ?? null, noRestart: r.noRestart })),
+      named: [...this.named],
+      aliases: [...this.aliases],
+      kv: [...this.kv].map(([ns, m]) => [ns, [...m]]),
+      subs: [...this.subs].map(([id, s]) => [id, [...s.values()].flatMap((x) => (x.peer.kind === 'router' ? [[x.peer.key, x.as]] : []))]),
+      nodes: [...this.nodes.values()].map(({ peer: _p, restored: _r, demand: _d, ...n }) => n),
+    };
+  }
+
+  /** Takes back the tables of an earlier head (see HeadStateFile). */
+  private restore(s: Record<string, unknown>): void {
+    type Saved = {
+      jobCounter: number;
+      jobs: Job[];
+      jobConfigs: JobConfig[];
+      actors: Array<{ spec: ActorSpec; info: ActorInfo; nodeId: string | null; workerId: string | null; noRestart: boolean }>;
+      named: Array<[string, string]>;
+      aliases: Array<[string, string]>;
+      kv: Array<[string, Array<[string, Uint8Array]>]>;
+      subs: Array<[string, Array<[string, string]>]>;
+      nodes: NodeInfo[];
+    };
+    const t = s as Partial<Saved>;
+    this.jobCounter = t.jobCounter ?? 0;
+    for (const j of t.jobs ?? []) this.jobs.set(j.jobId, j);
+    for (const c of t.jobConfigs ?? []) this.jobConfigs.set(c.jobId, c);
+    for (const [ns, entries] of t.kv ?? []) this.kv.set(ns, new Map(entries));
+    for (const [k, id] of t.named ?? []) this.named.set(k, id);
+    for (const [alias, id] of t.aliases ?? []) this.addAlias(alias, id);
+    const now = Date.now();
+    for (const n of t.nodes ?? []) {
+      // nodes come back when they register again; those that do not are dead after the usual timeout
+      this.nodes.set(n.nodeId, { ...n, peer: undefined, restored: n.alive });
+      if (n.alive) this.lastSeen.set(n.nodeId, now);
+      if (n.alive && n.isHead) this.earlierHeadNodes.push(n.nodeId);
+    }
+    for (const a of t.actors ?? []) {
+      const rec: ActorRecord = { spec: a.spec, info: a.info, nodeId: a.nodeId ?? undefined, workerId: undefined, leaseReqId: undefined, noRestart: a.noRestart, killReason: undefined };
+      this.actors.set(a.info.id, rec);
+      if (a.info.state === ActorState.Dead) {
+        this.dead.add(a.info.id);
+        continue;
+      }
+      if (a.workerId !== null) this.setWorker(rec, a.workerId);
+      let owned = this.byOwner.get(a.spec.owner.workerId);
+      if (!owned) this.byOwner.set(a.spec.owner.workerId, (owned = new Set()));
+      owned.add(rec);
+    }
+    for (const [id, list] of t.subs ?? []) {
+      const m = new Map<string, { peer: Peer; as: string }>();
+      for (const [key, as] of list) m.set(key, { peer: { kind: 'router', id: Buffer.from(key, 'latin1'), key }, as });
+      this.subs.set(id, m);
+    }
+    log.info(`took back the tables of an earlier head: ${this.jobs.size} jobs, ${this.actors.size - this.dead.size} actors, ${this.nodes.size} nodes`);
   }
 
   // ------------------------------------------------------------------ cluster view
@@ -713,8 +911,8 @@ export class Head {
   }
 
   private sendView(): void {
-    const nodes = [...this.nodes.values()].map((n) => ({ nodeId: n.nodeId, endpoint: n.endpoint, alive: n.alive, total: n.total, available: nonNegative(n.available) }));
-    for (const n of this.nodes.values()) if (n.alive) this.endpoint.send(n.endpoint, { t: MT.ClusterView, nodes });
+    const nodes = [...this.nodes.values()].map((n) => ({ nodeId: n.nodeId, endpoint: n.endpoint, alive: n.alive && !n.restored, total: n.total, available: nonNegative(n.available) }));
+    for (const n of this.nodes.values()) if (n.alive && !n.restored) this.endpoint.send(n.endpoint, { t: MT.ClusterView, nodes });
   }
 
   // ------------------------------------------------------------------ subscriptions
@@ -746,6 +944,7 @@ export class Head {
 
   /** Closes the head's endpoint. */
   stop(): void {
+    this.state?.close();
     if (this.viewTimer) clearTimeout(this.viewTimer);
     if (this.healthTimer) clearInterval(this.healthTimer);
     this.pgs.stop();

@@ -13,6 +13,7 @@ import { readClusterRecord } from '../cluster/cluster-file';
 import { reportError, reportReady, startService, waitExit, watchParent, type Service } from '../cluster/processes';
 import { Head } from './head';
 import { setClusterToken, TOKEN_ENV } from '../cluster/token';
+import { stateFileIn } from './persistence';
 
 /** What the head is started with (TSRAY_CONFIG). */
 export interface HeadConfig {
@@ -31,6 +32,13 @@ export interface HeadConfig {
    * from it; the node manager and workers inherit it through TSRAY_CLUSTER_TOKEN
    */
   clusterToken?: string;
+   * Keep the head's tables in a file (`head-state.msgpack` in the session
+   * directory), so that a head started again takes the cluster back.
+   * @default false (a driver's own local cluster ends with it)
+   */
+  persist?: boolean;
+  /** take back the tables in that file (a head started again after a crash) */
+  restore?: boolean;
 }
 
 /** What the head reports when ready. */
@@ -41,6 +49,8 @@ export interface HeadReady {
   nodeId: string;
   rayletAddress: string;
   pid: number;
+  /** pid of the head node's node manager */
+  rayletPid: number;
 }
 
 const RAYLET_MAIN = path.join(__dirname, '..', 'raylet', 'main.js');
@@ -53,7 +63,7 @@ async function main(): Promise<void> {
     setClusterToken(cfg.clusterToken);
     process.env[TOKEN_ENV] = cfg.clusterToken;
   }
-  const head = new Head();
+  const head = new Head(cfg.persist || cfg.restore ? { stateFile: stateFileIn(cfg.sessionDir), restore: cfg.restore === true } : {});
   let raylet: Service<{ endpoint: string }> | undefined;
   let stopping = false;
   const stop = async (code: number, why: string): Promise<void> => {
@@ -108,7 +118,7 @@ async function main(): Promise<void> {
       }
     });
     await head.waitForNodes(1);
-    const ready: HeadReady = { headAddress, addresses: head.addresses, nodeId, rayletAddress: raylet.info.endpoint, pid: process.pid };
+    const ready: HeadReady = { headAddress, addresses: head.addresses, nodeId, rayletAddress: raylet.info.endpoint, pid: process.pid, rayletPid: raylet.proc.pid ?? -1 };
     reportReady(ready);
   } catch (e) {
     reportError(e);

@@ -204,6 +204,11 @@ export const DemandS = S.obj({ resources: ResourcesS, n: S.int });
 /** A value DemandS accepts. */
 export type Demand = Infer<typeof DemandS>;
 
+/** An actor worker a node hosts, as it reports it when it registers again. */
+export const HostedActorS = S.obj({ actorId: S.str, address: AddressS, pid: S.int });
+/** A value HostedActorS accepts. */
+export type HostedActor = Infer<typeof HostedActorS>;
+
 /** A node as the head reports it. */
 export const NodeInfoS = S.obj({
   nodeId: S.str,
@@ -333,6 +338,10 @@ export enum MT {
   ListPlacementGroups = 106,
   WaitPlacementGroup = 107,
   PlacementGroupWarning = 108,
+  // fault tolerance
+  NodeDied = 110,
+  NodeExit = 111,
+  ReRegisterNode = 112,
 }
 
 const t = <N extends MT>(n: N): Check<N> => ((v: unknown) => v === n) as Check<N>;
@@ -352,6 +361,8 @@ export const SCHEMAS = {
     isHead: S.bool,
     sessionDir: S.str,
     arenaPath: S.str,
+    /** actor workers it hosts (a node registering again with a restarted head) */
+    actors: S.optional(S.arr(HostedActorS)),
   }),
   [MT.RegisterJob]: S.obj({ t: t(MT.RegisterJob), reqId: S.int, driver: AddressS, ns: S.optional(S.str), pid: S.int }),
   [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),
@@ -417,6 +428,8 @@ export const SCHEMAS = {
     sched: S.optional(SchedulingS),
     /** a node manager sent it here: grant it here or queue it, never pass it on */
     spilled: S.optional(S.bool),
+    /** the node of the process that asks (its leases end when that node dies) */
+    ownerNode: S.optional(S.str),
   }),
   [MT.LeaseGranted]: S.obj({
     t: t(MT.LeaseGranted),
@@ -500,6 +513,12 @@ export const SCHEMAS = {
   /** answered (data: true) once the group is created, false after `timeoutMs`, an error once it is removed */
   [MT.WaitPlacementGroup]: S.obj({ t: t(MT.WaitPlacementGroup), reqId: S.int, pgId: S.str, timeoutMs: S.optional(S.nonNeg) }),
   [MT.PlacementGroupWarning]: S.obj({ t: t(MT.PlacementGroupWarning), pgId: S.str, message: S.str }),
+  /** a node is dead (head -> node managers -> their processes): what lived there is gone */
+  [MT.NodeDied]: S.obj({ t: t(MT.NodeDied), nodeId: S.str, endpoint: S.str, reason: S.str }),
+  /** the head marked this node dead: its node manager must exit (it is never used again) */
+  [MT.NodeExit]: S.obj({ t: t(MT.NodeExit), reason: S.str }),
+  /** the head does not know this node (it restarted): register again, with the same id */
+  [MT.ReRegisterNode]: S.obj({ t: t(MT.ReRegisterNode) }),
 } as const;
 
 type Schemas = typeof SCHEMAS;

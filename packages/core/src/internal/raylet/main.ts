@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   if (cfg.watchParent !== false) watchParent(() => void stop(0, 'its parent process is gone'));
   try {
     raylet = new Raylet(cfg);
+    raylet.onExitRequested = (reason) => void stop(1, reason);
     const endpoint = await raylet.start(ipcAddress(cfg.sessionDir, `n-${cfg.nodeId.slice(0, 8)}`));
     const ready: NodeReady = { endpoint, publicEndpoint: raylet.publicAddress, nodeId: cfg.nodeId, pid: process.pid };
     reportReady(ready);

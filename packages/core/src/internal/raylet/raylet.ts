@@ -85,6 +85,8 @@ interface LeaseRequest {
   actorId: string | undefined;
   name: string;
   owner: Peer;
+  /** node of the process that asked (its requests go when that node dies) */
+  ownerNode: string | undefined;
   warned: boolean;
   sched: Scheduling | undefined;
   spilled: boolean;
@@ -98,6 +100,7 @@ type Placement = { kind: 'local' } | { kind: 'spill'; node: NodeView } | { kind:
 interface Lease {
   id: string;
   owner: Peer;
+  ownerNode: string | undefined;
   resources: Resources;
   gpus: Array<[string, number]>;
   worker: WorkerProc;
@@ -151,6 +154,15 @@ export class Raylet {
   private spreadNext = 0;
   /** where this node's processes reach the node manager */
   private localAddress = '';
+  /** registering again with a restarted head */
+  private reregistering = false;
+  /** the head told this node to exit */
+  private exiting = false;
+  /**
+   * Called when the head marked this node dead and told it to exit (it is
+   * never used again); main.ts stops the process.
+   */
+  onExitRequested: (reason: string) => void = () => undefined;
   /** working directories (runtimeEnv.workingDir) unpacked on this node */
   private readonly workingDirs: NodeWorkingDirs;
 
@@ -173,7 +185,18 @@ export class Raylet {
     const extra = this.cfg.bindHost !== undefined ? [`tcp://${this.cfg.bindHost}:0`] : [];
     this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from), {}, extra);
     this.localAddress = this.endpoint.address;
-    await this.endpoint.call(
+    await this.register(false);
+    this.driverWatch = setInterval(() => this.checkDrivers(), 500);
+    // resources double as the heartbeat: the head marks a node that goes quiet dead
+    this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
+    return this.endpoint.address;
+  }
+
+  /** Registers with the head; `again`: with a head that restarted, reporting the actors hosted here. */
+  private register(again: boolean): Promise<unknown> {
+    const actors = [];
+    if (again) for (const w of this.workers.values()) if (w.state === 'actor' && w.actorId && w.address) actors.push({ actorId: w.actorId, address: w.address, pid: w.pid });
+    return this.endpoint.call(
       this.cfg.headAddress,
       {
         t: MT.RegisterNode,
@@ -185,13 +208,35 @@ export class Raylet {
         isHead: this.cfg.isHead,
         sessionDir: this.cfg.sessionDir,
         arenaPath: this.arenaPath,
+        ...(again ? { actors } : {}),
       },
       10_000,
     );
-    this.driverWatch = setInterval(() => this.checkDrivers(), 500);
-    // resources double as the heartbeat: the head marks a node that goes quiet dead
-    this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
-    return this.endpoint.address;
+  }
+
+  /** The head does not know this node (it restarted): register again, once at a time. */
+  private reregister(): void {
+    if (this.reregistering || this.stopped) return;
+    this.reregistering = true;
+    log.info('the head restarted: registering this node again');
+    this.register(true)
+      .then(() => this.reportResources())
+      .catch((e: Error) => log.warn(`registering again with the head failed: ${e.message}; trying at the next heartbeat`))
+      .finally(() => (this.reregistering = false));
+  }
+
+  /** Another node died: nothing goes there, and what its processes asked for or hold here ends. */
+  private onNodeDied(m: MessageOf<MT.NodeDied>): void {
+    const v = this.view.get(m.nodeId);
+    if (v) v.alive = false;
+    this.endpoint.disconnect(m.endpoint, m.reason);
+    this.pending = this.pending.filter((r) => r.ownerNode !== m.nodeId);
+    for (const l of [...this.leases.values()]) {
+      // its owner is gone: what the worker runs has nowhere to go (Ray kills it too)
+      if (l.ownerNode === m.nodeId && !l.actorId) this.kill(l.worker, `the owner of its lease died with node ${m.nodeId}`, true);
+    }
+    for (const c of this.clients.values()) this.endpoint.send(c.endpoint, m);
+    this.schedule();
   }
 
   /** Where this node's processes reach the node manager. */
@@ -275,6 +320,18 @@ export class Raylet {
       }
       case MT.ReleaseBundles:
         this.onReleaseBundles(m);
+        break;
+      case MT.NodeDied:
+        this.onNodeDied(m);
+        break;
+      case MT.NodeExit:
+        if (this.exiting) break;
+        this.exiting = true;
+        log.error(`exiting: ${m.reason}`);
+        this.onExitRequested(m.reason);
+        break;
+      case MT.ReRegisterNode:
+        this.reregister();
         break;
       case MT.ProcessDied:
         // a process on another node died (the head tells every node)
@@ -399,6 +456,7 @@ export class Raylet {
       actorId: m.actorId,
       name: m.name,
       owner: from,
+      ownerNode: m.ownerNode,
       warned: false,
       sched: m.sched,
       spilled: m.spilled === true,
@@ -620,7 +678,7 @@ export class Raylet {
   private grant(r: LeaseRequest, w: WorkerProc, gpus: Array<[string, number]>): void {
     const leaseId = randomId(6);
     subtract(this.available, r.resources);
-    const l: Lease = { id: leaseId, owner: r.owner, resources: r.resources, gpus, worker: w, blocked: false, actorId: r.actorId };
+    const l: Lease = { id: leaseId, owner: r.owner, ownerNode: r.ownerNode, resources: r.resources, gpus, worker: w, blocked: false, actorId: r.actorId };
     this.leases.set(leaseId, l);
     w.state = r.actorId ? 'actor' : 'leased';
     w.leaseId = leaseId;

@@ -28,6 +28,7 @@ import type { Endpoint, Peer } from '../transport/endpoint';
 import { ActorSubmitter, type ActorCallTask } from './actor-submitter';
 import { Borrowing } from './borrowing';
 import { Executor, currentTask, type TaskContext } from './executor';
+import { Lineage } from './lineage';
 import { ObjectManager } from './objects';
 import type { CodeLocation } from './functions';
 import { RefEntry, RefKind, ReferenceTable, ValueState } from './refs';
@@ -141,6 +142,8 @@ export class CoreWorker implements ActorCallSink {
   readonly ids: IdGenerator;
   readonly borrowing: Borrowing;
   readonly objects: ObjectManager;
+  /** rebuilds lost task returns (see lineage.ts) */
+  readonly lineage: Lineage;
   private closed = false;
   /** set in an actor process */
   actorRestarted = false;
@@ -185,6 +188,15 @@ export class CoreWorker implements ActorCallSink {
       freeLate: (e) => this.refs.maybeRelease(e),
       discard: (r) => this.objects.discardValue(r.val),
     });
+    this.lineage = new Lineage({
+      self: cfg.self,
+      refs: this.refs,
+      resubmit: (t) => this.submitter.submit(t, t.args ?? []),
+      forgetLoc: (e) => {
+        this.refs.untrackLarge(e);
+        if (e.loc) this.objects.freeLoc(e.loc);
+      },
+    });
     const hooks = {
       self: cfg.self,
       jobId: cfg.jobId,
@@ -197,6 +209,7 @@ export class CoreWorker implements ActorCallSink {
       warn: cfg.warn,
       decodeError: (b: Uint8Array) => this.objects.decodeError(b),
       errorOf: (e: RefEntry) => this.objects.errorOf(e),
+      keepLineage: (t: NormalTask, r: TaskResult) => this.lineage.keep(t, r),
     };
     this.submitter = new TaskSubmitter(hooks, this.tm);
     this.actors = new ActorSubmitter(hooks, this.tm);
@@ -278,6 +291,9 @@ export class CoreWorker implements ActorCallSink {
       case MT.ProcessDied:
         this.onProcessDied(m.workerId, m.endpoint, m.reason);
         break;
+      case MT.NodeDied:
+        this.onNodeDied(m.nodeId, m.endpoint, m.reason);
+        break;
       case MT.PushTasks:
         this.executor?.onPushTasks(m, from);
         break;
@@ -321,6 +337,32 @@ export class CoreWorker implements ActorCallSink {
     this.executor?.forgetCaller(workerId);
     // requests it will never answer fail now; its connection goes
     this.cfg.endpoint.disconnect(address, reason);
+  }
+
+  /**
+   * A node died: every process there is gone. Tasks on its workers are
+   * retried, requests waiting there go elsewhere, objects its processes
+   * owned are lost to us (OwnerDiedError), and objects we own whose bytes
+   * were there are rebuilt (lineage) or lost.
+   */
+  private onNodeDied(nodeId: string, raylet: string, reason: string): void {
+    this.submitter.onNodeDied(nodeId, raylet, reason);
+    for (const w of this.refs.borrowersOn(nodeId)) this.refs.dropBorrower(w);
+    const byOwner = new Map<string, RefEntry[]>();
+    for (const e of this.refs.borrowedFrom(nodeId)) {
+      const list = byOwner.get(e.owner.workerId);
+      if (list) list.push(e);
+      else byOwner.set(e.owner.workerId, [e]);
+    }
+    for (const [owner, lost] of byOwner) {
+      this.objects.markLost(lost, undefined, owner, `died with its node ${nodeId}`);
+      this.borrowing.forgetOwner(owner);
+      this.executor?.forgetCaller(owner);
+      const first = lost[0];
+      if (first) this.cfg.endpoint.disconnect(first.owner.endpoint, reason);
+    }
+    this.lineage.onNodeDied(nodeId);
+    this.cfg.endpoint.disconnect(raylet, reason);
   }
 
   // ------------------------------------------------------------------ objects

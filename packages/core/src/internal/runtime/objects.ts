@@ -63,6 +63,7 @@ export class ObjectManager {
 
   /** An owned object's value goes away (its entry was released or freed). */
   dropOwned(e: RefEntry): void {
+    e.lineage = undefined;
     if (e.loc) this.freeLoc(e.loc);
     e.blob = undefined;
     e.loc = undefined;
@@ -116,12 +117,12 @@ export class ObjectManager {
   }
 
   /** Borrowed objects whose owner died or lost them: their readers get OwnerDiedError or ObjectLostError. */
-  markLost(entries: RefEntry[], reason: string | undefined, ownerId?: string): void {
+  markLost(entries: RefEntry[], reason: string | undefined, ownerId?: string, ownerFate?: string): void {
     for (const e of entries) {
       if (e.state === ValueState.Ready && e.blob) continue; // we still have the value
       if (e.state !== ValueState.Pending && e.state !== ValueState.Ready) continue;
       e.state = ValueState.Lost;
-      e.errObj = ownerId ? new OwnerDiedError(e.id, ownerId) : new ObjectLostError(e.id, reason ?? 'it was lost');
+      e.errObj = ownerId ? new OwnerDiedError(e.id, ownerId, ownerFate) : new ObjectLostError(e.id, reason ?? 'it was lost');
       this.fetching.delete(e);
       e.notify();
     }

@@ -84,6 +84,8 @@ export class RefEntry {
   taskId: string | undefined = undefined;
   /** actor entries: the handle's wire description */
   actorWire: unknown = undefined;
+  /** owned returns of a finished task: what is needed to run it again if the value is lost (see lineage.ts) */
+  lineage: object | undefined = undefined;
 
   constructor(
     readonly id: string,
@@ -298,6 +300,34 @@ export class ReferenceTable {
       e.borrowers?.delete(workerId);
       this.maybeRelease(e);
     }
+  }
+
+  /** Owned objects with a value whose bytes live on node `nodeId` (shared or not). */
+  ownedOn(nodeId: string): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (const e of this.entries.values()) if (e.owned && e.state === ValueState.Ready && e.loc?.node === nodeId) out.push(e);
+    for (const key of this.large.keys()) {
+      const e = key.deref();
+      if (e && e.state === ValueState.Ready && e.loc?.node === nodeId) out.push(e);
+    }
+    return out;
+  }
+
+  /** Processes on node `nodeId` that borrow objects owned here. */
+  borrowersOn(nodeId: string): string[] {
+    const out: string[] = [];
+    for (const [w, set] of this.byBorrower) {
+      const first = set.values().next().value as RefEntry | undefined;
+      if (first?.borrowers?.get(w)?.nodeId === nodeId) out.push(w);
+    }
+    return out;
+  }
+
+  /** Borrowed entries whose owners run on node `nodeId`. */
+  borrowedFrom(nodeId: string): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (const e of this.entries.values()) if (!e.owned && e.owner.nodeId === nodeId) out.push(e);
+    return out;
   }
 
   /** Borrowed entries owned by `workerId`, for when that owner dies. */

@@ -31,6 +31,8 @@ export interface NormalTask extends PendingTask {
   readonly fnKey: string;
   /** execution time expected when it was pushed, microseconds */
   expectedUs: number;
+  /** its top-level ObjectRef arguments (set at submit; lineage resolves them again) */
+  args?: ArgRef[];
 }
 
 interface Lease {
@@ -143,6 +145,8 @@ export interface SubmitterHooks {
   warn(msg: string): void;
   /** The error a failed or lost object's readers get. */
   errorOf(e: RefEntry): Error;
+  /** A task is about to finish with `r`: keep what rebuilding its returns needs (lineage). */
+  keepLineage?(t: NormalTask, r: TaskResult): void;
 }
 
 /** A lease request in flight: its queue, and the node manager that has it now. */
@@ -178,6 +182,7 @@ export class TaskSubmitter {
   submit(t: NormalTask, deps: ArgRef[], setup?: Promise<void>): void {
     this.tm.add(t);
     this.h.busy(1);
+    t.args = deps;
     if (setup) {
       setup.then(
         () => {
@@ -310,6 +315,7 @@ export class TaskSubmitter {
       name: first?.name ?? 'task',
       ...(sched ? { sched } : {}),
       ...(req.spilled ? { spilled: true } : {}),
+      ownerNode: this.h.self.nodeId,
     });
   }
 
@@ -389,6 +395,7 @@ export class TaskSubmitter {
       log.debug(`retrying ${t.name} after an error (${t.retriesLeft} retries left)`);
       this.enqueue(t);
     } else {
+      this.h.keepLineage?.(t, r);
       this.tm.finish(t, r);
       this.finished();
     }
@@ -450,6 +457,21 @@ export class TaskSubmitter {
     }
     l.inflight.clear();
     this.schedule(l.queue);
+  }
+
+  /**
+   * Node `nodeId` (its node manager listened at `raylet`) died: tasks on its
+   * workers are retried elsewhere (or fail, out of retries), and lease
+   * requests waiting there go back to this node's node manager.
+   */
+  onNodeDied(nodeId: string, raylet: string, reason: string): void {
+    for (const l of [...this.leases.values()]) if (l.worker.nodeId === nodeId) this.onLeaseWorkerDied(l.id, `its node died: ${reason}`);
+    for (const [id, req] of this.requests) {
+      if (req.raylet !== raylet) continue;
+      req.raylet = this.h.rayletAddress;
+      req.spilled = false;
+      this.sendRequest(id, req);
+    }
   }
 
   /**

@@ -1,0 +1,159 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as ray from '@tsray/core';
+import { SleeperActor, bigOn, killMe, putHere, slowWhere } from './fixtures/fault-tolerance';
+import { alive } from './helpers/procs';
+import { until } from './helpers/poll';
+
+let cluster: ray.Cluster;
+let a: ray.ClusterNode;
+let tmp: string;
+
+const lines = (file: string): string[] => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
+
+beforeAll(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-ft-'));
+  cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
+  a = await cluster.addNode({ numCpus: 2 });
+  await cluster.waitForNodes();
+  await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
+}, 60_000);
+
+afterAll(async () => {
+  await ray.shutdown();
+  await cluster?.shutdown();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A node to kill, registered, and known to the node managers (a task that prefers it runs there). */
+async function victim(numCpus = 2): Promise<ray.ClusterNode> {
+  const n = await cluster.addNode({ numCpus });
+  await cluster.waitForNodes();
+  // a task that must run there fails until this node's node manager has heard of the new one
+  const probe = path.join(tmp, `probe-${n.nodeId}`);
+  const runsThere = (): Promise<boolean> => ray.get(slowWhere.options({ scheduling: { nodeId: n.nodeId } }).remote(probe, 0)).then(() => true, () => false);
+  await until(runsThere, 'the node managers to know the new node');
+  return n;
+}
+
+/** Waits for `cond`, asking the head for something meanwhile (an idle driver reads no messages). */
+function heard(cond: () => boolean, what: string): Promise<void> {
+  return until(async () => {
+    await ray.nodes();
+    return cond();
+  }, what, 20_000);
+}
+
+test('a worker killed mid-task on another node is retried, and the task succeeds', async () => {
+  const file = path.join(tmp, 'kill-me');
+  const ref = killMe.options({ maxRetries: 1, scheduling: { nodeId: a.nodeId } }).remote(file);
+  await until(() => lines(file).length === 1, 'the task to start');
+  const first = Number(lines(file)[0]);
+  process.kill(first, 'SIGKILL');
+  const [pid, node] = await ray.get(ref);
+  expect(pid).not.toBe(first);
+  expect(node).toBe(a.nodeId);
+  expect(lines(file)).toHaveLength(2);
+}, 30_000);
+
+test('tasks running on a removed node are retried and finish on the other nodes', async () => {
+  // room to spare: a soft preference for a node goes elsewhere when the node looks full
+  const b = await victim(4);
+  const file = path.join(tmp, 'slow');
+  const refs = [0, 1].map(() => slowWhere.options({ scheduling: { nodeId: b.nodeId, soft: true } }).remote(file, 1500));
+  await until(() => lines(file).filter((n) => n === b.nodeId).length === 2, 'both tasks to start on the node');
+  await cluster.removeNode(b);
+  const where = await ray.get(refs);
+  expect(where.every((n) => n !== b.nodeId)).toBe(true);
+  // each started once on the dead node, once elsewhere
+  expect(lines(file)).toHaveLength(4);
+}, 60_000);
+
+test('actors on a removed node restart elsewhere; calls in flight fail with ActorDiedError or are retried per maxTaskRetries', async () => {
+  const b = await victim();
+  const noRetry = SleeperActor.options({ maxRestarts: 1, maxTaskRetries: 0, scheduling: { nodeId: b.nodeId, soft: true } }).remote();
+  const retry = SleeperActor.options({ maxRestarts: 1, maxTaskRetries: 1, scheduling: { nodeId: b.nodeId, soft: true } }).remote();
+  expect(await ray.get([noRetry.node.remote(), retry.node.remote()])).toEqual([b.nodeId, b.nodeId]);
+  const failing = noRetry.slow.remote(30_000);
+  const retried = retry.slow.remote(500);
+  await cluster.removeNode(b);
+  const err = await ray.get(failing).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ray.ActorDiedError);
+  expect((err as Error).message).toMatch(/died/);
+  const ranOn = await ray.get(retried);
+  expect(ranOn).not.toBe(b.nodeId);
+  // the restarted actor answers on a live node
+  const again = await ray.get(noRetry.node.remote());
+  expect([cluster.head.nodeId, a.nodeId]).toContain(again);
+  ray.kill(noRetry);
+  ray.kill(retry);
+}, 60_000);
+
+test('a large return that lived only on a removed node is rebuilt by running its task again', async () => {
+  const b = await victim(2);
+  const file = path.join(tmp, 'big');
+  const n = 1 << 18; // 2 MiB: it lives in the object store of the node that made it
+  const ref = bigOn.options({ scheduling: { nodeId: b.nodeId, soft: true } }).remote(n, 3, file);
+  await ray.wait([ref], { numReturns: 1, timeoutMs: 20_000 });
+  expect(lines(file)).toEqual([b.nodeId]);
+  await cluster.removeNode(b);
+  await cluster.waitForNodes();
+  await heard(() => lines(file).length === 2, 'the task to run again');
+  // the head node has a free CPU: the default policy rebuilds it there, where the driver reads it
+  expect(lines(file)[1]).toBe(cluster.head.nodeId);
+  const v = await ray.get(ref, { timeoutMs: 20_000 });
+  expect(v.length).toBe(n);
+  expect(v[n - 1]).toBe(3);
+}, 60_000);
+
+test('objects owned by a process of a removed node fail with OwnerDiedError, an ObjectLostError that says the node died', async () => {
+  const b = await victim(1);
+  const [small] = await ray.get(putHere.options({ scheduling: { nodeId: b.nodeId } }).remote(4));
+  const [large] = await ray.get(putHere.options({ scheduling: { nodeId: b.nodeId } }).remote(1 << 18));
+  await cluster.removeNode(b);
+  await cluster.waitForNodes();
+  for (const ref of [small, large]) {
+    const err = await ray.get(ref as ray.ObjectRef<Float64Array>, { timeoutMs: 20_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ray.OwnerDiedError);
+    expect(err).toBeInstanceOf(ray.ObjectLostError);
+    expect((err as Error).message).toMatch(new RegExp(`died with its node ${b.nodeId}`));
+  }
+}, 60_000);
+
+test('a node marked dead that still runs is told to exit, and is not used again', async () => {
+  const b = await victim(1);
+  process.kill(b.pid, 'SIGSTOP');
+  try {
+    await until(async () => (await ray.nodes()).find((n) => n.nodeId === b.nodeId)?.alive === false, 'the head to mark the stopped node dead', 20_000);
+  } finally {
+    process.kill(b.pid, 'SIGCONT');
+  }
+  await until(() => !alive(b.pid), 'the node manager to exit', 20_000);
+  expect((await ray.nodes()).find((n) => n.nodeId === b.nodeId)?.alive).toBe(false);
+  await cluster.removeNode(b);
+}, 60_000);
+
+test('a restarted head takes the cluster back: a named detached actor on another node answers, and a new driver connects', async () => {
+  const keeper = SleeperActor.options({ name: 'keeper', lifetime: 'detached', scheduling: { nodeId: a.nodeId } }).remote();
+  expect(await ray.get(keeper.node.remote())).toBe(a.nodeId);
+  const pidBefore = a.pid;
+  const oldHead = cluster.head;
+  const head = await cluster.restartHead();
+  expect(head.nodeId).not.toBe(oldHead.nodeId);
+  expect(alive(pidBefore)).toBe(true);
+  // this driver ran on the old head node, which stopped with the head: its requests to the head still work
+  const found = await ray.getActor<Sleeper>('keeper');
+  expect(await ray.get(found.node.remote())).toBe(a.nodeId);
+  await ray.shutdown();
+  await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
+  const again = await ray.getActor<Sleeper>('keeper');
+  expect(await ray.get(again.node.remote())).toBe(a.nodeId);
+  const nodes = await ray.nodes();
+  expect(nodes.find((n) => n.nodeId === a.nodeId)?.alive).toBe(true);
+  expect(nodes.find((n) => n.nodeId === oldHead.nodeId)?.alive).toBe(false);
+  expect(await ray.get(slowWhere.options({ scheduling: { nodeId: a.nodeId } }).remote(path.join(tmp, 'after'), 0))).toBe(a.nodeId);
+  ray.kill(again);
+}, 90_000);
+
+type Sleeper = import('./fixtures/fault-tolerance').Sleeper;
