@@ -4,12 +4,11 @@
  * restart elsewhere, the call retried there). Issue 3's target: ≤ 5 s.
  *
  * `nodeKillToActorAnswer` is a section in the shape of bench/core.ts's,
- * given the `ray.Cluster` the driver is connected to; `run()` runs it alone
- * on a cluster of its own (`npm run bench -- recovery`).
+ * given the `ray.Cluster` the driver is connected to (bench/cluster.ts runs
+ * it).
  */
-import * as os from 'node:os';
 import * as ray from '@tsray/core';
-import { report, summarize, type Metric } from './harness';
+import { summarize, type Metric } from './harness';
 
 type Log = (name: string, m: Metric) => void;
 
@@ -47,29 +46,5 @@ export async function nodeKillToActorAnswer(log: Log, _metrics: Record<string, M
     ...summarize(rounds, 's'),
     target: '≤ 5 s',
     note: `median of ${ROUNDS} rounds; node timeout ${process.env.TSRAY_NODE_TIMEOUT_MS ?? 3000} ms (TSRAY_NODE_TIMEOUT_MS), heartbeat 250 ms`,
-  });
-}
-
-/** Runs the section on a cluster of its own and writes bench/results/cluster-recovery.json. */
-export async function run(): Promise<void> {
-  const metrics: Record<string, Metric> = {};
-  const log: Log = (name, m) => {
-    metrics[name] = m;
-    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
-  };
-  console.error(`tsray cluster recovery benchmark on ${os.availableParallelism()} CPUs, Node ${process.version}`);
-  const cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
-  try {
-    await ray.init({ address: cluster.address, logToDriver: false });
-    await nodeKillToActorAnswer(log, metrics, cluster);
-  } finally {
-    await ray.shutdown();
-    await cluster.shutdown();
-  }
-  report('cluster-recovery', metrics, {
-    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    node: process.version,
-    date: new Date().toISOString(),
-    method: `seconds from SIGKILL of a node to its actor's answer from another node; median of ${ROUNDS} rounds`,
   });
 }

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as ray from '@tsray/core';
 import { collect, report, runMeta, timeit, type Log, type Metric } from './harness';
 import { multiClientTasksAsync } from './cluster-tasks';
+import { nodeKillToActorAnswer } from './cluster-recovery';
 
 /** What a section gets: where to log its metrics, and the metrics so far. */
 interface SectionContext {
@@ -50,8 +51,23 @@ const multiClientTasks: Section = {
   run: ({ log }) => multiClientTasksAsync(log),
 };
 
+/** Seconds from SIGKILLing a node to its actor answering from another node (bench/cluster-recovery.ts). */
+const nodeKill: Section = {
+  name: 'node_kill_to_actor_answer',
+  async run({ log, metrics }) {
+    const cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
+    try {
+      await ray.init({ address: cluster.address, logToDriver: false });
+      await nodeKillToActorAnswer(log, metrics, cluster);
+    } finally {
+      await ray.shutdown();
+      await cluster.shutdown();
+    }
+  },
+};
+
 /** The sections, in order. Add a section by appending it here. */
-const SECTIONS: Section[] = [placementGroupCreateRemoval, multiClientTasks];
+const SECTIONS: Section[] = [placementGroupCreateRemoval, multiClientTasks, nodeKill];
 
 export async function run(): Promise<void> {
   const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());

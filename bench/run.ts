@@ -4,9 +4,8 @@
  */
 import { run as core } from './core';
 import { run as cluster } from './cluster';
-import { run as recovery } from './cluster-recovery';
 
-const suites: Record<string, () => Promise<void>> = { core, cluster, recovery };
+const suites: Record<string, () => Promise<void>> = { core, cluster };
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2);

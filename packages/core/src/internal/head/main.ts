@@ -32,6 +32,7 @@ export interface HeadConfig {
    * from it; the node manager and workers inherit it through TSRAY_CLUSTER_TOKEN
    */
   clusterToken?: string;
+  /**
    * Keep the head's tables in a file (`head-state.msgpack` in the session
    * directory), so that a head started again takes the cluster back.
    * @default false (a driver's own local cluster ends with it)
