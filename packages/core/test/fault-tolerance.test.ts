@@ -137,6 +137,9 @@ test('a node marked dead that still runs is told to exit, and is not used again'
 test('a restarted head takes the cluster back: a named detached actor on another node answers, and a new driver connects', async () => {
   const keeper = SleeperActor.options({ name: 'keeper', lifetime: 'detached', scheduling: { nodeId: a.nodeId } }).remote();
   expect(await ray.get(keeper.node.remote())).toBe(a.nodeId);
+  // a working directory stored in the cluster before the crash (this driver uploads it once)
+  const app = writeApp();
+  expect(await ray.get(app.where.options({ runtimeEnv: { workingDir: path.dirname(app.file) }, scheduling: { nodeId: a.nodeId } }).remote())).toMatchObject({ node: a.nodeId, tag: 'kept' });
   const pidBefore = a.pid;
   const oldHead = cluster.head;
   const head = await cluster.restartHead();
@@ -149,6 +152,14 @@ test('a restarted head takes the cluster back: a named detached actor on another
   await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
   const again = await ray.getActor<Sleeper>('keeper');
   expect(await ray.get(again.node.remote())).toBe(a.nodeId);
+  // a node that joins the restarted head gets that working directory from it
+  const late = await cluster.addNode({ numCpus: 1 });
+  await cluster.waitForNodes();
+  const there = await ray.get(app.where.options({ runtimeEnv: { workingDir: path.dirname(app.file) }, scheduling: { nodeId: late.nodeId } }).remote());
+  expect(there).toMatchObject({ node: late.nodeId, tag: 'kept' });
+  expect(there.file).toContain(path.join('runtime_resources', 'working_dir_files'));
+  await cluster.removeNode(late);
+
   const nodes = await ray.nodes();
   expect(nodes.find((n) => n.nodeId === a.nodeId)?.alive).toBe(true);
   expect(nodes.find((n) => n.nodeId === oldHead.nodeId)?.alive).toBe(false);
@@ -157,3 +168,18 @@ test('a restarted head takes the cluster back: a named detached actor on another
 }, 90_000);
 
 type Sleeper = import('./fixtures/fault-tolerance').Sleeper;
+
+/** A module only this driver's machine has (a working directory): where() says which copy ran, on which node. */
+function writeApp(): { file: string; where: ray.RemoteFunction<() => { file: string; tag: string; node: string }> } {
+  const dir = fs.mkdtempSync(path.join(tmp, 'app-'));
+  fs.writeFileSync(path.join(dir, 'helper.js'), "exports.tag = 'kept';\n");
+  fs.writeFileSync(
+    path.join(dir, 'app.js'),
+    `const ray = require(${JSON.stringify(require.resolve('@tsray/core'))});
+const helper = require('./helper');
+exports.where = ray.remote(function where() { return { file: __filename, tag: helper.tag, node: ray.getRuntimeContext().nodeId }; });
+`,
+  );
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return { file: path.join(dir, 'app.js'), ...(require(path.join(dir, 'app.js')) as { where: ray.RemoteFunction<() => { file: string; tag: string; node: string }> }) };
+}

@@ -4,6 +4,8 @@
  * where they live), named actors per namespace, and a small KV store.
  * @internal
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { jobIdFromNumber, randomId } from '../ids';
 import { RateLimitedLog, log } from '../log';
 import {
@@ -23,6 +25,7 @@ import { fits, subtract as subtractView } from '../raylet/resources';
 import { groupOf } from '../placement/resource-names';
 import { PlacementGroupTable } from './placement-groups';
 import { HeadStateFile, type PersistedTable } from './persistence';
+import { PACKAGE_KV_NS } from '../runtime-env/archive';
 
 interface ActorRecord {
   spec: ActorSpec;
@@ -429,7 +432,10 @@ export class Head {
       case MT.KvPut: {
         const ns = this.kvNs(m.ns);
         const exists = ns.has(m.key);
-        if (!exists || m.overwrite) ns.set(m.key, m.value);
+        if (!exists || m.overwrite) {
+          ns.set(m.key, m.value);
+          if (m.ns === PACKAGE_KV_NS) this.savePackage(m.key, m.value);
+        }
         this.endpoint.respond(from, m.reqId, true, !exists);
         break;
       }
@@ -837,6 +843,38 @@ export class Head {
 
   // ------------------------------------------------------------------ persistence
 
+  /** Where runtime-env packages are kept next to the state file, if it is kept. */
+  private get packageDir(): string | undefined {
+    return this.opts.stateFile !== undefined ? path.join(path.dirname(this.opts.stateFile), 'head-packages') : undefined;
+  }
+
+  /** Writes a runtime-env package to its own file (once: a package id names its content). */
+  private savePackage(key: string, value: Uint8Array): void {
+    const dir = this.packageDir;
+    if (dir === undefined) return;
+    const file = path.join(dir, encodeURIComponent(key));
+    fs.promises
+      .mkdir(dir, { recursive: true, mode: 0o700 })
+      .then(() => fs.promises.writeFile(`${file}.tmp`, value, { mode: 0o600 }))
+      .then(() => fs.promises.rename(`${file}.tmp`, file))
+      .catch((e: Error) => log.warn(`could not keep runtime-env package ${key} for a restarted head: ${e.message}`));
+  }
+
+  /** Takes back the runtime-env packages an earlier head kept. */
+  private loadPackages(): void {
+    const dir = this.packageDir;
+    if (dir === undefined || !fs.existsSync(dir)) return;
+    const ns = this.kvNs(PACKAGE_KV_NS);
+    for (const name of fs.readdirSync(dir)) {
+      if (name.endsWith('.tmp')) continue;
+      try {
+        ns.set(decodeURIComponent(name), fs.readFileSync(path.join(dir, name)));
+      } catch (e) {
+        log.warn(`could not read runtime-env package ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+
   /** The tables as they are written to the state file. */
   private snapshot(): Record<string, unknown> {
     return {
@@ -846,7 +884,8 @@ export class Head {
       actors: [...this.actors.values()].map((r) => ({ spec: r.spec, info: r.info, nodeId: r.nodeId ?? null, workerId: r.workerId ?? null, noRestart: r.noRestart })),
       named: [...this.named],
       aliases: [...this.aliases],
-      kv: [...this.kv].map(([ns, m]) => [ns, [...m]]),
+      // runtime-env packages (up to 100 MiB each) are files of their own, written once (savePackage)
+      kv: [...this.kv].filter(([ns]) => ns !== PACKAGE_KV_NS).map(([ns, m]) => [ns, [...m]]),
       subs: [...this.subs].map(([id, s]) => [id, [...s.values()].flatMap((x) => (x.peer.kind === 'router' ? [[x.peer.key, x.as]] : []))]),
       nodes: [...this.nodes.values()].map(({ peer: _p, restored: _r, demand: _d, ...n }) => n),
     };
@@ -870,6 +909,7 @@ export class Head {
     for (const j of t.jobs ?? []) this.jobs.set(j.jobId, j);
     for (const c of t.jobConfigs ?? []) this.jobConfigs.set(c.jobId, c);
     for (const [ns, entries] of t.kv ?? []) this.kv.set(ns, new Map(entries));
+    this.loadPackages();
     for (const [k, id] of t.named ?? []) this.named.set(k, id);
     for (const [alias, id] of t.aliases ?? []) this.addAlias(alias, id);
     const now = Date.now();

@@ -92,10 +92,19 @@ interface LeaseRequest {
   spilled: boolean;
   /** a SPREAD request this node took (it is not passed on later) */
   placedHere: boolean;
+  /** when it arrived (Date.now()) */
+  arrived: number;
 }
 
 /** Where a lease request goes: granted here, to another node, waits (no node can hold it), or fails. */
-type Placement = { kind: 'local' } | { kind: 'spill'; node: NodeView } | { kind: 'infeasible' } | { kind: 'fail'; message: string };
+type Placement = { kind: 'local' } | { kind: 'spill'; node: NodeView } | { kind: 'infeasible' } | { kind: 'wait' } | { kind: 'fail'; message: string };
+
+/**
+ * A node this node manager has not heard of yet may have just joined (the
+ * head's view reaches node managers a moment later): a request with a hard
+ * affinity to it waits this long before it fails.
+ */
+const UNKNOWN_NODE_GRACE_MS = 5000;
 
 interface Lease {
   id: string;
@@ -144,6 +153,7 @@ export class Raylet {
   private logTimer: NodeJS.Timeout | undefined;
   private driverWatch: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private recheckTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** the other nodes, as the head last described them */
   private readonly view = new Map<string, NodeView>();
@@ -461,6 +471,7 @@ export class Raylet {
       sched: m.sched,
       spilled: m.spilled === true,
       placedHere: false,
+      arrived: Date.now(),
     });
     this.schedule();
   }
@@ -531,6 +542,10 @@ export class Raylet {
         if (target?.alive && fitsTotal(target.total) && (!s.soft || fitsFree(target.available))) return { kind: 'spill', node: target };
         if (!s.soft) {
           if (target?.alive) return { kind: 'infeasible' };
+          if (!target && Date.now() - r.arrived < UNKNOWN_NODE_GRACE_MS) {
+            this.recheckAt(r.arrived + UNKNOWN_NODE_GRACE_MS);
+            return { kind: 'wait' };
+          }
           const why = target ? 'that node is dead' : 'no such node is in the cluster';
           return { kind: 'fail', message: `${r.name} cannot be scheduled: it must run on node ${s.nodeId} (node affinity with soft: false), but ${why}` };
         }
@@ -562,6 +577,16 @@ export class Raylet {
     return { kind: 'infeasible' };
   }
 
+  /** Runs the scheduler again at `when` (Date.now() time), for requests that wait on time. */
+  private recheckAt(when: number): void {
+    if (this.recheckTimer) return;
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined;
+      this.schedule();
+    }, Math.max(0, when - Date.now()) + 10);
+    this.recheckTimer.unref();
+  }
+
   /** Sends a request to another node; counts its resources there until the head says otherwise. */
   private spill(r: LeaseRequest, node: NodeView): void {
     subtract(node.available, r.resources);
@@ -582,6 +607,10 @@ export class Raylet {
       }
       if (where.kind === 'fail') {
         this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message: where.message });
+        continue;
+      }
+      if (where.kind === 'wait') {
+        still.push(r);
         continue;
       }
       if (where.kind === 'infeasible') {
@@ -1023,6 +1052,7 @@ export class Raylet {
     this.stopped = true;
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.recheckTimer) clearTimeout(this.recheckTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.logTimer) {
