@@ -17,6 +17,7 @@ import { Endpoint, type Peer } from '../transport/endpoint';
 import { removeIpcFile } from '../cluster/session';
 import { GpuPool, add, describe, fits, gpuRequestProblem, missing, subtract } from './resources';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
+import { NodeObjectManager } from './object-manager';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
@@ -140,6 +141,8 @@ export class Raylet {
   private spreadNext = 0;
   /** where this node's processes reach the node manager */
   private localAddress = '';
+  /** objects across nodes: pulls, serving, primary copies kept for owners elsewhere */
+  private objects!: NodeObjectManager;
 
   /** Creates the node's object store; {@link start} brings the node up. */
   constructor(readonly cfg: RayletConfig) {
@@ -155,6 +158,17 @@ export class Raylet {
     const extra = this.cfg.bindHost !== undefined ? [`tcp://${this.cfg.bindHost}:0`] : [];
     this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from), {}, extra);
     this.localAddress = this.endpoint.address;
+    this.objects = new NodeObjectManager({
+      nodeId: this.cfg.nodeId,
+      endpoint: this.endpoint,
+      arena: this.arena,
+      spillDir: this.cfg.spillDir,
+      nodeEndpoint: (id) => {
+        const n = this.view.get(id);
+        return n?.alive ? n.endpoint : undefined;
+      },
+      isClient: (id) => this.clients.has(id),
+    });
     await this.endpoint.call(
       this.cfg.headAddress,
       {
@@ -236,15 +250,35 @@ export class Raylet {
       case MT.NodeStats:
         this.endpoint.respond(from, m.reqId, true, this.stats());
         break;
-      case MT.ClusterView:
+      case MT.ClusterView: {
+        const before = [...this.view.values()];
         this.view.clear();
         for (const n of m.nodes) if (n.nodeId !== this.cfg.nodeId) this.view.set(n.nodeId, n);
+        // requests to a node that died (object transfers) fail now
+        for (const n of before) if (n.alive && !this.view.get(n.nodeId)?.alive) this.endpoint.failRequestsTo(n.endpoint, `node ${n.nodeId} died`);
         if (this.pending.length > 0) this.schedule();
         break;
+      }
       case MT.ProcessDied:
         // a process on another node died (the head tells every node)
         this.endpoint.disconnect(m.endpoint, m.reason);
+        this.objects.onProcessGone(m.workerId);
         for (const c of this.clients.values()) this.endpoint.send(c.endpoint, m);
+        break;
+      case MT.PullObject:
+        this.objects.onPull(m, from);
+        break;
+      case MT.UnpinObjects:
+        this.objects.onUnpin(m.ids, from);
+        break;
+      case MT.FreeObjects:
+        this.objects.onFree(m.objs, m.hop, from);
+        break;
+      case MT.PinObject:
+        this.objects.onPin(m, from);
+        break;
+      case MT.ReadChunk:
+        this.objects.onReadChunk(m, from);
         break;
       default:
         log.debug(`node manager ignored a message of type ${m.t}`);
@@ -649,6 +683,7 @@ export class Raylet {
     this.clients.delete(w.workerId);
     if (this.stopped) return;
     if (w.slot >= 0) this.sweepSlot(w.slot);
+    this.objects.onProcessGone(w.workerId);
     if (was === 'starting' && !w.killRequested) this.onStartFailed(w.jobId, `worker ${w.workerId} (pid ${w.pid})`, reason);
     const l = w.leaseId ? this.leases.get(w.leaseId) : undefined;
     if (l) {
@@ -718,6 +753,7 @@ export class Raylet {
   private onDriverExit(c: Client): void {
     this.clients.delete(c.workerId);
     this.sweepSlot(c.slot);
+    this.objects.onProcessGone(c.workerId);
     this.releaseOwnedBy(c.workerId);
     this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited', endpoint: c.endpoint });
     this.broadcastDeath(c.workerId, c.endpoint, 'the driver exited');
@@ -839,6 +875,7 @@ export class Raylet {
       available: this.available,
       total: this.cfg.resources,
       store: arenaAddon().stats(this.arena),
+      transfers: this.objects.stats(),
       clients: this.clients.size,
     };
   }
@@ -854,6 +891,7 @@ export class Raylet {
     this.stopped = true;
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    this.objects?.stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.logTimer) {

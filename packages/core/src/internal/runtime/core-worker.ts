@@ -136,11 +136,12 @@ export class CoreWorker implements ActorCallSink {
       freeOwned: (e) => this.freeOwned(e),
       releaseBorrowed: (e) => this.releaseBorrowed(e),
       makeInstance: (e) => (e.kind === RefKind.Actor ? makeActorHandle(e, this) : new ObjectRef(e)),
-      freeLarge: (loc) => this.objects.freeLoc(loc),
+      freeLarge: (loc, id) => this.objects.freeLoc(loc, id),
     });
     this.objects = new ObjectManager({
       self: cfg.self,
       endpoint: cfg.endpoint,
+      rayletAddress: cfg.rayletAddress,
       store: cfg.store,
       refs: this.refs,
       ids: this.ids,
@@ -167,7 +168,7 @@ export class CoreWorker implements ActorCallSink {
         for (const h of holds) this.refs.removeSubmitted(h);
       },
       freeLate: (e) => this.refs.maybeRelease(e),
-      discard: (r) => this.objects.discardValue(r.val),
+      discard: (r) => this.objects.discardValue(r.val, r.id),
     });
     const hooks = {
       self: cfg.self,
@@ -192,6 +193,7 @@ export class CoreWorker implements ActorCallSink {
         headAddress: cfg.headAddress,
         testGlobals: cfg.testGlobals,
         decodeArgs: (a, d, ctx) => this.objects.decodeArgs(a, d, ctx),
+        prepareArgs: (d, ctx) => this.objects.prepareArgs(d, ctx),
         encodeReturn: (v, id, owner, ctx) => this.objects.encodeReturn(v, id, owner, ctx),
         encodeError: (e, name) => this.objects.encodeTaskError(e, name),
         cancelChildren: (ctx) => this.cancelChildren(ctx),
@@ -225,7 +227,7 @@ export class CoreWorker implements ActorCallSink {
       case MT.StreamItem: {
         const t = this.tm.get(m.taskId);
         if (t && t.attempt === m.att) this.tm.streamItem(t, m.index, m.obj);
-        else this.objects.discardValue(m.obj.val);
+        else this.objects.discardValue(m.obj.val, m.obj.id);
         break;
       }
       case MT.GetObject:
@@ -285,7 +287,7 @@ export class CoreWorker implements ActorCallSink {
     const t = this.tm.get(r.id);
     if (!t || t.attempt !== r.att) {
       // a late result of a finished, cancelled or retried task
-      for (const ret of r.rets ?? []) this.objects.discardValue(ret.val);
+      for (const ret of r.rets ?? []) this.objects.discardValue(ret.val, ret.id);
       return;
     }
     if (t.kind === 'normal') this.submitter.onResult(t as NormalTask, r);
