@@ -3,8 +3,9 @@
  * writes bench/results/<suite>.json.
  */
 import { run as core } from './core';
+import { run as clusterTransfer } from './cluster-transfer';
 
-const suites: Record<string, () => Promise<void>> = { core };
+const suites: Record<string, () => Promise<void>> = { core, 'cluster-transfer': clusterTransfer };
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2);

@@ -324,12 +324,11 @@ export class NodeObjectManager {
     this.st.servedChunks++;
     this.st.servedBytes += len;
     if (loc.spill === undefined) {
-      const bytes = Buffer.from(this.A.view(this.h.arena, (loc.off as number) + pos, len));
-      this.h.endpoint.respond(from, m.reqId, true, bytes);
+      this.h.endpoint.respondBytes(from, m.reqId, new Uint8Array(this.A.view(this.h.arena, (loc.off as number) + pos, len)));
       return;
     }
     void readFileRange(loc.spill, pos, len).then(
-      (bytes) => this.h.endpoint.respond(from, m.reqId, true, bytes),
+      (bytes) => this.h.endpoint.respondBytes(from, m.reqId, bytes),
       (e: Error) => fail(`its spill file ${loc.spill} cannot be read (${e.message})`),
     );
   }
