@@ -27,6 +27,8 @@ import { randomId } from './internal/ids';
 import { MT, type NodeInfo as WireNode } from './internal/protocol/messages';
 import { Endpoint } from './internal/transport/endpoint';
 import { clusterToken, generateClusterToken, setClusterToken, writeTokenFile } from './internal/cluster/token';
+import type { ArenaStats } from './internal/native';
+import type { TransferStats } from './internal/raylet/object-manager';
 
 const HEAD_MAIN = path.join(__dirname, 'internal', 'head', 'main.js');
 const RAYLET_MAIN = path.join(__dirname, 'internal', 'raylet', 'main.js');
@@ -59,6 +61,30 @@ export interface ClusterNode {
   readonly pid: number;
   /** whether this is the head node */
   readonly isHead: boolean;
+}
+
+/** What {@link Cluster.objectStats} reports about a node's object store and its transfers. */
+export interface ClusterNodeObjectStats {
+  /** bytes of the node's shared-memory store */
+  capacityBytes: number;
+  /** bytes held by objects in it, copies of other nodes' objects included */
+  usedBytes: number;
+  /** objects in it */
+  objects: number;
+  /** transfers this node started to copy objects from other nodes (one per object, however many tasks asked) */
+  pulls: number;
+  /** bytes those transfers brought */
+  pulledBytes: number;
+  /** reads of other nodes' objects answered by a copy already here or a transfer under way */
+  dedupedPulls: number;
+  /** bytes this node sent to other nodes */
+  servedBytes: number;
+  /** copies of other nodes' objects held now */
+  copies: number;
+  /** primary copies held for owners on other nodes (large task returns made here) */
+  primaries: number;
+  /** copies evicted to make room */
+  evictions: number;
 }
 
 interface NodeRecord extends ClusterNode {
@@ -261,6 +287,31 @@ export class Cluster {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new RaySystemError(`waitForNodes(): after ${timeoutMs} ms the head still does not see ${waiting.join(', ')}`);
+  }
+
+  /**
+   * A node's object store and object transfers, as its node manager reports
+   * them (for tests and benchmarks).
+   * @throws RaySystemError when the node does not answer within 5 s
+   */
+  async objectStats(node: ClusterNode): Promise<ClusterNodeObjectStats> {
+    this.assertOpen('objectStats()');
+    const rec = this.members.find((n) => n.nodeId === node?.nodeId);
+    if (!rec) throw new TypeError(`objectStats() takes a node of this cluster (from addNode()), got ${JSON.stringify(node)}`);
+    const d = (await this.probe.call(rec.localEndpoint, { t: MT.NodeStats }, 5000)).data as { store: ArenaStats; transfers: TransferStats };
+    const { store: s, transfers: t } = d;
+    return {
+      capacityBytes: s.capacity,
+      usedBytes: s.used,
+      objects: s.objects,
+      pulls: t.pulls,
+      pulledBytes: t.pulledBytes,
+      dedupedPulls: t.dedupedPulls,
+      servedBytes: t.servedBytes,
+      copies: t.copies,
+      primaries: t.primaries,
+      evictions: t.evictions,
+    };
   }
 
   /** Stops every node and the head, and removes their session directories. Idempotent. */

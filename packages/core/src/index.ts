@@ -97,7 +97,7 @@ export {
   type PlacementGroupTableEntry,
   type PlacementStrategy,
 } from './internal/api/placement-group';
-export { Cluster, type ClusterNode, type ClusterNodeOptions, type ClusterStartOptions } from './cluster';
+export { Cluster, type ClusterNode, type ClusterNodeObjectStats, type ClusterNodeOptions, type ClusterStartOptions } from './cluster';
 export type {
   ActorClass,
   ActorHandleBase,
@@ -253,7 +253,7 @@ export async function get(refs: unknown, options?: GetOptions): Promise<unknown>
   const core = runtime('get()').core;
   if (single) {
     const e = entries[0] as RefEntry;
-    if (e.state !== ValueState.Pending) return core.objects.valueOf(e);
+    if (e.state !== ValueState.Pending && core.objects.isHere(e)) return core.objects.valueOf(e);
   }
   const values = await core.objects.get(entries, timeoutMs);
   return single ? values[0] : values;

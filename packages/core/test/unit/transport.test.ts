@@ -46,6 +46,48 @@ describe('Endpoint requests', () => {
   });
 });
 
+describe('Endpoint bulk replies', () => {
+  test('bytes sent with respondBytes arrive as the reply data, in order with the replies around them', async () => {
+    const asked: Array<[number, Peer]> = [];
+    const server = await endpoint('server', (m, from) => {
+      if (m.t !== MT.NodeStats) return;
+      asked.push([m.reqId, from]);
+      if (asked.length < 3) return;
+      // a plain reply, a bulk one and a plain one again, queued together
+      const [[r1, p1], [r2, p2], [r3, p3]] = asked as [[number, Peer], [number, Peer], [number, Peer]];
+      server.respond(p1, r1, true, 'before');
+      server.respondBytes(p2, r2, new Uint8Array([1, 2, 3]));
+      server.respond(p3, r3, true, 'after');
+    });
+    const client = await endpoint('client', () => undefined);
+    const order: string[] = [];
+    const calls = [0, 1, 2].map((i) =>
+      client.call(server.address, { t: MT.NodeStats }).then((r) => {
+        order.push(String(i));
+        return r.data;
+      }),
+    );
+    const [a, b, c] = await Promise.all(calls);
+    expect(a).toBe('before');
+    expect(b).toBeInstanceOf(Uint8Array);
+    expect([...(b as Uint8Array)]).toEqual([1, 2, 3]);
+    expect(c).toBe('after');
+    expect(order).toEqual(['0', '1', '2']);
+  });
+
+  test('a request answered with bytes resolves with them', async () => {
+    const payload = new Uint8Array(3 * 1024 * 1024).fill(7);
+    const server = await endpoint('server', (m, from) => {
+      if (m.t === MT.NodeStats) server.respondBytes(from, m.reqId, payload);
+    });
+    const client = await endpoint('client', () => undefined);
+    const r = await client.call(server.address, { t: MT.NodeStats });
+    expect(r.data).toBeInstanceOf(Uint8Array);
+    expect((r.data as Uint8Array).length).toBe(payload.length);
+    expect((r.data as Uint8Array)[payload.length - 1]).toBe(7);
+  });
+});
+
 describe('Borrowing', () => {
   test('a removal waits only for the registrations sent before it, not for later ones', async () => {
     const adds: Array<{ ids: string[]; reqId: number; from: Peer }> = [];

@@ -199,6 +199,11 @@ export const ActorCallS = S.obj({
 /** A value ActorCallS accepts. */
 export type ActorCall = Infer<typeof ActorCallS>;
 
+/** An object in another node's store: its id and where its primary copy is. */
+export const ObjectLocS = S.obj({ id: S.str, loc: LocationS });
+/** A value ObjectLocS accepts. */
+export type ObjectLoc = Infer<typeof ObjectLocS>;
+
 /** Lease requests waiting on a node for resources: `n` requests of one shape. */
 export const DemandS = S.obj({ resources: ResourcesS, n: S.int });
 /** A value DemandS accepts. */
@@ -342,6 +347,12 @@ export enum MT {
   NodeDied = 110,
   NodeExit = 111,
   ReRegisterNode = 112,
+  // objects across nodes
+  PullObject = 90,
+  UnpinObjects = 91,
+  FreeObjects = 92,
+  PinObject = 93,
+  ReadChunk = 94,
 }
 
 const t = <N extends MT>(n: N): Check<N> => ((v: unknown) => v === n) as Check<N>;
@@ -519,6 +530,19 @@ export const SCHEMAS = {
   [MT.NodeExit]: S.obj({ t: t(MT.NodeExit), reason: S.str }),
   /** the head does not know this node (it restarted): register again, with the same id */
   [MT.ReRegisterNode]: S.obj({ t: t(MT.ReRegisterNode) }),
+  /** a process asks its node manager for a local copy of an object on another node; the reply's data is the copy's Location */
+  [MT.PullObject]: S.obj({ t: t(MT.PullObject), reqId: S.int, id: S.str, loc: LocationS, owner: S.str }),
+  /** a process no longer reads these local copies */
+  [MT.UnpinObjects]: S.obj({ t: t(MT.UnpinObjects), ids: S.arr(S.str) }),
+  /**
+   * the owner freed these objects: `hop` 0 from the owner to its node manager,
+   * 1 to the node of the primary copy, 2 to a node that holds a copy
+   */
+  [MT.FreeObjects]: S.obj({ t: t(MT.FreeObjects), objs: S.arr(ObjectLocS), hop: S.int }),
+  /** a worker made the primary copy of an object whose owner lives on another node: its node manager keeps it; the reply's data is its Location */
+  [MT.PinObject]: S.obj({ t: t(MT.PinObject), reqId: S.int, id: S.str, loc: LocationS, owner: AddressS }),
+  /** a node manager reads `len` bytes at `pos` of an object from the node of its primary copy; the reply's data is the bytes */
+  [MT.ReadChunk]: S.obj({ t: t(MT.ReadChunk), reqId: S.int, id: S.str, loc: LocationS, pos: S.nonNeg, len: S.nonNeg, node: S.str, owner: S.str }),
 } as const;
 
 type Schemas = typeof SCHEMAS;

@@ -21,6 +21,7 @@ import { cpuPart, gpuAmount, groupOf } from '../placement/resource-names';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
 import { PACKAGE_KV_NS } from '../runtime-env/archive';
 import { NodeWorkingDirs, workingDirsRoot } from '../runtime-env/node-dirs';
+import { NodeObjectManager } from './object-manager';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
@@ -175,6 +176,8 @@ export class Raylet {
   onExitRequested: (reason: string) => void = () => undefined;
   /** working directories (runtimeEnv.workingDir) unpacked on this node */
   private readonly workingDirs: NodeWorkingDirs;
+  /** objects across nodes: pulls, serving, primary copies kept for owners elsewhere */
+  private objects!: NodeObjectManager;
 
   /** Creates the node's object store; {@link start} brings the node up. */
   constructor(readonly cfg: RayletConfig) {
@@ -195,6 +198,17 @@ export class Raylet {
     const extra = this.cfg.bindHost !== undefined ? [`tcp://${this.cfg.bindHost}:0`] : [];
     this.endpoint = await Endpoint.bind(address, `raylet-${this.cfg.nodeId}`, (m, from) => this.onMessage(m, from), {}, extra);
     this.localAddress = this.endpoint.address;
+    this.objects = new NodeObjectManager({
+      nodeId: this.cfg.nodeId,
+      endpoint: this.endpoint,
+      arena: this.arena,
+      spillDir: this.cfg.spillDir,
+      nodeEndpoint: (id) => {
+        const n = this.view.get(id);
+        return n?.alive ? n.endpoint : undefined;
+      },
+      isClient: (id) => this.clients.has(id),
+    });
     await this.register(false);
     this.driverWatch = setInterval(() => this.checkDrivers(), 500);
     // resources double as the heartbeat: the head marks a node that goes quiet dead
@@ -309,11 +323,15 @@ export class Raylet {
       case MT.NodeStats:
         this.endpoint.respond(from, m.reqId, true, this.stats());
         break;
-      case MT.ClusterView:
+      case MT.ClusterView: {
+        const before = [...this.view.values()];
         this.view.clear();
         for (const n of m.nodes) if (n.nodeId !== this.cfg.nodeId) this.view.set(n.nodeId, n);
+        // requests to a node that died (object transfers) fail now
+        for (const n of before) if (n.alive && !this.view.get(n.nodeId)?.alive) this.endpoint.failRequestsTo(n.endpoint, `node ${n.nodeId} died`);
         if (this.pending.length > 0) this.schedule();
         break;
+      }
       case MT.PrepareBundles: {
         const ok = this.bundles.prepare(m.pgId, m.bundles);
         this.endpoint.respond(from, m.reqId, ok, undefined, ok ? undefined : 'the bundles do not fit in the resources free here');
@@ -346,7 +364,23 @@ export class Raylet {
       case MT.ProcessDied:
         // a process on another node died (the head tells every node)
         this.endpoint.disconnect(m.endpoint, m.reason);
+        this.objects.onProcessGone(m.workerId);
         for (const c of this.clients.values()) this.endpoint.send(c.endpoint, m);
+        break;
+      case MT.PullObject:
+        this.objects.onPull(m, from);
+        break;
+      case MT.UnpinObjects:
+        this.objects.onUnpin(m.ids, from);
+        break;
+      case MT.FreeObjects:
+        this.objects.onFree(m.objs, m.hop, from);
+        break;
+      case MT.PinObject:
+        this.objects.onPin(m, from);
+        break;
+      case MT.ReadChunk:
+        this.objects.onReadChunk(m, from);
         break;
       default:
         log.debug(`node manager ignored a message of type ${m.t}`);
@@ -846,6 +880,7 @@ export class Raylet {
     this.clients.delete(w.workerId);
     if (this.stopped) return;
     if (w.slot >= 0) this.sweepSlot(w.slot);
+    this.objects.onProcessGone(w.workerId);
     if (was === 'starting' && !w.killRequested) this.onStartFailed(w.jobId, `worker ${w.workerId} (pid ${w.pid})`, reason);
     const l = w.leaseId ? this.leases.get(w.leaseId) : undefined;
     if (l) {
@@ -915,6 +950,7 @@ export class Raylet {
   private onDriverExit(c: Client): void {
     this.clients.delete(c.workerId);
     this.sweepSlot(c.slot);
+    this.objects.onProcessGone(c.workerId);
     this.releaseOwnedBy(c.workerId);
     this.endpoint.send(this.cfg.headAddress, { t: MT.WorkerDied, nodeId: this.cfg.nodeId, workerId: c.workerId, reason: 'the driver exited', endpoint: c.endpoint });
     this.broadcastDeath(c.workerId, c.endpoint, 'the driver exited');
@@ -1036,6 +1072,7 @@ export class Raylet {
       available: this.available,
       total: this.total,
       store: arenaAddon().stats(this.arena),
+      transfers: this.objects.stats(),
       clients: this.clients.size,
       workingDirsUnpacked: this.workingDirs.unpacked,
     };
@@ -1053,6 +1090,7 @@ export class Raylet {
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.recheckTimer) clearTimeout(this.recheckTimer);
+    this.objects?.stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     if (this.logTimer) {

@@ -155,11 +155,12 @@ export class CoreWorker implements ActorCallSink {
       freeOwned: (e) => this.freeOwned(e),
       releaseBorrowed: (e) => this.releaseBorrowed(e),
       makeInstance: (e) => (e.kind === RefKind.Actor ? makeActorHandle(e, this) : new ObjectRef(e)),
-      freeLarge: (loc) => this.objects.freeLoc(loc),
+      freeLarge: (loc, id) => this.objects.freeLoc(loc, id),
     });
     this.objects = new ObjectManager({
       self: cfg.self,
       endpoint: cfg.endpoint,
+      rayletAddress: cfg.rayletAddress,
       store: cfg.store,
       refs: this.refs,
       ids: this.ids,
@@ -167,6 +168,7 @@ export class CoreWorker implements ActorCallSink {
       busy: (d) => this.busy(d),
       enterBlocked: (ctx) => this.executor?.enterBlocked(ctx),
       exitBlocked: (ctx) => this.executor?.exitBlocked(ctx),
+      recover: (entries, why) => this.lineage.recover(entries, why),
     });
     this.borrowing = new Borrowing(cfg.endpoint, cfg.self, (lost) => this.objects.markLost(lost, 'its owner no longer has it'), (d) => this.busy(d));
     this.tm = new TaskManager({
@@ -186,7 +188,7 @@ export class CoreWorker implements ActorCallSink {
         for (const h of holds) this.refs.removeSubmitted(h);
       },
       freeLate: (e) => this.refs.maybeRelease(e),
-      discard: (r) => this.objects.discardValue(r.val),
+      discard: (r) => this.objects.discardValue(r.val, r.id),
     });
     this.lineage = new Lineage({
       self: cfg.self,
@@ -194,7 +196,7 @@ export class CoreWorker implements ActorCallSink {
       resubmit: (t) => this.submitter.submit(t, t.args ?? []),
       forgetLoc: (e) => {
         this.refs.untrackLarge(e);
-        if (e.loc) this.objects.freeLoc(e.loc);
+        if (e.loc) this.objects.freeLoc(e.loc, e.id);
       },
     });
     const hooks = {
@@ -222,6 +224,7 @@ export class CoreWorker implements ActorCallSink {
         testGlobals: cfg.testGlobals,
         workingDir: cfg.workingDir,
         decodeArgs: (a, d, ctx) => this.objects.decodeArgs(a, d, ctx),
+        prepareArgs: (d, ctx) => this.objects.prepareArgs(d, ctx),
         encodeReturn: (v, id, owner, ctx) => this.objects.encodeReturn(v, id, owner, ctx),
         encodeError: (e, name) => this.objects.encodeTaskError(e, name),
         cancelChildren: (ctx) => this.cancelChildren(ctx),
@@ -255,7 +258,7 @@ export class CoreWorker implements ActorCallSink {
       case MT.StreamItem: {
         const t = this.tm.get(m.taskId);
         if (t && t.attempt === m.att) this.tm.streamItem(t, m.index, m.obj);
-        else this.objects.discardValue(m.obj.val);
+        else this.objects.discardValue(m.obj.val, m.obj.id);
         break;
       }
       case MT.GetObject:
@@ -321,7 +324,7 @@ export class CoreWorker implements ActorCallSink {
     const t = this.tm.get(r.id);
     if (!t || t.attempt !== r.att) {
       // a late result of a finished, cancelled or retried task
-      for (const ret of r.rets ?? []) this.objects.discardValue(ret.val);
+      for (const ret of r.rets ?? []) this.objects.discardValue(ret.val, ret.id);
       return;
     }
     if (t.kind === 'normal') this.submitter.onResult(t as NormalTask, r);

@@ -51,6 +51,8 @@ export interface ExecutorHooks {
   /** this worker's unpacked working directory (runtimeEnv.workingDir), if any */
   readonly workingDir: string | undefined;
   decodeArgs(args: Uint8Array, deps: Dep[] | undefined, ctx: TaskContext): unknown[];
+  /** pulls arguments that live on another node; undefined when none do */
+  prepareArgs(deps: Dep[] | undefined, ctx: TaskContext): Promise<unknown> | undefined;
   encodeReturn(value: unknown, id: string, owner: Address, ctx: TaskContext): ReturnObject;
   encodeError(e: unknown, name: string): Uint8Array;
   cancelChildren(ctx: TaskContext): void;
@@ -90,6 +92,8 @@ interface QueuedCall {
   call: ActorCall;
   caller: Address;
   peer: Peer;
+  /** set once its arguments on other nodes were pulled */
+  ctx?: TaskContext;
 }
 
 interface CallerState {
@@ -254,12 +258,27 @@ export class Executor {
       return isThenable(out) ? Promise.resolve(out).then(finish) : finish(out);
     };
     try {
-      const d = this.def(spec.fn);
+      const pulls = this.argsHere(spec.deps, ctx);
+      let d = this.def(spec.fn);
+      if (pulls) d = Promise.all([d, pulls]).then(([fn]) => fn);
       const r = isThenable(d) ? Promise.resolve(d).then(body) : body(d);
       return isThenable(r) ? Promise.resolve(r).catch(fail) : r;
     } catch (e) {
       return fail(e);
     }
+  }
+
+  /** Pulls arguments that live on another node (undefined when none do); its failure fails the task as a system error. */
+  private argsHere(deps: Dep[] | undefined, ctx: TaskContext): Promise<unknown> | undefined {
+    let p: Promise<unknown> | undefined;
+    try {
+      p = this.h.prepareArgs(deps, ctx);
+    } catch (e) {
+      throw new SystemFailure(`the arguments of ${ctx.name} could not be read: ${(e as Error).message}`);
+    }
+    return p?.catch((e: Error) => {
+      throw new SystemFailure(`the arguments of ${ctx.name} could not be read: ${e.message}`);
+    });
   }
 
   /** The result of a task or call that returned `value` (a stream for numReturns 'streaming'). */
@@ -377,7 +396,9 @@ export class Executor {
     };
     const fail = (e: unknown): void => report(false, this.h.encodeError(e, `${spec.cls.name}.constructor`));
     try {
-      const d = this.def(spec.cls);
+      const pulls = this.argsHere(spec.deps, ctx);
+      let d = this.def(spec.cls);
+      if (pulls) d = Promise.all([d, pulls]).then(([cls]) => cls);
       if (isThenable(d))
         Promise.resolve(d)
           .then(construct)
@@ -439,7 +460,7 @@ export class Executor {
     const call = c.call;
     const name = `${spec.cls.name}.${call.m}`;
     const start = performance.now();
-    const ctx: TaskContext = {
+    const ctx: TaskContext = c.ctx ?? {
       taskId: call.id,
       name,
       actorId: spec.id,
@@ -449,6 +470,21 @@ export class Executor {
       abort: new AbortController(),
       leaseId: undefined,
     };
+    if (call.deps && !c.ctx) {
+      let pulls: Promise<unknown> | undefined;
+      try {
+        pulls = this.argsHere(call.deps, ctx);
+      } catch (e) {
+        return this.failure(call.id, call.att, e, name, start);
+      }
+      if (pulls) {
+        c.ctx = ctx;
+        return pulls.then(
+          () => this.runCall(c),
+          (e: unknown) => this.failure(call.id, call.att, e, name, start),
+        );
+      }
+    }
     const fail = (e: unknown): TaskResult => this.failure(call.id, call.att, e, name, start);
     try {
       const inst = this.instance as Record<string, unknown>;

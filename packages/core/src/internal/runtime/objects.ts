@@ -21,6 +21,8 @@ import { RefKind, ValueState, type ReferenceTable, type RefEntry } from './refs'
 export interface ObjectManagerHooks {
   readonly self: Address;
   readonly endpoint: Endpoint;
+  /** this node's node manager (it pulls objects from other nodes) */
+  readonly rayletAddress: string;
   readonly store: ObjectStoreClient;
   readonly refs: ReferenceTable;
   readonly ids: IdGenerator;
@@ -29,11 +31,20 @@ export interface ObjectManagerHooks {
   /** a task here starts or stops waiting (workers give their CPU back meanwhile) */
   enterBlocked(ctx: TaskContext | undefined): void;
   exitBlocked(ctx: TaskContext | undefined): void;
+  /** Owned objects whose only copy cannot be read any more: rebuild them by lineage, or fail them. */
+  recover(entries: RefEntry[], why: string): void;
 }
+
+/** A failed pull of owned objects that can be rebuilt is retried after the rebuild, this many times. */
+const MAX_REBUILDS_PER_GET = 3;
 
 /** See the module comment. */
 export class ObjectManager {
   private readonly fetching = new Set<RefEntry>();
+  /** pulls of objects on other nodes under way, by entry */
+  private readonly pulls = new Map<RefEntry, Promise<void>>();
+  /** part of a cluster that spans nodes (this process listens on tcp): objects may live elsewhere */
+  private readonly multiNode: boolean;
   readonly factory: RefFactory;
   private readonly self: Address;
   private readonly endpoint: Endpoint;
@@ -47,6 +58,7 @@ export class ObjectManager {
     this.store = h.store;
     this.refs = h.refs;
     this.ids = h.ids;
+    this.multiNode = h.self.endpoint.startsWith('tcp://');
     this.factory = {
       ref: (id, owner) => this.materialize(id, owner, RefKind.Object, undefined),
       actor: (wire, owner) => this.materialize(wire.id, owner, RefKind.Actor, wire),
@@ -64,16 +76,22 @@ export class ObjectManager {
   /** An owned object's value goes away (its entry was released or freed). */
   dropOwned(e: RefEntry): void {
     e.lineage = undefined;
-    if (e.loc) this.freeLoc(e.loc);
+    if (e.loc) this.freeLoc(e.loc, e.id);
     e.blob = undefined;
     e.loc = undefined;
+    e.local = undefined;
     if (e.state === ValueState.Ready) e.state = ValueState.Freed;
   }
 
-  /** Frees an owned value's bytes in shared memory (or its spill file). */
-  freeLoc(loc: Location): void {
+  /**
+   * Frees an owned value's bytes in shared memory (or its spill file). In a
+   * cluster that spans nodes, the node manager hears of it too: it frees the
+   * copies other nodes pulled, and the primary copy when that is elsewhere.
+   */
+  freeLoc(loc: Location, id: string): void {
     if (loc.node === this.self.nodeId) this.store.free(loc);
     this.store.account(-loc.size);
+    if (this.multiNode) this.endpoint.send(this.h.rayletAddress, { t: MT.FreeObjects, objs: [{ id, loc }], hop: 0 });
   }
 
   /**
@@ -81,9 +99,10 @@ export class ObjectManager {
    * already settled): free its bytes and let the owners of refs inside it
    * know we do not borrow them.
    */
-  discardValue(v: ObjectValue | undefined): void {
+  discardValue(v: ObjectValue | undefined, id: string): void {
     if (!v) return;
     if (v.loc && v.loc.node === this.self.nodeId) this.store.free(v.loc);
+    else if (v.loc && this.multiNode) this.endpoint.send(this.h.rayletAddress, { t: MT.FreeObjects, objs: [{ id, loc: v.loc }], hop: 0 });
     for (const w of v.refs ?? []) {
       if (w.owner.workerId === this.self.workerId) continue;
       this.endpoint.send(w.owner.endpoint, { t: MT.RemoveBorrower, ids: [w.id], borrowerId: this.self.workerId });
@@ -93,6 +112,10 @@ export class ObjectManager {
   /** This process no longer holds a borrowed object. */
   releaseBorrowed(e: RefEntry, closed: boolean): void {
     this.fetching.delete(e);
+    if (e.local) {
+      e.local = undefined;
+      if (!closed) this.endpoint.send(this.h.rayletAddress, { t: MT.UnpinObjects, ids: [e.id] });
+    }
     if (e.weak || closed) return;
     this.borrowing.release(e);
   }
@@ -217,12 +240,18 @@ export class ObjectManager {
     return v;
   }
 
+  /** Whether this process can read `e`'s value without pulling it from another node. */
+  isHere(e: RefEntry): boolean {
+    const l = e.loc;
+    return l === undefined || e.local !== undefined || l.node === this.self.nodeId;
+  }
+
   /** Decodes an object's value (throws its error). */
   valueOf(e: RefEntry): unknown {
     if (e.state !== ValueState.Ready) throw this.errorOf(e);
     if (e.blob) return decodeValue(e.blob, this.factory, false);
     if (!e.loc) throw new ObjectLostError(e.id, 'it has no value');
-    return this.readLoc(e.id, e.loc, e);
+    return this.readLoc(e.id, e.local ?? e.loc, e);
   }
 
   /**
@@ -232,7 +261,7 @@ export class ObjectManager {
    * entry to pin, the value is copied out.
    */
   private readLoc(id: string, loc: Location, pin: RefEntry | undefined): unknown {
-    if (loc.node !== this.self.nodeId) throw new ObjectLostError(id, `it lives on node ${loc.node.slice(0, 8)}, which this process cannot read`);
+    if (loc.node !== this.self.nodeId) throw new ObjectLostError(id, `it lives on node ${loc.node}, and no copy was pulled to this node`);
     const sb = this.store.read(loc, id);
     if (!sb.pin || !pin) return decodeValue(sb.bytes, this.factory, false);
     const v = decodeValue(sb.bytes, this.factory, true);
@@ -266,10 +295,11 @@ export class ObjectManager {
     if (e.loc) {
       if (e.views > 0) {
         e.freeAfterViews = e.loc;
-      } else this.freeLoc(e.loc);
+      } else this.freeLoc(e.loc, e.id);
     }
     e.blob = undefined;
     e.loc = undefined;
+    e.local = undefined;
     e.err = undefined;
     e.state = ValueState.Freed;
     e.errObj = new ObjectFreedError(e.id);
@@ -321,7 +351,75 @@ export class ObjectManager {
   async get(entries: RefEntry[], timeoutMs: number | undefined): Promise<unknown[]> {
     const pending = entries.filter((e) => e.state === ValueState.Pending);
     if (pending.length > 0) await this.waitFor(pending, pending.length, timeoutMs, true);
+    for (let rebuilds = 0; this.multiNode; rebuilds++) {
+      const pulls = this.pullRemote(entries);
+      if (!pulls) break;
+      try {
+        await pulls;
+        break;
+      } catch (err) {
+        // owned objects whose copy is gone are rebuilt by running their tasks again (lineage), then read
+        const lost = entries.filter((e) => e.owned && e.lineage !== undefined && e.state === ValueState.Ready && e.loc !== undefined && e.loc.node !== this.self.nodeId && e.local === undefined);
+        if (lost.length === 0 || rebuilds >= MAX_REBUILDS_PER_GET) throw err;
+        this.h.recover(lost, (err as Error).message);
+        const again = entries.filter((e) => e.state === ValueState.Pending);
+        if (again.length > 0) await this.waitFor(again, again.length, timeoutMs, true);
+      }
+    }
     return entries.map((e) => this.valueOf(e));
+  }
+
+  /** Pulls the values of `entries` that live on another node; undefined when all are here (no await then). */
+  private pullRemote(entries: RefEntry[]): Promise<unknown> | undefined {
+    let ps: Array<Promise<void>> | undefined;
+    for (const e of entries) {
+      const loc = e.loc;
+      if (loc === undefined || e.local !== undefined || loc.node === this.self.nodeId || e.state !== ValueState.Ready) continue;
+      (ps ??= []).push(this.pullEntry(e, loc));
+    }
+    return ps && Promise.all(ps);
+  }
+
+  /**
+   * Brings a copy of `e`'s value (at `loc`, on another node) to this node:
+   * the node manager here pulls it once however many processes ask; this
+   * process reads the copy until the entry goes.
+   */
+  private pullEntry(e: RefEntry, loc: Location): Promise<void> {
+    let p = this.pulls.get(e);
+    if (p) return p;
+    this.busy(1);
+    p = this.endpoint
+      .call(this.h.rayletAddress, { t: MT.PullObject, id: e.id, loc, owner: e.owner.workerId })
+      .then(
+        (r) => {
+          const local = r.data as Location;
+          if (e.dead || e.loc !== loc) {
+            // the entry went (or got another value) meanwhile: nobody reads this copy
+            this.endpoint.send(this.h.rayletAddress, { t: MT.UnpinObjects, ids: [e.id] });
+            return;
+          }
+          e.local = local;
+        },
+        (err: Error) => {
+          throw this.pullFailed(e.id, loc, err.message);
+        },
+      )
+      .finally(() => {
+        this.pulls.delete(e);
+        this.busy(-1);
+      });
+    this.pulls.set(e, p);
+    return p;
+  }
+
+  /**
+   * The one place where a failed pull is decided: the object's only copy,
+   * on node `loc.node`, cannot be read (its node died, its owner freed it or
+   * died, or the transfer broke). Returns the error its readers get.
+   */
+  pullFailed(id: string, loc: Location, reason: string): Error {
+    return new ObjectLostError(id, `its value lives on node ${loc.node} and could not be copied to node ${this.self.nodeId}: ${reason}`);
   }
 
   /** Resolves when `n` of `entries` settled, or rejects with GetTimeoutError. */
@@ -369,11 +467,30 @@ export class ObjectManager {
       for (const d of deps) {
         const v = d.val;
         if (v?.blob) values[d.i] = decodeValue(v.blob, this.factory, false);
-        else if (v?.loc) values[d.i] = this.readLoc(d.ref.id, v.loc, this.argPin(d.ref.id, d.ref.owner, v.loc, ctx));
-        else throw new Error(`argument ${d.i} has no value`);
+        else if (v?.loc) {
+          const pin = this.argPin(d.ref.id, d.ref.owner, v.loc, ctx);
+          values[d.i] = this.readLoc(d.ref.id, v.loc.node === this.self.nodeId ? v.loc : (pin?.local ?? v.loc), pin);
+        } else throw new Error(`argument ${d.i} has no value`);
       }
     }
     return values;
+  }
+
+  /**
+   * Pulls the large arguments of a task that live on another node, before
+   * {@link decodeArgs}; undefined when they are all here (no await then).
+   */
+  prepareArgs(deps: Dep[] | undefined, ctx: TaskContext): Promise<unknown> | undefined {
+    if (!deps || !this.multiNode) return undefined;
+    let ps: Array<Promise<void>> | undefined;
+    for (const d of deps) {
+      const loc = d.val?.loc;
+      if (!loc || loc.node === this.self.nodeId) continue;
+      const pin = this.argPin(d.ref.id, d.ref.owner, loc, ctx);
+      if (!pin) throw new ObjectLostError(d.ref.id, `argument ${d.i} lives on node ${loc.node} and this process no longer knows the object`);
+      if (pin.local === undefined) (ps ??= []).push(this.pullEntry(pin, pin.loc ?? loc));
+    }
+    return ps && Promise.all(ps);
   }
 
   /**
@@ -398,7 +515,17 @@ export class ObjectManager {
     const enc = encodeValue(value);
     const val: ObjectValue = {};
     if (maxBlobSize(enc) <= INLINE_MAX) val.blob = toInlineBlob(enc);
-    else val.loc = this.store.put(enc, id, owner.nodeId === this.self.nodeId ? owner.slot : this.self.slot);
+    else if (owner.nodeId === this.self.nodeId) val.loc = this.store.put(enc, id, owner.slot);
+    else {
+      // the owner is on another node: this node's manager keeps the primary copy for it (this worker may exit first)
+      const loc = this.store.put(enc, id, this.self.slot);
+      val.loc = loc;
+      ctx.regs.push(
+        this.endpoint.call(this.h.rayletAddress, { t: MT.PinObject, id, loc, owner }).then((r) => {
+          val.loc = r.data as Location;
+        }),
+      );
+    }
     const contained = this.entriesOf(enc.refs, enc.actors);
     if (contained.length > 0) {
       val.refs = [];

@@ -49,6 +49,8 @@ export class RefEntry {
   blob: Uint8Array | undefined = undefined;
   /** large value: where its bytes are */
   loc: Location | undefined = undefined;
+  /** a large value on another node: the copy this node pulled (read by this process until the entry goes) */
+  local: Location | undefined = undefined;
   /** serialized error, when state is Error */
   err: Uint8Array | undefined = undefined;
   /** a decoded error to throw instead of `err` (lost, freed, cancelled) */
@@ -137,7 +139,7 @@ export interface RefTableHooks {
   /** Makes the public instance for an entry. */
   makeInstance(e: RefEntry): object;
   /** Frees the shared-memory block of an unpublished object that was collected. */
-  freeLarge(loc: Location): void;
+  freeLarge(loc: Location, id: string): void;
 }
 
 /** See the module comment. */
@@ -150,8 +152,8 @@ export class ReferenceTable {
   private readonly viewRegistry: FinalizationRegistry<RefEntry>;
   /** keeps an entry alive while a zero-copy view of its value is */
   private readonly viewOwners = new WeakMap<object, RefEntry>();
-  /** unpublished large objects: entry (weakly) -> its block */
-  private readonly large = new Map<WeakRef<RefEntry>, Location>();
+  /** unpublished large objects: entry (weakly) -> its id and block */
+  private readonly large = new Map<WeakRef<RefEntry>, { id: string; loc: Location }>();
   private readonly largeRegistry: FinalizationRegistry<WeakRef<RefEntry>>;
 
   constructor(
@@ -168,7 +170,7 @@ export class ReferenceTable {
       if (e.views === 0 && e.freeAfterViews) {
         const loc = e.freeAfterViews;
         e.freeAfterViews = undefined;
-        this.hooks.freeLarge(loc);
+        this.hooks.freeLarge(loc, e.id);
       }
       this.maybeRelease(e);
     });
@@ -231,7 +233,7 @@ export class ReferenceTable {
     if (e.published || !e.loc || e.largeKey) return;
     const key = new WeakRef(e);
     e.largeKey = key;
-    this.large.set(key, e.loc);
+    this.large.set(key, { id: e.id, loc: e.loc });
     this.largeRegistry.register(e, key, key);
   }
 
@@ -244,10 +246,10 @@ export class ReferenceTable {
   }
 
   private freeLargeKey(key: WeakRef<RefEntry>): void {
-    const loc = this.large.get(key);
-    if (!loc) return;
+    const l = this.large.get(key);
+    if (!l) return;
     this.large.delete(key);
-    this.hooks.freeLarge(loc);
+    this.hooks.freeLarge(l.loc, l.id);
   }
 
   /** Counts a zero-copy view of `e`'s value (and keeps `e` alive) until `view` is collected. */
@@ -377,11 +379,11 @@ export class ReferenceTable {
    */
   sweepCollected(): number {
     let n = 0;
-    for (const [key, loc] of this.large) {
+    for (const [key, l] of this.large) {
       if (key.deref() === undefined) {
         this.large.delete(key);
         this.largeRegistry.unregister(key);
-        this.hooks.freeLarge(loc);
+        this.hooks.freeLarge(l.loc, l.id);
         n++;
       }
     }

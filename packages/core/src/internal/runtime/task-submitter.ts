@@ -55,7 +55,8 @@ interface Lease {
 }
 
 class SchedulingQueue {
-  tasks: NormalTask[] = [];
+  /** waiting tasks from `head` on; slots before it are cleared (a taken task must not stay reachable from here) */
+  tasks: Array<NormalTask | undefined> = [];
   head = 0;
   readonly leases = new Set<Lease>();
   readonly requests = new Set<string>();
@@ -74,8 +75,12 @@ class SchedulingQueue {
   /** Takes the first waiting task (compacting the array now and then). */
   shift(): NormalTask | undefined {
     if (this.head >= this.tasks.length) return undefined;
-    const t = this.tasks[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.tasks.length) {
+    const t = this.tasks[this.head];
+    this.tasks[this.head++] = undefined;
+    if (this.head === this.tasks.length) {
+      this.tasks = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.tasks.length) {
       this.tasks = this.tasks.slice(this.head);
       this.head = 0;
     }

@@ -35,9 +35,15 @@ type Dest = Buffer | null;
 /** A request message before its `reqId` is assigned. */
 export type RequestMessage = Message extends infer M ? (M extends unknown ? ('reqId' extends keyof M ? Omit<M, 'reqId'> : never) : never) : never;
 
-/** Queues messages per destination and sends them one frame at a time. */
+/**
+ * Queues messages per destination and sends them one frame at a time. A
+ * message with an attachment (bulk bytes: object chunks) goes alone, as a
+ * ZeroMQ message of two frames — the message, then the raw bytes — so that
+ * the bytes are never copied into a msgpack frame.
+ */
 class Outbox {
-  private queue = new Map<string, { dest: Dest; msgs: Message[] }>();
+  private queue = new Map<string, { dest: Dest; msgs: Message[]; bulk: boolean }>();
+  private readonly attached = new WeakMap<Message, Uint8Array>();
   private busy = false;
   closed = false;
 
@@ -46,15 +52,19 @@ class Outbox {
     private readonly label: string,
   ) {}
 
-  /** Queues `msg` for `dest` (sent with the others queued for it, in one frame). */
-  push(key: string, dest: Dest, msg: Message): void {
+  /** Queues `msg` for `dest` (sent with the others queued for it, in one frame; alone with `attachment`). */
+  push(key: string, dest: Dest, msg: Message, attachment?: Uint8Array): void {
     if (this.closed) return;
     let q = this.queue.get(key);
     if (!q) {
-      q = { dest, msgs: [] };
+      q = { dest, msgs: [], bulk: false };
       this.queue.set(key, q);
     }
     q.msgs.push(msg);
+    if (attachment) {
+      this.attached.set(msg, attachment);
+      q.bulk = true;
+    }
     if (!this.busy) {
       this.busy = true;
       queueMicrotask(() => void this.pump());
@@ -66,19 +76,32 @@ class Outbox {
       while (this.queue.size > 0 && !this.closed) {
         const batch = this.queue;
         this.queue = new Map();
-        for (const { dest, msgs } of batch.values()) {
-          const frame = encodeFrame(msgs);
-          try {
-            if (dest) await (this.sock as zmq.Router).send([dest, frame]);
-            else await (this.sock as zmq.Dealer).send(frame);
-          } catch (e) {
-            if (this.closed) return;
-            log.debug(`send on ${this.label} failed: ${(e as Error).message}`);
+        for (const { dest, msgs, bulk } of batch.values()) {
+          if (!bulk) {
+            await this.sendParts(dest, [encodeFrame(msgs)]);
+            continue;
+          }
+          let from = 0;
+          for (let i = 0; i <= msgs.length; i++) {
+            const bytes = i < msgs.length ? this.attached.get(msgs[i] as Message) : undefined;
+            if (i < msgs.length && !bytes) continue;
+            if (i > from) await this.sendParts(dest, [encodeFrame(msgs.slice(from, i))]);
+            if (bytes) await this.sendParts(dest, [encodeFrame([msgs[i] as Message]), bytes]);
+            from = i + 1;
           }
         }
       }
     } finally {
       this.busy = false;
+    }
+  }
+
+  private async sendParts(dest: Dest, parts: Uint8Array[]): Promise<void> {
+    try {
+      if (dest) await (this.sock as zmq.Router).send([dest, ...parts]);
+      else await (this.sock as zmq.Dealer).send(parts);
+    } catch (e) {
+      if (!this.closed) log.debug(`send on ${this.label} failed: ${(e as Error).message}`);
     }
   }
 }
@@ -244,6 +267,17 @@ export class Endpoint {
     return r;
   }
 
+  /**
+   * Answers request `reqId` of `peer` with bulk bytes: an `MT.Reply` whose
+   * `data` is `bytes`, sent as a raw second frame (no copy into msgpack).
+   */
+  respondBytes(peer: Peer, reqId: number, bytes: Uint8Array): void {
+    if (this.closed) return;
+    const m: Reply = { t: MT.Reply, reqId, ok: true };
+    if (peer.kind === 'router') (this.routers[peer.r ?? 0] ?? this.routers[0])?.out.push(peer.key, peer.id, m, bytes);
+    else this.dealer(peer.address).out.push('', null, m, bytes);
+  }
+
   /** Sends an `MT.Reply` to `peer`. */
   respond(peer: Peer, reqId: number, ok: boolean, data?: unknown, error?: string, code?: string): void {
     const m: Reply = { t: MT.Reply, reqId, ok };
@@ -309,12 +343,21 @@ export class Endpoint {
     return d;
   }
 
-  private dispatch(frame: Buffer | undefined, from: Peer, extraFrames: number): void {
-    if (!frame || extraFrames > 0) {
+  private dispatch(frame: Buffer | undefined, from: Peer, extraFrames: number, attachment?: Buffer): void {
+    if (!frame || extraFrames > 1) {
       this.dropLog.warn('frames', `dropped a message with ${extraFrames + (frame ? 1 : 0)} frames (expected 1) from ${peerName(from)}`);
       return;
     }
     const { msgs, dropped } = decodeFrame(frame);
+    if (extraFrames === 1) {
+      // bulk bytes come only as the data of one successful reply (see respondBytes)
+      const m = msgs[0];
+      if (msgs.length !== 1 || m?.t !== MT.Reply || !m.ok || m.data !== undefined || !attachment) {
+        this.dropLog.warn('frames', `dropped a message of 2 frames that is not a reply with bytes from ${peerName(from)}`);
+        return;
+      }
+      m.data = attachment;
+    }
     for (const why of dropped) this.dropLog.warn(why.replace(/\(.*|\d+/g, ''), `dropped a malformed message from ${peerName(from)}: ${why}`);
     for (const m of msgs) {
       if (m.t === MT.Reply || m.t === MT.ObjectReply) {
@@ -361,7 +404,7 @@ export class Endpoint {
       }
       const id = parts[0];
       if (!id) continue;
-      this.dispatch(parts[1], r === 0 ? { kind: 'router', id, key: id.toString('latin1') } : { kind: 'router', id, key: id.toString('latin1'), r }, parts.length - 2);
+      this.dispatch(parts[1], r === 0 ? { kind: 'router', id, key: id.toString('latin1') } : { kind: 'router', id, key: id.toString('latin1'), r }, parts.length - 2, parts[2]);
     }
   }
 
@@ -381,7 +424,7 @@ export class Endpoint {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      this.dispatch(parts[0], from, parts.length - 1);
+      this.dispatch(parts[0], from, parts.length - 1, parts[1]);
     }
   }
 }
