@@ -2,15 +2,14 @@
  * Object transfer between nodes: a 1 GiB object pulled from one node to
  * another, and a 256 MiB object broadcast to three nodes, over tcp loopback
  * on one machine (a `ray.Cluster`), with the machine's memcpy measured in
- * the same run. Each section starts the cluster it needs. Run with
- * `npm run bench -- cluster-transfer`; writes bench/results/cluster-transfer.json.
+ * the same run. Each section starts the cluster it needs; they run as part
+ * of `npm run bench -- cluster` (bench/cluster.ts).
  */
-import * as os from 'node:os';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import * as ray from '@tsray/core';
 import { memcpyGbps } from './core';
-import { report, summarize, type Metric } from './harness';
+import { summarize, type Metric } from './harness';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -142,26 +141,8 @@ async function broadcast(log: Log): Promise<void> {
   }
 }
 
-/** Sections in the shape of bench/core.ts: [name, run]. Each starts and stops its own cluster. */
+/** Sections in the shape of bench/core.ts: [name, run]. Each starts and stops its own cluster; bench/cluster.ts runs them. */
 export const SECTIONS: Array<[string, (log: Log, metrics: Record<string, Metric>) => Promise<void>]> = [
   ['cross_node_transfer_1gib', crossNode],
   ['broadcast_256mib_to_3_nodes', broadcast],
 ];
-
-/** Runs the sections (TESTS_TO_RUN picks some) and writes bench/results/cluster-transfer.json. */
-export async function run(): Promise<void> {
-  const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
-  const metrics: Record<string, Metric> = {};
-  const log: Log = (name, m) => {
-    metrics[name] = m;
-    console.error(`  ${name}: ${m.value.toFixed(2)} ${m.unit}`);
-  };
-  console.error(`tsray cluster transfer benchmark on ${os.availableParallelism()} CPUs, Node ${process.version}`);
-  for (const [name, section] of SECTIONS) if (!only || only.includes(name)) await section(log, metrics);
-  report(only ? `cluster-transfer-${only.join('+')}` : 'cluster-transfer', metrics, {
-    machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
-    node: process.version,
-    date: new Date().toISOString(),
-    method: 'one warm-up round, then 4 timed rounds; value is the mean of rounds',
-  });
-}

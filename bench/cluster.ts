@@ -10,6 +10,7 @@ import * as ray from '@tsray/core';
 import { collect, report, runMeta, timeit, type Log, type Metric } from './harness';
 import { multiClientTasksAsync } from './cluster-tasks';
 import { nodeKillToActorAnswer } from './cluster-recovery';
+import { SECTIONS as TRANSFER } from './cluster-transfer';
 
 /** What a section gets: where to log its metrics, and the metrics so far. */
 interface SectionContext {
@@ -67,7 +68,13 @@ const nodeKill: Section = {
 };
 
 /** The sections, in order. Add a section by appending it here. */
-const SECTIONS: Section[] = [placementGroupCreateRemoval, multiClientTasks, nodeKill];
+const SECTIONS: Section[] = [
+  placementGroupCreateRemoval,
+  multiClientTasks,
+  // cross-node transfers (bench/cluster-transfer.ts)
+  ...TRANSFER.map(([name, section]): Section => ({ name, run: ({ log, metrics }) => section(log, metrics) })),
+  nodeKill,
+];
 
 export async function run(): Promise<void> {
   const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
