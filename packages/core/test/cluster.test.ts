@@ -57,6 +57,18 @@ test('hard affinity to a node that is not in the cluster fails with TaskUnschedu
   expect([cluster.head.nodeId, a.nodeId, b.nodeId]).toContain(ran);
 });
 
+test('soft affinity runs elsewhere while its node is full, and on its node again once it has room', async () => {
+  const busy = [0, 1].map(() => busyWhere.options({ scheduling: { nodeId: a.nodeId } }).remote(1500));
+  await until(async () => (await ray.availableResources()).special === 1 && (await ray.nodes()).some((n) => n.nodeId === a.nodeId && (n.available.CPU ?? 0) === 0), 'node a to be full');
+  const meanwhile = await ray.get(busyWhere.options({ scheduling: { nodeId: a.nodeId, soft: true } }).remote(0));
+  expect(meanwhile).not.toBe(a.nodeId);
+  expect(await ray.get(busy)).toEqual([a.nodeId, a.nodeId]);
+  // the lease that ran it elsewhere is not reused for the next soft task: that one goes back to node a
+  let where = '';
+  await until(async () => (where = await ray.get(busyWhere.options({ scheduling: { nodeId: a.nodeId, soft: true } }).remote(0))) === a.nodeId, 'a soft task to run on its node again', 10_000);
+  expect(where).toBe(a.nodeId);
+});
+
 test('tasks spill to other nodes when the local node is busy', async () => {
   // the head node has 1 CPU: five 1 s tasks at once cannot all run there
   const where = await ray.get(Array.from({ length: 5 }, () => busyWhere.remote(800)));

@@ -565,8 +565,10 @@ export class Raylet {
     const hereFeasible = fitsTotal(this.total);
     const hereFree = hereFeasible && fitsFree(this.available);
     const s = r.sched;
-    if (r.spilled && hereFeasible) return { kind: 'local' };
     const others = [...this.view.values()].filter((n) => n.alive && fitsTotal(n.total));
+    // a soft-affinity request sent here on a stale view of this node goes on to a node with room
+    const softElsewhere = s?.nodeId === self && s.soft === true && !hereFree && others.some((n) => fitsFree(n.available));
+    if (r.spilled && hereFeasible && !softElsewhere) return { kind: 'local' };
     if (s?.nodeId !== undefined && !r.spilled) {
       if (s.nodeId === self) {
         if (hereFeasible && (!s.soft || hereFree || others.every((n) => !fitsFree(n.available)))) return { kind: 'local' };

@@ -134,6 +134,16 @@ function withLocality(sched: Scheduling | undefined, first: NormalTask | undefin
   return { ...sched, prefer: best };
 }
 
+/**
+ * Whether a lease runs one task and goes back: SPREAD leases (each task is
+ * placed afresh), and soft-affinity leases on another node than the wanted
+ * one (the next task tries that node again).
+ */
+function oneShot(l: Lease): boolean {
+  const s = l.queue.sched;
+  return s?.spread === true || (s?.nodeId !== undefined && s.soft === true && l.worker.nodeId !== s.nodeId);
+}
+
 /** What the submitter needs from the runtime. */
 export interface SubmitterHooks {
   readonly self: Address;
@@ -273,7 +283,7 @@ export class TaskSubmitter {
     l.blocked = false;
     const q = l.queue;
     const batch: TaskSpec[] = [];
-    const max = q.sched?.spread ? 1 : MAX_IN_FLIGHT;
+    const max = oneShot(l) ? 1 : MAX_IN_FLIGHT;
     while (l.inflight.size < max) {
       const head = q.tasks[q.head];
       if (!head) break;
@@ -410,7 +420,7 @@ export class TaskSubmitter {
   private afterProgress(l: Lease): void {
     const q = l.queue;
     // a SPREAD lease runs one task: the next one is placed afresh
-    if (l.inflight.size === 0 && q.sched?.spread) this.returnLease(l);
+    if (l.inflight.size === 0 && oneShot(l)) this.returnLease(l);
     if (q.length > 0) this.schedule(q);
     if (l.inflight.size === 0 && !l.returned && !l.idleTimer) {
       l.idleTimer = setTimeout(() => {
