@@ -238,7 +238,8 @@ export class PlacementGroupTable {
     if (prepared.some((ok) => !ok)) {
       ids.forEach((id, k) => {
         const indexes = (byNode.get(id) as Bundle[]).map((b) => b.index);
-        if (prepared[k]) ep.send((view.get(id) as HeadNode).endpoint, { t: MT.ReleaseBundles, pgId: rec.info.id, indexes, removed: false, reason: 'another node could not reserve its bundles' });
+        // a node that did not answer in time may still reserve them: it gives them back too
+        ep.send((view.get(id) as HeadNode).endpoint, { t: MT.ReleaseBundles, pgId: rec.info.id, indexes, removed: false, reason: prepared[k] ? 'another node could not reserve its bundles' : 'its reservation came too late' });
       });
       for (const id of ids) this.giveBack(rec, id, byNode.get(id) as Bundle[]);
       rec.inFlight = false;
@@ -256,6 +257,8 @@ export class PlacementGroupTable {
       const bundles = byNode.get(id) as Bundle[];
       // a node that died meanwhile (or did not answer: it is dying) holds nothing: those bundles are placed again
       if (!committed[k] || !n.alive) {
+        // one that answers late still holds them: it gives them back
+        if (n.alive) ep.send(n.endpoint, { t: MT.ReleaseBundles, pgId: rec.info.id, indexes: bundles.map((b) => b.index), removed: false, reason: 'its commit came too late' });
         this.giveBack(rec, id, bundles);
         return;
       }

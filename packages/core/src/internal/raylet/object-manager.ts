@@ -142,7 +142,8 @@ export class NodeObjectManager {
     this.pull(m.id, m.loc, m.owner).then(
       (local) => {
         const c = this.copies.get(m.id);
-        if (reader !== undefined && c && sameLoc(c.loc, local)) c.pins.add(reader);
+        // a reader that died while the copy came never unpins it: only live processes pin
+        if (reader !== undefined && c && sameLoc(c.loc, local) && this.h.isClient(reader) && !this.deadOwners.has(reader)) c.pins.add(reader);
         this.h.endpoint.respond(from, m.reqId, true, local);
       },
       (e: Error) => this.h.endpoint.respond(from, m.reqId, false, undefined, e.message, 'OBJECT_LOST'),
@@ -180,9 +181,11 @@ export class NodeObjectManager {
     const size = primary.size;
     const dest = this.allocate(id, size);
     let next = 0;
+    // once one lane fails the others stop: nothing is written into a block that is being given back
+    let failed = false;
     const n = Math.max(1, Math.ceil(size / CHUNK_BYTES));
     const lane = async (): Promise<void> => {
-      while (next < n && !this.stopped) {
+      while (next < n && !this.stopped && !failed) {
         const pos = next++ * CHUNK_BYTES;
         const len = Math.min(CHUNK_BYTES, size - pos);
         await this.slot();
@@ -193,12 +196,22 @@ export class NodeObjectManager {
         } finally {
           this.release();
         }
+        if (failed) return;
         if (!(data instanceof Uint8Array) || data.length !== len) throw new Error(`node ${primary.node} sent a bad chunk at ${pos}`);
         dest.write(pos, data);
       }
     };
+    const lanes = Array.from({ length: Math.min(WINDOW, n) }, () =>
+      lane().catch((e: unknown) => {
+        failed = true;
+        throw e;
+      }),
+    );
+    // every lane has settled before the block is sealed or given back
+    const results = await Promise.allSettled(lanes);
+    const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     try {
-      await Promise.all(Array.from({ length: Math.min(WINDOW, n) }, lane));
+      if (bad) throw bad.reason;
       if (this.stopped) throw new Error('the node manager is stopping');
     } catch (e) {
       dest.abort();
@@ -324,7 +337,8 @@ export class NodeObjectManager {
     this.st.servedChunks++;
     this.st.servedBytes += len;
     if (loc.spill === undefined) {
-      this.h.endpoint.respondBytes(from, m.reqId, new Uint8Array(this.A.view(this.h.arena, (loc.off as number) + pos, len)));
+      // a copy: the frame goes out later, and a freed block may be reused by then
+      this.h.endpoint.respondBytes(from, m.reqId, Buffer.from(new Uint8Array(this.A.view(this.h.arena, (loc.off as number) + pos, len))));
       return;
     }
     void readFileRange(loc.spill, pos, len).then(

@@ -158,6 +158,8 @@ export class Raylet {
   private stopped = false;
   /** the other nodes, as the head last described them */
   private readonly view = new Map<string, NodeView>();
+  /** nodes the head declared dead (a node id is never used again) */
+  private readonly deadNodes = new Set<string>();
   /** jobs whose settings are being fetched from the head */
   private readonly fetchingJobs = new Set<string>();
   /** jobs that ended (their drivers get no more logs) */
@@ -205,7 +207,7 @@ export class Raylet {
       spillDir: this.cfg.spillDir,
       nodeEndpoint: (id) => {
         const n = this.view.get(id);
-        return n?.alive ? n.endpoint : undefined;
+        return n && !this.deadNodes.has(id) ? n.endpoint : undefined;
       },
       isClient: (id) => this.clients.has(id),
     });
@@ -251,6 +253,7 @@ export class Raylet {
 
   /** Another node died: nothing goes there, and what its processes asked for or hold here ends. */
   private onNodeDied(m: MessageOf<MT.NodeDied>): void {
+    this.deadNodes.add(m.nodeId);
     const v = this.view.get(m.nodeId);
     if (v) v.alive = false;
     this.endpoint.disconnect(m.endpoint, m.reason);
@@ -324,11 +327,10 @@ export class Raylet {
         this.endpoint.respond(from, m.reqId, true, this.stats());
         break;
       case MT.ClusterView: {
-        const before = [...this.view.values()];
+        // (requests to a node that died fail on NodeDied: a node the view shows as not alive may only
+        // not have registered again with a restarted head yet)
         this.view.clear();
         for (const n of m.nodes) if (n.nodeId !== this.cfg.nodeId) this.view.set(n.nodeId, n);
-        // requests to a node that died (object transfers) fail now
-        for (const n of before) if (n.alive && !this.view.get(n.nodeId)?.alive) this.endpoint.failRequestsTo(n.endpoint, `node ${n.nodeId} died`);
         if (this.pending.length > 0) this.schedule();
         break;
       }
@@ -365,6 +367,8 @@ export class Raylet {
         // a process on another node died (the head tells every node)
         this.endpoint.disconnect(m.endpoint, m.reason);
         this.objects.onProcessGone(m.workerId);
+        // leases and requests it owned here (nested tasks it sent to this node) end with it
+        this.releaseOwnedBy(m.workerId);
         for (const c of this.clients.values()) this.endpoint.send(c.endpoint, m);
         break;
       case MT.PullObject:
@@ -563,6 +567,8 @@ export class Raylet {
     const fitsFree = (free: Resources): boolean => fits(r.placement, free) && fits(r.resources, free);
     const self = this.cfg.nodeId;
     const hereFeasible = fitsTotal(this.total);
+    // a one-node cluster: nothing to choose
+    if (this.view.size === 0 && r.sched === undefined) return hereFeasible ? { kind: 'local' } : { kind: 'infeasible' };
     const hereFree = hereFeasible && fitsFree(this.available);
     const s = r.sched;
     const others = [...this.view.values()].filter((n) => n.alive && fitsTotal(n.total));

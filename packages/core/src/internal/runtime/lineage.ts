@@ -88,6 +88,8 @@ export class Lineage {
       if (!e.owned || e.state !== ValueState.Ready || !e.loc) continue;
       this.h.forgetLoc(e);
       e.loc = undefined;
+      // the local copy of the old value goes with it (its node manager frees it): the rebuilt one is pulled afresh
+      e.local = undefined;
       const rec = e.lineage as LineageRecord | undefined;
       if (rec && (rec.rebuilding || rec.retriesLeft > 0)) {
         e.state = ValueState.Pending;
