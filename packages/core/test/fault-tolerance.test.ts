@@ -137,6 +137,10 @@ test('a node marked dead that still runs is told to exit, and is not used again'
 test('a restarted head takes the cluster back: a named detached actor on another node answers, and a new driver connects', async () => {
   const keeper = SleeperActor.options({ name: 'keeper', lifetime: 'detached', scheduling: { nodeId: a.nodeId } }).remote();
   expect(await ray.get(keeper.node.remote())).toBe(a.nodeId);
+  // a detached placement group with its bundle on node a
+  const pg = ray.placementGroup([{ CPU: 0.5 }], { name: 'kept-group', lifetime: 'detached', strategy: 'STRICT_PACK' });
+  await pg.ready();
+  expect((await ray.placementGroupTable(pg)).state).toBe('CREATED');
   // a working directory stored in the cluster before the crash (this driver uploads it once)
   const app = writeApp();
   expect(await ray.get(app.where.options({ runtimeEnv: { workingDir: path.dirname(app.file) }, scheduling: { nodeId: a.nodeId } }).remote())).toMatchObject({ node: a.nodeId, tag: 'kept' });
@@ -152,6 +156,14 @@ test('a restarted head takes the cluster back: a named detached actor on another
   await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
   const again = await ray.getActor<Sleeper>('keeper');
   expect(await ray.get(again.node.remote())).toBe(a.nodeId);
+  // the placement group is known again (a bundle on the old head node is placed again), and tasks run in it
+  const samePg = await ray.getPlacementGroup('kept-group');
+  expect(samePg.id).toBe(pg.id);
+  await samePg.ready();
+  const [pgNode] = (await ray.placementGroupTable(samePg)).bundlesToNodeId;
+  expect(pgNode).not.toBe(oldHead.nodeId);
+  expect(await ray.get(slowWhere.options({ placementGroup: samePg, numCpus: 0.5 }).remote(path.join(tmp, 'in-group'), 0))).toBe(pgNode);
+  await ray.removePlacementGroup(samePg);
   // a node that joins the restarted head gets that working directory from it
   const late = await cluster.addNode({ numCpus: 1 });
   await cluster.waitForNodes();

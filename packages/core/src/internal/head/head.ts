@@ -114,6 +114,8 @@ const MUTATING = new Set<MT>([
   MT.LeaseFailed,
   MT.KvPut,
   MT.KvDel,
+  MT.CreatePlacementGroup,
+  MT.RemovePlacementGroup,
 ]);
 
 /** See the module comment. Created by head/main.ts; {@link start} brings it up. */
@@ -166,6 +168,7 @@ export class Head {
       onGroupPlaced: () => {
         // node managers and waiting actors hear of new bundles soon (once for many groups)
         this.viewChanged();
+        this.tablesChanged();
         if (this.placedSoon) return;
         this.placedSoon = true;
         setImmediate(() => {
@@ -182,6 +185,8 @@ export class Head {
 
   constructor(private readonly opts: HeadOptions = {}) {
     if (opts.stateFile !== undefined) this.state = new HeadStateFile(opts.stateFile, () => this.snapshot());
+    // placement groups survive a head restart with the other tables
+    this.registerTable('placementGroups', { save: () => this.pgs.save(), load: (d) => this.pgs.load(d) });
   }
 
   /** Listens at each address (the first is the one given to others); returns the first. */

@@ -83,6 +83,13 @@ export class HeadStateFile {
       return undefined;
     }
     this.loadedTables = typeof r.tables === 'object' && r.tables !== null ? { ...(r.tables as Record<string, unknown>) } : {};
+    // tables registered before the file was read get theirs now
+    for (const [name, t] of this.tables) {
+      if (!(name in this.loadedTables)) continue;
+      const data = this.loadedTables[name];
+      delete this.loadedTables[name];
+      t.load(data);
+    }
     return r.head as Record<string, unknown>;
   }
 

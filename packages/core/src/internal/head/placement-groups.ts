@@ -393,6 +393,39 @@ export class PlacementGroupTable {
     this.retry();
   }
 
+  /** The table as the head's state file keeps it (see Head.registerTable). */
+  save(): unknown {
+    return [...this.groups.values()].map((r) => ({ info: r.info, creator: r.creator, placed: r.placed.map((p) => p ?? null) }));
+  }
+
+  /**
+   * Takes back a saved table (a head started again). The node managers
+   * still hold the committed bundles; the head's view of them comes back
+   * with their reports. Groups that were pending are placed again.
+   */
+  load(data: unknown): void {
+    if (!Array.isArray(data)) return;
+    for (const g of data as Array<{ info: PlacementGroupInfo; creator: string; placed: Array<string | null> }>) {
+      const rec: GroupRecord = {
+        info: g.info,
+        creator: g.creator,
+        placed: g.placed.map((p) => p ?? undefined),
+        inFlight: false,
+        attempt: 0,
+        warned: false,
+        waiters: [],
+        taken: new Map(),
+        added: new Map(),
+      };
+      this.groups.set(rec.info.id, rec);
+      if (rec.info.state === 'REMOVED') this.removed.add(rec.info.id);
+      else {
+        if (rec.info.name !== undefined) this.named.set(`${rec.info.ns}\0${rec.info.name}`, rec.info.id);
+        if (rec.info.state === 'PENDING') this.waiting.add(rec);
+      }
+    }
+  }
+
   /** Stops the timers of waiters (the head stops). */
   stop(): void {
     for (const rec of this.groups.values()) for (const w of rec.waiters) if (w.timer) clearTimeout(w.timer);
