@@ -319,7 +319,8 @@ export class TaskSubmitter {
   private sendRequest(id: string, req: LeaseRequest): void {
     const q = req.queue;
     const first = q.tasks[q.head];
-    const sched = req.spilled ? undefined : withLocality(q.sched, first, this.h.self.nodeId);
+    // sent when spilled too: a soft affinity moves on from a node that turns out full
+    const sched = withLocality(q.sched, first, this.h.self.nodeId);
     this.h.endpoint.send(req.raylet, {
       t: MT.RequestLease,
       leaseReqId: id,
