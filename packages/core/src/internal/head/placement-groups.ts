@@ -54,6 +54,11 @@ interface GroupRecord {
   added: Map<string, Resources>;
 }
 
+/** A group's record, nothing placed or under way yet. */
+function newRecord(info: PlacementGroupInfo, creator: string, placed: Array<string | undefined>): GroupRecord {
+  return { info, creator, placed, inFlight: false, attempt: 0, warned: false, waiters: [], taken: new Map(), added: new Map() };
+}
+
 /** Removed groups kept in the table (oldest go first). */
 const REMOVED_KEPT = 1000;
 /** How long a node manager has to answer a prepare or commit. */
@@ -123,8 +128,8 @@ export class PlacementGroupTable {
       }
       this.named.set(key, m.id);
     }
-    const rec: GroupRecord = {
-      info: {
+    const rec = newRecord(
+      {
         id: m.id,
         ns: m.ns,
         strategy: m.strategy,
@@ -135,15 +140,9 @@ export class PlacementGroupTable {
         jobId: m.jobId,
         ...(m.name !== undefined ? { name: m.name } : {}),
       },
-      creator: m.creator,
-      placed: m.bundles.map(() => undefined),
-      inFlight: false,
-      attempt: 0,
-      warned: false,
-      waiters: [],
-      taken: new Map(),
-      added: new Map(),
-    };
+      m.creator,
+      m.bundles.map(() => undefined),
+    );
     this.groups.set(m.id, rec);
     ep.respond(from, m.reqId, true);
     this.tryPlace(rec);
@@ -406,17 +405,7 @@ export class PlacementGroupTable {
   load(data: unknown): void {
     if (!Array.isArray(data)) return;
     for (const g of data as Array<{ info: PlacementGroupInfo; creator: string; placed: Array<string | null> }>) {
-      const rec: GroupRecord = {
-        info: g.info,
-        creator: g.creator,
-        placed: g.placed.map((p) => p ?? undefined),
-        inFlight: false,
-        attempt: 0,
-        warned: false,
-        waiters: [],
-        taken: new Map(),
-        added: new Map(),
-      };
+      const rec = newRecord(g.info, g.creator, g.placed.map((p) => p ?? undefined));
       this.groups.set(rec.info.id, rec);
       if (rec.info.state === 'REMOVED') this.removed.add(rec.info.id);
       else {
