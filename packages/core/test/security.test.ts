@@ -156,8 +156,8 @@ describe('a cluster started with `tsray start --head`', () => {
     const c = Child.start(process.execPath, [path.join(drivers, 'fuzz.js'), 'tcp'], { TSRAY_TMPDIR: tmp });
     children.push(c);
     const { sent, kinds, check } = await runFuzz(c, sessionLogs);
-    // the head and node manager listen on ipc too; the driver (D) and workers of a tcp cluster on tcp only
-    expect(kinds).toMatch(/^hnDt$/);
+    // the head and node manager listen on ipc too; the driver (D) and workers (W) of a tcp cluster on tcp only
+    expect(kinds).toMatch(/^hnDWt$/);
     expect(sent).toBeGreaterThanOrEqual(300 * kinds.length);
     expect(check.pids).toContain(headPid);
     expectNothingBroke(check);

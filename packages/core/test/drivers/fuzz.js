@@ -301,6 +301,11 @@ async function main() {
     const driverTcp = currentRuntime().core.endpoint.address;
     await fuzz(driverTcp, 103, { curveServerKey: k.server.publicKey, curvePublicKey: k.client.publicKey, curveSecretKey: k.client.secretKey });
     fuzzers.push(103);
+    // and so does the actor's worker
+    const workerTcp = currentRuntime().core.actors.clients.get(a.actorId)?.info?.address?.endpoint;
+    if (!workerTcp || !workerTcp.startsWith('tcp://')) throw new Error(`the actor's worker has no tcp address (${workerTcp})`);
+    await fuzz(workerTcp, 104, { curveServerKey: k.server.publicKey, curvePublicKey: k.client.publicKey, curveSecretKey: k.client.secretKey });
+    fuzzers.push(104);
     const port = Number(tcp.split(':')[1]);
     for (const s of tcpStreams(7)) {
       await sendRaw(port, s);
@@ -310,7 +315,7 @@ async function main() {
   // the test signals once every receiver has logged dropping the last frame it was sent
   let signalled = false;
   process.once('SIGUSR2', () => (signalled = true));
-  console.log(`SENT ${sent} frames to ${sockets.length + (tcp ? 2 : 0)} sockets: ${sockets.map((s) => s[0]).sort().join('')}${tcp ? 'Dt' : ''}`);
+  console.log(`SENT ${sent} frames to ${sockets.length + (tcp ? 3 : 0)} sockets: ${sockets.map((s) => s[0]).sort().join('')}${tcp ? 'DWt' : ''}`);
   console.log(`FUZZERS ${fuzzers.join(',')}`);
   console.log(`SOCKETS ${sockets.map((s, i) => `${i}=${s}`).join(' ')}`);
   // a task now and then: an idle driver stops reading its socket, and the workers' log lines reach the test through it
