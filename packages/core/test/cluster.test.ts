@@ -6,23 +6,17 @@ import { gpuInfo, holdTogether } from './fixtures/tasks';
 import { GpuUserActor } from './fixtures/actors';
 import { busyWhere, nestedWhere, whereAmI, WhereActor } from './fixtures/cluster';
 import { until } from './helpers/poll';
+import { startCluster, stopCluster } from './helpers/cluster';
 
 let cluster: ray.Cluster;
 let a: ray.ClusterNode;
 let b: ray.ClusterNode;
 
 beforeAll(async () => {
-  cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
-  a = await cluster.addNode({ numCpus: 2, resources: { special: 1 } });
-  b = await cluster.addNode({ numCpus: 2, numGpus: 2, resources: { 'accelerator_type:H100': 1 } });
-  await cluster.waitForNodes();
-  await ray.init({ address: cluster.address, logToDriver: false });
+  ({ cluster, nodes: [a, b] } = await startCluster({ numCpus: 1 }, [{ numCpus: 2, resources: { special: 1 } }, { numCpus: 2, numGpus: 2, resources: { 'accelerator_type:H100': 1 } }]));
 }, 60_000);
 
-afterAll(async () => {
-  await ray.shutdown();
-  await cluster?.shutdown();
-});
+afterAll(() => stopCluster(cluster));
 
 test('every node is listed, and the driver runs on the head node', async () => {
   const nodes = await ray.nodes();

@@ -5,6 +5,7 @@ import * as ray from '@tsray/core';
 import { SleeperActor, bigOn, killMe, putHere, slowWhere } from './fixtures/fault-tolerance';
 import { alive } from './helpers/procs';
 import { until } from './helpers/poll';
+import { startCluster, stopCluster } from './helpers/cluster';
 
 let cluster: ray.Cluster;
 let a: ray.ClusterNode;
@@ -14,15 +15,11 @@ const lines = (file: string): string[] => (fs.existsSync(file) ? fs.readFileSync
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-ft-'));
-  cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
-  a = await cluster.addNode({ numCpus: 2 });
-  await cluster.waitForNodes();
-  await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
+  ({ cluster, nodes: [a] } = await startCluster({ numCpus: 1 }, [{ numCpus: 2 }], { namespace: 'ft' }));
 }, 60_000);
 
 afterAll(async () => {
-  await ray.shutdown();
-  await cluster?.shutdown();
+  await stopCluster(cluster);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

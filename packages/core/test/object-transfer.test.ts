@@ -1,6 +1,7 @@
 import * as ray from '@tsray/core';
 import { makeArray, makeTable, nodeOf, sumNested, sumOn, sumsOn, SummerActor, tableSumOn } from './fixtures/transfer';
 import { collectGarbage, until } from './helpers/poll';
+import { startCluster, stopCluster } from './helpers/cluster';
 
 const MiB = 1024 * 1024;
 
@@ -9,17 +10,10 @@ let a: ray.ClusterNode;
 let b: ray.ClusterNode;
 
 beforeAll(async () => {
-  cluster = await ray.Cluster.start({ head: { numCpus: 1, objectStoreMemory: 128 * MiB } });
-  a = await cluster.addNode({ numCpus: 2, objectStoreMemory: 256 * MiB });
-  b = await cluster.addNode({ numCpus: 2, objectStoreMemory: 256 * MiB });
-  await cluster.waitForNodes();
-  await ray.init({ address: cluster.address, logToDriver: false });
+  ({ cluster, nodes: [a, b] } = await startCluster({ numCpus: 1, objectStoreMemory: 128 * MiB }, [{ numCpus: 2, objectStoreMemory: 256 * MiB }, { numCpus: 2, objectStoreMemory: 256 * MiB }]));
 }, 60_000);
 
-afterAll(async () => {
-  await ray.shutdown();
-  await cluster?.shutdown();
-});
+afterAll(() => stopCluster(cluster));
 
 const on = (n: ray.ClusterNode): { scheduling: { nodeId: string } } => ({ scheduling: { nodeId: n.nodeId } });
 

@@ -3,6 +3,7 @@ import * as ray from '@tsray/core';
 import { MemberActor, nodeOf } from './fixtures/placement';
 import { Child, alive, descendants } from './helpers/procs';
 import { until } from './helpers/poll';
+import { startCluster, stopCluster } from './helpers/cluster';
 
 let cluster: ray.Cluster;
 let a: ray.ClusterNode;
@@ -10,11 +11,7 @@ let b: ray.ClusterNode;
 let children: Child[] = [];
 
 beforeAll(async () => {
-  cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
-  a = await cluster.addNode({ numCpus: 2 });
-  b = await cluster.addNode({ numCpus: 3, numGpus: 1 });
-  await cluster.waitForNodes();
-  await ray.init({ address: cluster.address, logToDriver: false });
+  ({ cluster, nodes: [a, b] } = await startCluster({ numCpus: 1 }, [{ numCpus: 2 }, { numCpus: 3, numGpus: 1 }]));
 }, 60_000);
 
 afterEach(() => {
@@ -28,10 +25,7 @@ afterEach(() => {
   children = [];
 });
 
-afterAll(async () => {
-  await ray.shutdown();
-  await cluster?.shutdown();
-});
+afterAll(() => stopCluster(cluster));
 
 test('STRICT_SPREAD puts each bundle on a node of its own; tasks and actors in bundle i run on its node', async () => {
   const pg = ray.placementGroup([{ CPU: 1 }, { CPU: 1 }, { CPU: 1 }], { strategy: 'STRICT_SPREAD' });

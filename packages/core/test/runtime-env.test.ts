@@ -2,6 +2,7 @@ import * as ray from '@tsray/core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { startCluster, stopCluster } from './helpers/cluster';
 
 /** tsray as the modules written below load it (the package this test uses). */
 const TSRAY = require.resolve('@tsray/core');
@@ -251,15 +252,9 @@ describe('working directories across nodes', () => {
   let cluster: ray.Cluster;
   let other: ray.ClusterNode;
   beforeAll(async () => {
-    cluster = await ray.Cluster.start({ head: { numCpus: 1 } });
-    other = await cluster.addNode({ numCpus: 2 });
-    await cluster.waitForNodes();
-    await ray.init({ address: cluster.address, logToDriver: false });
+    ({ cluster, nodes: [other] } = await startCluster({ numCpus: 1 }, [{ numCpus: 2 }]));
   }, 60_000);
-  afterAll(async () => {
-    await ray.shutdown();
-    await cluster?.shutdown();
-  });
+  afterAll(() => stopCluster(cluster));
 
   test('a node the driver does not run on fetches the package from the head and runs tasks and actors from its own copy', async () => {
     const dir = writeApp('far');
