@@ -117,6 +117,7 @@ export type {
   MultiRefs,
   MultiReturnRemoteFunction,
   NodeInfo,
+  NpmRuntimeEnv,
   RemoteArgs,
   RemoteFunction,
   RuntimeContext,

@@ -7,6 +7,7 @@
 import { NotInitializedError } from '../../errors';
 import type { CoreWorker } from '../runtime/core-worker';
 import type { WorkingDirPackages, WorkingDirRef } from '../runtime-env/working-dir';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 
 /** What the public verbs need from the process's runtime. */
 export interface Runtime {
@@ -22,6 +23,12 @@ export interface Runtime {
    * they name their own: the job's (a driver), the worker's own (a worker)
    */
   readonly workingDir: WorkingDirRef | undefined;
+  /**
+   * The npm packages tasks and actors submitted here resolve first unless
+   * they name their own: none in a driver (node managers apply the job's),
+   * the worker's own in a worker
+   */
+  readonly npm: NpmEnvSpec | undefined;
   /** packs and stores the working directories that tasks and actors name */
   readonly packages: WorkingDirPackages;
   shutdown(): Promise<void>;

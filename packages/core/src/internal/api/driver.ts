@@ -59,6 +59,8 @@ function printLogs(lines: Array<[number, string, string]>): void {
 /** See the module comment. */
 export class DriverRuntime implements Runtime {
   readonly mode = 'driver' as const;
+  /** the job's npm packages reach workers through the job's settings (node managers apply them) */
+  readonly npm = undefined;
   private closed = false;
   private readonly onExit = (): void => this.killSync();
 
@@ -162,6 +164,7 @@ export class DriverRuntime implements Runtime {
         driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 },
         jestGlobals: process.env.JEST_WORKER_ID !== undefined,
         ...(workingDir ? { pkg: workingDir.pkg } : {}),
+        ...(cfg.npm ? { npm: cfg.npm } : {}),
       };
       // node managers of other nodes start this job's workers with these settings
       await endpoint.call(headAddress, { t: MT.PutJobConfig, job: jobCfg }, 30_000);

@@ -9,6 +9,7 @@ import type { Resources, Scheduling } from '../protocol/messages';
 import { describe, fits } from '../raylet/resources';
 import { inPlacementGroup } from '../placement/resource-names';
 import type { WorkingDirSpec } from '../runtime-env/working-dir';
+import { compileNpmEnv, npmEnvKey, type NpmEnvSpec } from '../runtime-env/npm-spec';
 import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
 type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | 'kill' | 'getActor';
@@ -135,17 +136,18 @@ function customResources(v: unknown, name: string): Resources {
   return out;
 }
 
-const RUNTIME_ENV_FIELDS = ['env', 'workingDir', 'excludes'] as const;
+const RUNTIME_ENV_FIELDS = ['env', 'workingDir', 'excludes', 'npm'] as const;
 
-/** A validated runtimeEnv: its variables and working directory, each absent when not given. */
+/** A validated runtimeEnv: its variables, working directory and npm packages, each absent when not given. */
 export interface RuntimeEnvConfig {
   env: Record<string, string> | undefined;
   workingDir: WorkingDirSpec | undefined;
+  npm: NpmEnvSpec | undefined;
 }
 
 /** Validates `options.runtimeEnv`; a relative workingDir is resolved against the current directory now. */
 function runtimeEnv(v: unknown): RuntimeEnvConfig {
-  if (v === undefined) return { env: undefined, workingDir: undefined };
+  if (v === undefined) return { env: undefined, workingDir: undefined, npm: undefined };
   if (typeof v !== 'object' || v === null || Array.isArray(v)) {
     throw new TypeError(`options.runtimeEnv must be an object like { env: {...}, workingDir: './src' }, got ${describeValue(v)}`);
   }
@@ -177,7 +179,8 @@ function runtimeEnv(v: unknown): RuntimeEnvConfig {
     if (given === undefined) throw new TypeError('options.runtimeEnv.excludes only applies with options.runtimeEnv.workingDir: give the directory too');
   }
   const workingDir = given === undefined ? undefined : { dir: path.resolve(given as string), given: given as string, excludes: [...((ex as string[] | undefined) ?? [])] };
-  return { env, workingDir };
+  const npm = r.npm === undefined ? undefined : compileNpmEnv(r.npm);
+  return { env, workingDir, npm };
 }
 
 /** Validates `options.scheduling`: 'DEFAULT', 'SPREAD', or `{ nodeId, soft? }` (node affinity). */
@@ -267,6 +270,8 @@ export interface InitConfig {
   env: Record<string, string>;
   /** the job's working directory, if any */
   workingDir: WorkingDirSpec | undefined;
+  /** the job's npm packages, if any */
+  npm: NpmEnvSpec | undefined;
   logToDriver: boolean;
   ignoreReinitError: boolean;
   spillDir: string | undefined;
@@ -287,6 +292,7 @@ export function compileInitOptions(o: InitOptions | undefined): InitConfig {
     namespace: str(r.namespace, 'namespace'),
     env: renv.env ?? {},
     workingDir: renv.workingDir,
+    npm: renv.npm,
     logToDriver: bool(r.logToDriver, 'logToDriver') ?? true,
     ignoreReinitError: bool(r.ignoreReinitError, 'ignoreReinitError') ?? false,
     spillDir: str(r.objectSpillingDirectory, 'objectSpillingDirectory'),
@@ -302,6 +308,8 @@ export interface TaskConfig {
   env: Record<string, string> | undefined;
   /** the task's own working directory (absent: the job's, or the submitting worker's) */
   workingDir: WorkingDirSpec | undefined;
+  /** the task's own npm packages (absent: the job's, or the submitting worker's) */
+  npm: NpmEnvSpec | undefined;
   numReturns: number | 'streaming';
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
@@ -320,12 +328,12 @@ function resourceSet(r: Record<string, unknown>, defaultCpu: number): Resources 
   return res;
 }
 
-function keyOf(res: Resources, env: Record<string, string> | undefined, sched: Scheduling | undefined): string {
+function keyOf(res: Resources, env: Record<string, string> | undefined, sched: Scheduling | undefined, npm: NpmEnvSpec | undefined): string {
   const parts = Object.keys(res)
     .sort()
     .map((k) => `${k}=${res[k]}`);
   const where = sched ? (sched.spread ? 'SPREAD' : `${sched.nodeId ?? ''}${sched.soft ? '~' : ''}`) : '';
-  return `${parts.join(',')}|${env ? JSON.stringify(Object.entries(env).sort()) : ''}|${where}`;
+  return `${parts.join(',')}|${env ? JSON.stringify(Object.entries(env).sort()) : ''}|${where}${npm ? `|${npmEnvKey(npm)}` : ''}`;
 }
 
 /** Validates task options and merges them over `base`. */
@@ -335,7 +343,7 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
   const r = merged as Record<string, unknown>;
   const asked = resourceSet(r, 1);
   const resources = inGroup(r, asked, 'the task') ?? asked;
-  const { env, workingDir } = runtimeEnv(r.runtimeEnv);
+  const { env, workingDir, npm } = runtimeEnv(r.runtimeEnv);
   let retryExceptions: boolean | string[] = false;
   const re = r.retryExceptions;
   if (re !== undefined) {
@@ -356,9 +364,10 @@ export function compileTaskOptions(o: TaskOptions | undefined, base?: TaskOption
     name: str(r.name, 'name'),
     env,
     workingDir,
+    npm,
     numReturns: numReturns(r.numReturns) ?? 1,
     sched,
-    schedKey: keyOf(resources, env, sched),
+    schedKey: keyOf(resources, env, sched, npm),
   };
   if (config.maxRetries < 0) config.maxRetries = Number.MAX_SAFE_INTEGER;
   return { options: merged, config };
@@ -380,6 +389,8 @@ export interface ActorConfig {
   env: Record<string, string> | undefined;
   /** the actor's own working directory (absent: the job's, or the creating worker's) */
   workingDir: WorkingDirSpec | undefined;
+  /** the actor's own npm packages (absent: the job's, or the creating worker's) */
+  npm: NpmEnvSpec | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
 }
@@ -415,6 +426,7 @@ export function compileActorOptions(o: ActorOptions | undefined, base?: ActorOpt
     hold,
     env: renv.env,
     workingDir: renv.workingDir,
+    npm: renv.npm,
     sched: scheduling(r.scheduling),
   };
   return { options: merged, config };

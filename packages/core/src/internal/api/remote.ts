@@ -72,6 +72,7 @@ export class RemoteFunctionImpl {
       resources: this.cfg.resources,
       env: this.cfg.env,
       workingDir: this.cfg.workingDir ? rt.packages.resolve(this.cfg.workingDir) : rt.workingDir,
+      npm: this.cfg.npm ?? rt.npm,
       sched: this.cfg.sched,
       schedKey: this.cfg.schedKey,
       maxRetries: this.cfg.maxRetries,
@@ -113,6 +114,7 @@ export class ActorClassImpl {
       hold: this.cfg.hold,
       env: this.cfg.env,
       workingDir: this.cfg.workingDir ? rt.packages.resolve(this.cfg.workingDir) : rt.workingDir,
+      npm: this.cfg.npm ?? rt.npm,
       sched: this.cfg.sched,
     });
   }

@@ -70,11 +70,11 @@ export type SchedulingStrategy = 'DEFAULT' | 'SPREAD' | NodeAffinity;
 /**
  * Environment a job (`init`), task or actor runs with. A task's or actor's
  * fields override the job's: `env` key by key, `workingDir` (with its
- * `excludes`) as a whole.
+ * `excludes`) and `npm` each as a whole.
  *
  * ```ts
  * await ray.init({ runtimeEnv: { workingDir: './src', excludes: ['*.test.ts'] } });
- * const f = g.options({ runtimeEnv: { env: { LOG_LEVEL: 'debug' } } });
+ * const f = g.options({ runtimeEnv: { env: { LOG_LEVEL: 'debug' }, npm: ['lodash@4.17.21'] } });
  * ```
  */
 export interface RuntimeEnv {
@@ -110,6 +110,47 @@ export interface RuntimeEnv {
    * matches directories only. @default []
    */
   excludes?: string[];
+  /**
+   * npm packages the workers resolve first: a list of `npm install`
+   * arguments (`'lodash@4.17.21'`, `'left-pad'`, `'@scope/pkg@^2'`,
+   * `'alias@npm:pkg@1'`, a git or tarball URL), or {@link NpmRuntimeEnv}
+   * to name a registry too. Each node installs a list once, on the first
+   * task or actor that needs it there (the job's list as soon as the driver
+   * connects), with the node's own `npm` client, into a cache keyed by the
+   * list's content under its session directory
+   * (`runtime_resources/npm/<key>/`); concurrent requests share the install.
+   *
+   * In the workers, `require()`, `require.resolve()`, `import` and
+   * `import()` of a package on the list resolve to the installed copy
+   * before any node_modules of the project, from code outside
+   * node_modules (your modules, a working directory's, functions shipped by
+   * value). Installed libraries keep their own dependency versions and find
+   * the list's packages only when Node finds nothing else. Workers of
+   * different lists never share a process. Install scripts do not run
+   * unless `installScripts` is set. An empty list runs without packages,
+   * also when the job has some.
+   *
+   * A list that cannot be installed fails what needs it with
+   * RuntimeEnvSetupError, carrying npm's error lines (the task's `get()`,
+   * the actor's calls); other work goes on, and the next request for the
+   * list runs npm again. A malformed list throws a TypeError at the call.
+   */
+  npm?: string[] | NpmRuntimeEnv;
+}
+
+/** The object form of {@link RuntimeEnv.npm}. */
+export interface NpmRuntimeEnv {
+  /** `npm install` arguments, e.g. `['lodash@4.17.21', 'left-pad']`. */
+  packages: string[];
+  /** Registry to install from (`--registry`). @default npm's configured registry on the node */
+  registry?: string;
+  /**
+   * Run the packages' install scripts (preinstall, install, postinstall),
+   * which native addons built at install time need. They run on the node,
+   * in the node manager's session, before any task; off by default, as
+   * with `npm install --ignore-scripts`. @default false
+   */
+  installScripts?: boolean;
 }
 
 /** Options of {@link init}. */

@@ -577,6 +577,7 @@ export class Head {
       placement: rec.spec.placement,
       ...(rec.spec.env ? { env: rec.spec.env } : {}),
       ...(rec.spec.pkg ? { pkg: rec.spec.pkg } : {}),
+      ...(rec.spec.npm ? { npm: rec.spec.npm } : {}),
       actorId: rec.info.id,
       name: rec.info.className,
       spilled: true,

@@ -68,6 +68,13 @@ export const SchedulingS = S.obj({
 /** A value SchedulingS accepts. */
 export type Scheduling = Infer<typeof SchedulingS>;
 
+/**
+ * npm packages a worker resolves first (runtimeEnv.npm, validated and
+ * normalized by the submitter; see runtime-env/npm-spec.ts). An empty
+ * list: none, not even the job's.
+ */
+export const NpmEnvS = S.obj({ packages: S.arr(S.str), registry: S.optional(S.str), installScripts: S.optional(S.bool) });
+
 /** A node as node managers see the cluster (the head sends it when resources change). */
 export const NodeViewS = S.obj({ nodeId: S.str, endpoint: S.str, alive: S.bool, total: ResourcesS, available: ResourcesS });
 /** A value NodeViewS accepts. */
@@ -143,6 +150,8 @@ export const ActorSpecS = S.obj({
   env: S.optional(S.record(S.str)),
   /** its working-directory package (runtimeEnv.workingDir), if any */
   pkg: S.optional(S.str),
+  /** its npm packages (runtimeEnv.npm; absent: the job's) */
+  npm: S.optional(NpmEnvS),
   owner: AddressS,
   methods: S.arr(S.str),
   args: S.bin,
@@ -245,6 +254,8 @@ export const JobConfigS = S.obj({
   jestGlobals: S.optional(S.bool),
   /** the job's working-directory package (runtimeEnv.workingDir of init), if any */
   pkg: S.optional(S.str),
+  /** the job's npm packages (runtimeEnv.npm of init), if any */
+  npm: S.optional(NpmEnvS),
 });
 /** A value JobConfigS accepts. */
 export type JobConfig = Infer<typeof JobConfigS>;
@@ -433,6 +444,8 @@ export const SCHEMAS = {
     env: S.optional(S.record(S.str)),
     /** the working-directory package its worker runs with (absent: the job's) */
     pkg: S.optional(S.str),
+    /** the npm packages its worker resolves first (absent: the job's) */
+    npm: S.optional(NpmEnvS),
     actorId: S.optional(S.str),
     name: S.str,
     /** where to run it (see SchedulingS); absent: the default policy */

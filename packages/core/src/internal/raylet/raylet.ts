@@ -21,6 +21,8 @@ import { cpuPart, gpuAmount, groupOf } from '../placement/resource-names';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
 import { PACKAGE_KV_NS } from '../runtime-env/archive';
 import { NodeWorkingDirs, workingDirsRoot } from '../runtime-env/node-dirs';
+import { NodeNpmEnvs, npmEnvsRoot } from '../runtime-env/npm-envs';
+import { npmEnvKey, type NpmEnvSpec } from '../runtime-env/npm-spec';
 import { NodeObjectManager } from './object-manager';
 
 /** How a node manager is set up. */
@@ -83,6 +85,8 @@ interface LeaseRequest {
   envKey: string;
   /** working-directory package it asked for (absent: the job's) */
   pkg: string | undefined;
+  /** npm packages it asked for (absent: the job's) */
+  npm: NpmEnvSpec | undefined;
   actorId: string | undefined;
   name: string;
   owner: Peer;
@@ -178,6 +182,8 @@ export class Raylet {
   onExitRequested: (reason: string) => void = () => undefined;
   /** working directories (runtimeEnv.workingDir) unpacked on this node */
   private readonly workingDirs: NodeWorkingDirs;
+  /** npm packages (runtimeEnv.npm) installed on this node */
+  private readonly npmEnvs: NodeNpmEnvs;
   /** objects across nodes: pulls, serving, primary copies kept for owners elsewhere */
   private objects!: NodeObjectManager;
 
@@ -193,6 +199,7 @@ export class Raylet {
     this.workingDirs = new NodeWorkingDirs(workingDirsRoot(cfg.sessionDir), (pkg) =>
       this.endpoint.call(this.cfg.headAddress, { t: MT.KvGet, ns: PACKAGE_KV_NS, key: pkg }, 120_000).then((r) => (r.data as Uint8Array | null) ?? null),
     );
+    this.npmEnvs = new NodeNpmEnvs(npmEnvsRoot(cfg.sessionDir));
   }
 
   /** Listens at `address` and registers with the head. */
@@ -431,14 +438,29 @@ export class Raylet {
   /** Keeps as many task workers of the job's default environment as the node has CPUs. */
   private prestart(job: JobConfig): void {
     if (!this.mayStart(job.jobId)) return;
-    if (job.pkg !== undefined && !this.workingDirs.dirOf(job.pkg)) {
-      this.setUpWorkingDir(job.pkg);
-      return;
-    }
+    if (!this.envReady(job.pkg, job.npm)) return;
     const want = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
     let have = 0;
     for (const w of this.workers.values()) if (w.jobId === job.jobId && w.envKey === '' && w.state !== 'actor' && w.state !== 'dead') have++;
-    for (let i = have; i < want; i++) this.startWorker(job, undefined, '', job.pkg);
+    for (let i = have; i < want; i++) this.startWorker(job, undefined, '', job.pkg, job.npm);
+  }
+
+  /**
+   * Whether a worker with working directory `pkg` and npm packages `npm`
+   * can start on this node now; if not, sets up what it lacks (the
+   * requests waiting for it go on once it is, or fail with the reason).
+   */
+  private envReady(pkg: string | undefined, npm: NpmEnvSpec | undefined): boolean {
+    let ready = true;
+    if (pkg !== undefined && !this.workingDirs.dirOf(pkg)) {
+      this.setUpWorkingDir(pkg);
+      ready = false;
+    }
+    if (npm !== undefined && npm.packages.length > 0 && !this.npmEnvs.dirOf(npmEnvKey(npm))) {
+      this.setUpNpmEnv(npm);
+      ready = false;
+    }
+    return ready;
   }
 
   /** Whether workers of the job may be started now (not backing off after failed starts). */
@@ -501,6 +523,7 @@ export class Raylet {
       env: m.env,
       envKey,
       pkg: m.pkg,
+      npm: m.npm,
       actorId: m.actorId,
       name: m.name,
       owner: from,
@@ -639,7 +662,7 @@ export class Raylet {
   private schedule(): void {
     if (this.stopped) return;
     let blockedOnResources = false;
-    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; workerKey: string; pkg: string | undefined; n: number }>();
+    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; workerKey: string; pkg: string | undefined; npm: NpmEnvSpec | undefined; n: number }>();
     const still: LeaseRequest[] = [];
     for (const r of this.pending) {
       const where = this.place(r);
@@ -679,13 +702,15 @@ export class Raylet {
         continue;
       }
       const pkg = r.pkg ?? job.pkg;
-      if (pkg !== undefined && !this.workingDirs.dirOf(pkg)) {
-        // its worker starts once the working directory is unpacked here
-        this.setUpWorkingDir(pkg);
+      const npm = r.npm ?? job.npm;
+      if (!this.envReady(pkg, npm)) {
+        // its worker starts once its working directory is unpacked and its packages are installed here
         still.push(r);
         continue;
       }
-      const workerKey = pkg === job.pkg ? r.envKey : `${r.envKey}\0${pkg}`;
+      // workers of different environments never share a process
+      const npmKey = npm ? npmEnvKey(npm) : '';
+      const workerKey = (pkg === job.pkg ? r.envKey : `${r.envKey}\0${pkg}`) + (npmKey === (job.npm ? npmEnvKey(job.npm) : '') ? '' : `\0${npmKey}`);
       if (!fits(r.placement, this.available) || !fits(r.resources, this.available)) {
         blockedOnResources = true;
         still.push(r);
@@ -702,7 +727,7 @@ export class Raylet {
       if (!w) {
         this.gpus.release(gpus);
         const key = `${r.jobId}\0${workerKey}`;
-        const want = wantWorkers.get(key) ?? { job, env: r.env, workerKey, pkg, n: 0 };
+        const want = wantWorkers.get(key) ?? { job, env: r.env, workerKey, pkg, npm, n: 0 };
         want.n++;
         wantWorkers.set(key, want);
         still.push(r);
@@ -723,7 +748,7 @@ export class Raylet {
       for (const [key, want] of wantWorkers) {
         if (!this.mayStart(want.job.jobId)) continue;
         for (let i = startingByKey.get(key) ?? 0; i < want.n && starting < MAX_STARTING; i++, starting++) {
-          this.startWorker(want.job, want.env, want.workerKey, want.pkg);
+          this.startWorker(want.job, want.env, want.workerKey, want.pkg, want.npm);
         }
       }
     }
@@ -830,9 +855,37 @@ export class Raylet {
     );
   }
 
-  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string, pkg: string | undefined): void {
+  /** Installs an npm package list on this node (once); requests waiting for it go on, or fail with npm's error. */
+  private setUpNpmEnv(spec: NpmEnvSpec): void {
+    const key = npmEnvKey(spec);
+    if (this.npmEnvs.isSettingUp(key)) return;
+    this.npmEnvs.ensure(spec).then(
+      () => {
+        if (this.stopped) return;
+        for (const job of this.jobs.values()) if (job.npm && npmEnvKey(job.npm) === key && this.driverOf(job.jobId)) this.prestart(job);
+        this.schedule();
+      },
+      (e: Error) => {
+        if (this.stopped) return;
+        const message = `its runtime environment could not be set up on node ${this.cfg.nodeId}: ${e.message}`;
+        log.warn(e.message);
+        this.pending = this.pending.filter((r) => {
+          const job = this.jobs.get(r.jobId);
+          const npm = r.npm ?? job?.npm;
+          if (!job || !npm || npmEnvKey(npm) !== key) return true;
+          this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message, kind: 'runtimeEnv' });
+          return false;
+        });
+        this.schedule();
+      },
+    );
+  }
+
+  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string, pkg: string | undefined, npm: NpmEnvSpec | undefined): void {
     const dir = pkg !== undefined ? this.workingDirs.dirOf(pkg) : undefined;
     if (pkg !== undefined && dir === undefined) return; // not unpacked here (yet)
+    const npmDir = npm && npm.packages.length > 0 ? this.npmEnvs.dirOf(npmEnvKey(npm)) : undefined;
+    if (npm && npm.packages.length > 0 && npmDir === undefined) return; // not installed here (yet)
     let w: WorkerProc;
     try {
       w = launchWorker(
@@ -846,6 +899,7 @@ export class Raylet {
           headAddress: this.cfg.headAddress,
           bindHost: this.cfg.bindHost,
           workingDir: pkg !== undefined && dir !== undefined ? { pkg, dir } : undefined,
+          npm: npm ? { spec: npm, dir: npmDir } : undefined,
         },
         (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
         (wp, reason, was) => this.onWorkerExit(wp, reason, was),
@@ -1083,6 +1137,7 @@ export class Raylet {
       transfers: this.objects.stats(),
       clients: this.clients.size,
       workingDirsUnpacked: this.workingDirs.unpacked,
+      npmEnvsInstalled: this.npmEnvs.installed,
     };
   }
 

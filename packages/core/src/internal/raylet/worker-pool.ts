@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Address, JobConfig } from '../protocol/messages';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 import { randomId } from '../ids';
 import { log } from '../log';
 
@@ -77,6 +78,12 @@ export interface WorkerLaunch {
   bindHost?: string | undefined;
   /** its working directory (runtimeEnv.workingDir), unpacked on this node: it starts there */
   workingDir?: { pkg: string; dir: string } | undefined;
+  /**
+   * its npm environment (runtimeEnv.npm): `dir` where the packages are
+   * installed on this node (they resolve first there), absent for an empty
+   * list (no packages, not even the job's)
+   */
+  npm?: { spec: NpmEnvSpec; dir: string | undefined } | undefined;
 }
 
 /**
@@ -132,6 +139,12 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHand
   };
   if (l.bindHost !== undefined) env.TSRAY_BIND_HOST = l.bindHost;
   else delete env.TSRAY_BIND_HOST;
+  delete env.TSRAY_NPM_ENV;
+  delete env.TSRAY_NPM_ENV_DIR;
+  if (l.npm) {
+    env.TSRAY_NPM_ENV = JSON.stringify(l.npm.spec);
+    if (l.npm.dir !== undefined) env.TSRAY_NPM_ENV_DIR = l.npm.dir;
+  }
   let cwd: string;
   if (l.workingDir) {
     cwd = l.workingDir.dir;

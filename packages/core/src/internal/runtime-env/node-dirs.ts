@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../log';
 import { decodeArchive, isPackageId, packageId } from './archive';
+import { OncePerKey } from './setups';
 
 /** Fetches a package's bytes from the cluster; null when the cluster has none by that id. */
 export type PackageFetcher = (pkg: string) => Promise<Uint8Array | null>;
@@ -39,8 +40,7 @@ async function extract(bytes: Uint8Array, dir: string): Promise<number> {
 
 /** See the module comment. */
 export class NodeWorkingDirs {
-  private readonly ready = new Map<string, string>();
-  private readonly settingUp = new Map<string, Promise<string>>();
+  private readonly setups = new OncePerKey<string>();
   /** packages this node unpacked (a statistic) */
   unpacked = 0;
 
@@ -55,12 +55,12 @@ export class NodeWorkingDirs {
 
   /** The unpacked directory of `pkg`, once it is ready on this node. */
   dirOf(pkg: string): string | undefined {
-    return this.ready.get(pkg);
+    return this.setups.get(pkg);
   }
 
   /** Whether `pkg` is being set up now. */
   isSettingUp(pkg: string): boolean {
-    return this.settingUp.has(pkg);
+    return this.setups.isRunning(pkg);
   }
 
   /**
@@ -68,24 +68,7 @@ export class NodeWorkingDirs {
    * its directory. Rejects with an Error whose message is the reason.
    */
   ensure(pkg: string): Promise<string> {
-    const dir = this.ready.get(pkg);
-    if (dir !== undefined) return Promise.resolve(dir);
-    let p = this.settingUp.get(pkg);
-    if (!p) {
-      p = this.setUp(pkg).then(
-        (d) => {
-          this.settingUp.delete(pkg);
-          this.ready.set(pkg, d);
-          return d;
-        },
-        (e: Error) => {
-          this.settingUp.delete(pkg);
-          throw e;
-        },
-      );
-      this.settingUp.set(pkg, p);
-    }
-    return p;
+    return this.setups.run(pkg, () => this.setUp(pkg));
   }
 
   private async setUp(pkg: string): Promise<string> {

@@ -36,6 +36,7 @@ import { StreamState, TaskManager, whenArgsReady, type ArgRef, type PendingTask 
 import { TaskSubmitter, type NormalTask } from './task-submitter';
 import { portableModule } from '../runtime-env/modules';
 import type { WorkingDirRef } from '../runtime-env/working-dir';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 
 /** How a process's runtime is set up. */
 export interface CoreWorkerConfig {
@@ -66,6 +67,8 @@ export interface TaskRequest {
   env: Record<string, string> | undefined;
   /** its working-directory package, or the packing and upload under way (rejects with the reason) */
   workingDir: WorkingDirRef | Promise<WorkingDirRef> | undefined;
+  /** its npm packages (absent: the job's) */
+  npm: NpmEnvSpec | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
   schedKey: string;
@@ -91,6 +94,8 @@ export interface ActorRequest {
   env: Record<string, string> | undefined;
   /** its working-directory package, or the packing and upload under way (rejects with the reason) */
   workingDir: WorkingDirRef | Promise<WorkingDirRef> | undefined;
+  /** its npm packages (absent: the job's) */
+  npm: NpmEnvSpec | undefined;
   /** where it may run (absent: the default policy) */
   sched: Scheduling | undefined;
 }
@@ -468,6 +473,7 @@ export class CoreWorker implements ActorCallSink {
       spec: { id: taskId, att: 0, fn: req.code, args: blob, nret: streaming ? -1 : n, ...(req.env ? { env: req.env } : {}) },
       key: req.schedKey,
       pkg: undefined,
+      npm: req.npm,
       resources: req.resources,
       env: req.env,
       sched: req.sched,
@@ -537,6 +543,7 @@ export class CoreWorker implements ActorCallSink {
       args: blob,
       ...(req.name !== undefined ? { name: req.name } : {}),
       ...(req.env ? { env: req.env } : {}),
+      ...(req.npm ? { npm: req.npm } : {}),
       ...(req.sched ? { sched: req.sched } : {}),
     };
     this.busy(1);

@@ -12,6 +12,7 @@ import { log } from '../log';
 import { RuntimeEnvSetupError, TaskUnschedulableError } from '../../errors';
 import { whenArgsReady, type ArgRef, type PendingTask, type TaskManager } from './task-manager';
 import type { RefEntry } from './refs';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 
 /** A normal task as its owner tracks it. */
 export interface NormalTask extends PendingTask {
@@ -20,6 +21,8 @@ export interface NormalTask extends PendingTask {
   key: string;
   /** its working-directory package, once known (absent: none, or the job's) */
   pkg: string | undefined;
+  /** its npm packages (absent: the job's); part of `key` */
+  readonly npm: NpmEnvSpec | undefined;
   readonly resources: Resources;
   readonly env: Record<string, string> | undefined;
   /** where it may run (absent: the default policy) */
@@ -67,6 +70,7 @@ class SchedulingQueue {
     readonly env: Record<string, string> | undefined,
     readonly sched: Scheduling | undefined,
     readonly pkg: string | undefined,
+    readonly npm: NpmEnvSpec | undefined,
   ) {}
   /** Tasks waiting in the queue. */
   get length(): number {
@@ -237,7 +241,7 @@ export class TaskSubmitter {
   private queueFor(t: NormalTask): SchedulingQueue {
     let q = this.queues.get(t.key);
     if (!q) {
-      q = new SchedulingQueue(t.key, t.resources, t.env, t.sched, t.pkg);
+      q = new SchedulingQueue(t.key, t.resources, t.env, t.sched, t.pkg, t.npm);
       this.queues.set(t.key, q);
     }
     return q;
@@ -328,6 +332,7 @@ export class TaskSubmitter {
       resources: q.resources,
       ...(q.env ? { env: q.env } : {}),
       ...(q.pkg ? { pkg: q.pkg } : {}),
+      ...(q.npm ? { npm: q.npm } : {}),
       name: first?.name ?? 'task',
       ...(sched ? { sched } : {}),
       ...(req.spilled ? { spilled: true } : {}),

@@ -16,6 +16,8 @@ import { forceGc } from '../api/gc';
 import { LOG_MARKER } from '../raylet/worker-pool';
 import * as fs from 'node:fs';
 import { WorkingDirPackages, storeInHead, type WorkingDirRef } from '../runtime-env/working-dir';
+import { installNpmResolution } from '../runtime-env/npm-resolution';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 
 function env(name: string): string {
   const v = process.env[name];
@@ -42,6 +44,20 @@ function installLogMarkers(nameOf: () => string): void {
   }
 }
 
+/**
+ * The npm environment this worker was started in (TSRAY_NPM_ENV, set by
+ * its node manager), with its packages made to resolve first when it has
+ * any (TSRAY_NPM_ENV_DIR: where they are installed).
+ */
+function npmEnvOfWorker(): NpmEnvSpec | undefined {
+  const json = process.env.TSRAY_NPM_ENV;
+  const dir = process.env.TSRAY_NPM_ENV_DIR;
+  delete process.env.TSRAY_NPM_ENV;
+  delete process.env.TSRAY_NPM_ENV_DIR;
+  if (dir !== undefined) installNpmResolution(dir);
+  return json === undefined ? undefined : (JSON.parse(json) as NpmEnvSpec);
+}
+
 async function main(): Promise<void> {
   const workerId = env('TSRAY_WORKER_ID');
   setLogRole(`worker ${workerId.slice(0, 6)}`);
@@ -59,6 +75,8 @@ async function main(): Promise<void> {
     const real = fs.realpathSync(wdDir);
     workingDir = { pkg: wdPkg, roots: real === wdDir ? [wdDir] : [wdDir, real] };
   }
+  // started in an npm environment: its packages resolve first, and what it submits runs there too
+  const npm = npmEnvOfWorker();
   let core: CoreWorker | undefined;
   // The node manager may hand this worker out (and the head may send it an
   // actor) before its runtime exists: keep what arrives until then.
@@ -109,6 +127,7 @@ async function main(): Promise<void> {
     headAddress,
     rayletAddress,
     workingDir,
+    npm,
     packages: new WorkingDirPackages((pkg, bytes) => storeInHead(endpoint, headAddress, pkg, bytes)),
     shutdown: () => Promise.resolve(),
   };
