@@ -4,6 +4,7 @@
  * this file starts).
  */
 import * as ray from '@tsray/core';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -180,7 +181,9 @@ describe("a job's npm packages across nodes", () => {
   let cluster: ray.Cluster;
   let other: ray.ClusterNode;
   beforeAll(async () => {
-    ({ cluster, nodes: [other] } = await startCluster({ numCpus: 1 }, [{ numCpus: 1 }], { runtimeEnv: { npm: LIST } }));
+    // the object form, naming the registry this machine's npm is configured with
+    const registry = execFileSync('npm', ['config', 'get', 'registry'], { encoding: 'utf8' }).trim();
+    ({ cluster, nodes: [other] } = await startCluster({ numCpus: 1 }, [{ numCpus: 1 }], { runtimeEnv: { npm: { packages: LIST, registry } } }));
   }, 60_000);
   afterAll(() => stopCluster(cluster));
 
@@ -194,6 +197,7 @@ describe("a job's npm packages across nodes", () => {
     for (const r of [here, far, nested]) expect(r).toMatchObject({ version: '4.17.21', esm: '4.17.21', staticEsm: '4.17.21', pad: '  x' });
     expect([here.node, far.node]).toEqual([cluster.head.nodeId, other.nodeId]);
     expect(npmRoot(far.resolved)).not.toBe(npmRoot(here.resolved));
+    for (const r of [here, far]) expect(installs(npmRoot(r.resolved), 'done', '"registry":"http')).toHaveLength(1);
     // a task's own (empty) list replaces the job's
     const none = await ray.get(app.versions.options({ runtimeEnv: { npm: [] } }).remote());
     expect(none.version).toBe('0.0.1-local');

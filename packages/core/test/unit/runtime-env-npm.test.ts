@@ -1,9 +1,11 @@
 import * as ray from '@tsray/core';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { NPM_ENV_MARKER, NodeNpmEnvs, npmErrorLines, type NpmInstaller } from '../../src/internal/runtime-env/npm-envs';
+import { NPM_ENV_MARKER, NodeNpmEnvs, npmErrorLines, npmInstallArgs, type NpmInstaller } from '../../src/internal/runtime-env/npm-envs';
 import { compileNpmEnv, npmEnvKey, type NpmEnvSpec } from '../../src/internal/runtime-env/npm-spec';
 import { until } from '../helpers/poll';
 
@@ -200,6 +202,54 @@ describe('npm environments on a node', () => {
     await expect(envs.ensure({ packages: ['--global', 'x'] })).rejects.toThrow('runtimeEnv.npm ["--global","x"] cannot be installed: "--global" is not a package spec');
     await expect(envs.ensure({ packages: ['x'], registry: 'file:///etc' })).rejects.toThrow('"file:///etc" is not an http(s) URL');
     expect(runs).toHaveLength(0);
+  });
+
+  test('npm installs without saving, lock file, audit or install scripts unless asked, from the registry given', () => {
+    expect(npmInstallArgs('/d', { packages: ['a', 'b@1'] })).toEqual([
+      'install',
+      '--no-save',
+      '--no-package-lock',
+      '--no-audit',
+      '--no-fund',
+      '--loglevel=warn',
+      '--prefix',
+      '/d',
+      '--ignore-scripts',
+      '--',
+      'a',
+      'b@1',
+    ]);
+    const args = npmInstallArgs('/d', { packages: ['a'], registry: 'https://r.example/', installScripts: true });
+    expect(args).not.toContain('--ignore-scripts');
+    expect(args.slice(-4)).toEqual(['--registry', 'https://r.example/', '--', 'a']);
+  });
+
+  test('a real npm that hangs on its registry is stopped at the timeout, and when the node manager stops, with its process gone', async () => {
+    // a registry that accepts connections and never answers
+    const sockets = new Set<Socket>();
+    const server = http.createServer(() => undefined);
+    server.on('connection', (c) => {
+      sockets.add(c);
+      c.on('close', () => sockets.delete(c));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const registry = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      const root = path.join(tmp('hang'), 'npm');
+      const timed = new NodeNpmEnvs(root, { timeoutMs: 1500 });
+      await expect(timed.ensure({ packages: ['left-pad'], registry })).rejects.toThrow(/could not be installed with npm .*: npm install did not finish within 2 s and was stopped/);
+      await until(() => sockets.size === 0, "the stopped npm's connections to close");
+      const stopping = new NodeNpmEnvs(root);
+      const p = stopping.ensure({ packages: ['left-pad'], registry });
+      await until(() => sockets.size > 0, 'npm to ask the registry');
+      stopping.stop();
+      await expect(p).rejects.toThrow('npm install was stopped: the node manager is stopping');
+      await until(() => sockets.size === 0, "the stopped npm's connections to close");
+      expect(fs.readdirSync(root).filter((n) => n.startsWith('.'))).toEqual([]);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   test("npm's error lines are picked out of its output", () => {

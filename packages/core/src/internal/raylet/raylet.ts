@@ -1150,6 +1150,7 @@ export class Raylet {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.npmEnvs.stop();
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.recheckTimer) clearTimeout(this.recheckTimer);

@@ -36,8 +36,12 @@ export const NPM_ENV_MARKER = 'tsray-npm-env.json';
 /** How long one `npm install` may take (as Ray's runtime-env setup timeout). */
 export const NPM_INSTALL_TIMEOUT_MS = 600_000;
 
-/** Installs `spec` into `dir` (an empty directory with a package.json); rejects with an Error whose message carries npm's error. */
-export type NpmInstaller = (dir: string, spec: NpmEnvSpec, timeoutMs: number) => Promise<void>;
+/**
+ * Installs `spec` into `dir` (an empty directory with a package.json)
+ * within `timeoutMs`, stopping when `signal` aborts; rejects with an Error
+ * whose message carries npm's error.
+ */
+export type NpmInstaller = (dir: string, spec: NpmEnvSpec, opts: { timeoutMs: number; signal: AbortSignal }) => Promise<void>;
 
 /** The npm client of this node: a command and the arguments before npm's own. */
 export function findNpm(): { cmd: string; pre: string[]; shown: string } {
@@ -78,11 +82,9 @@ export function npmErrorLines(output: string): string {
   return picked.join('\n');
 }
 
-/** Runs `npm install` for `spec` in `dir` (see the README for the flags). */
-export const runNpmInstall: NpmInstaller = (dir, spec, timeoutMs) => {
-  const npm = findNpm();
-  const args = [
-    ...npm.pre,
+/** npm's arguments to install `spec` into `dir`. */
+export function npmInstallArgs(dir: string, spec: NpmEnvSpec): string[] {
+  return [
     'install',
     '--no-save',
     '--no-package-lock',
@@ -96,8 +98,23 @@ export const runNpmInstall: NpmInstaller = (dir, spec, timeoutMs) => {
     '--',
     ...spec.packages,
   ];
+}
+
+/** Runs `npm install` for `spec` in `dir` with the node's npm client. */
+export const runNpmInstall: NpmInstaller = (dir, spec, { timeoutMs, signal }) => {
+  const npm = findNpm();
   return new Promise((resolve, reject) => {
-    const proc = spawn(npm.cmd, args, { cwd: dir, env: installEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    if (signal.aborted) return reject(new Error('npm install was not started: the node manager is stopping'));
+    // its own process group: stopping it stops what it runs (install scripts, git) too
+    const proc = spawn(npm.cmd, [...npm.pre, ...npmInstallArgs(dir, spec)], { cwd: dir, env: installEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const stop = (): void => {
+      try {
+        if (proc.pid !== undefined) process.kill(-proc.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    };
+    signal.addEventListener('abort', stop, { once: true });
     let out = '';
     const keep = (chunk: Buffer): void => {
       out += chunk.toString('utf8');
@@ -108,17 +125,25 @@ export const runNpmInstall: NpmInstaller = (dir, spec, timeoutMs) => {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      proc.kill('SIGKILL');
+      stop();
     }, timeoutMs);
     timer.unref();
     proc.on('error', (e) => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
       reject(new Error(`${npm.shown} could not be started: ${e.message}`));
     });
-    proc.on('close', (code, signal) => {
+    proc.on('close', (code, killedBy) => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', stop);
       if (code === 0) return resolve();
-      const why = timedOut ? `did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped` : signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      const why = timedOut
+        ? `did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped`
+        : signal.aborted
+          ? 'was stopped: the node manager is stopping'
+          : killedBy
+            ? `was killed by ${killedBy}`
+            : `exited with code ${code}`;
       reject(Object.assign(new Error(`npm install ${why}${out.trim() ? `:\n${npmErrorLines(out)}` : ''}`), { output: out }));
     });
   });
@@ -152,6 +177,7 @@ export class NodeNpmEnvs {
   private readonly install: NpmInstaller;
   private readonly timeoutMs: number;
   private readonly lockPollMs: number;
+  private readonly stopping = new AbortController();
   /** lists this process installed (a statistic) */
   installed = 0;
 
@@ -207,7 +233,7 @@ export class NodeNpmEnvs {
       const started = Date.now();
       log.info(`installing ${what} into ${final}`);
       try {
-        await this.install(tmp, spec, this.timeoutMs);
+        await this.install(tmp, spec, { timeoutMs: this.timeoutMs, signal: this.stopping.signal });
       } catch (e) {
         this.record('failed', key, spec);
         const output = (e as { output?: unknown }).output;
@@ -232,6 +258,11 @@ export class NodeNpmEnvs {
       if (tmp !== undefined) await fs.promises.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       release();
     }
+  }
+
+  /** Stops the installs under way (their npm processes are killed; they reject). */
+  stop(): void {
+    this.stopping.abort();
   }
 
   /** Appends a line to installs.log (best effort). */
@@ -273,6 +304,7 @@ export class NodeNpmEnvs {
         fs.rmSync(file, { force: true });
         continue;
       }
+      if (this.stopping.signal.aborted) throw new Error(`${what} was not installed: the node manager is stopping`);
       if (Date.now() > deadline) throw new Error(`${what} cannot be installed: process ${holder} has held the install lock ${file} for too long`);
       await sleep(this.lockPollMs);
     }
