@@ -286,6 +286,8 @@ describe("a worker's resolution of its npm environment", () => {
       ...pkg('env', 'foo', 'env', { 'env/node_modules/foo/sub.js': "exports.v = 'env/sub';" }),
       ...pkg('env', '@s/bar', 'env'),
       ...pkg('env', 'only-env', 'env'),
+      // tsray's own code keeps its own dependencies
+      ...pkg('env', 'msgpackr', 'env'),
       // a package of the environment with its own nested version of foo
       ...pkg('env', 'wrapper', 'env', { 'env/node_modules/wrapper/index.js': "exports.v = require('foo').v;" }),
       ...pkg('env/node_modules/wrapper', 'foo', 'wrapper-nested'),
@@ -314,6 +316,7 @@ describe("a worker's resolution of its npm environment", () => {
           lib: require('lib').foo,
           libFallback: require('lib').onlyEnv,
           wrapper: require('wrapper').v,
+          tsrayOwn: require('node:module').createRequire(${JSON.stringify(path.resolve(__dirname, '../../dist/index.js'))}).resolve('msgpackr'),
         });`,
     });
     const r = await inWorker(env, `return require(${JSON.stringify(path.join(proj, 'app.js'))}).run();`);
@@ -332,6 +335,8 @@ describe("a worker's resolution of its npm environment", () => {
       lib: 'lib-nested',
       libFallback: 'env',
       wrapper: 'wrapper-nested',
+      tsrayOwn: require.resolve('msgpackr', { paths: [path.resolve(__dirname, '../../dist')] }),
     });
+    expect(r.tsrayOwn?.startsWith(env)).toBe(false);
   });
 });

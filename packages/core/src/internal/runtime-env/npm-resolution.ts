@@ -83,8 +83,9 @@ export function installNpmResolution(root: string): void {
     return;
   }
   installed = root;
-  // tsray's own package keeps Node's resolution (it lies outside node_modules in a checkout)
-  const cfg: NpmResolutionConfig = { root, keep: [path.resolve(__dirname, '..', '..', '..')] };
+  // tsray's own code keeps Node's resolution (in a checkout it lies outside node_modules); the
+  // package's other files (its tests, say) are user code
+  const cfg: NpmResolutionConfig = { root, keep: [path.resolve(__dirname, '..', '..')] };
   const has = envPackages(root);
   const M = Module as unknown as { _resolveFilename: ResolveFilename };
   const original = M._resolveFilename;
