@@ -3,28 +3,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { NPM_ENV_MARKER, NodeNpmEnvs, npmErrorLines, npmInstallArgs, type NpmInstaller } from '../../src/internal/runtime-env/npm-envs';
 import { compileNpmEnv, npmEnvKey, type NpmEnvSpec } from '../../src/internal/runtime-env/npm-spec';
 import { until } from '../helpers/poll';
+import { tempDirs, writeFiles } from '../helpers/files';
 
-const dirs: string[] = [];
-function tmp(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tsray-npm-unit-${prefix}-`));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function write(root: string, files: Record<string, string>): void {
-  for (const [rel, text] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-    fs.writeFileSync(path.join(root, rel), text);
-  }
-}
+const tmp = tempDirs('tsray-npm-unit');
 
 const square = ray.remote(function square(x: number) {
   return x * x;
@@ -108,7 +93,7 @@ function fakeInstaller(opts: { fail?: number; gate?: Promise<void> } = {}): { in
         output: 'npm http fetch GET 404\nnpm error code E404\nnpm error 404 Not Found - GET https://registry.example/nope\n',
       });
     }
-    for (const p of spec.packages) write(dir, { [`node_modules/${p}/package.json`]: JSON.stringify({ name: p, version: '1.0.0' }) });
+    for (const p of spec.packages) writeFiles(dir, { [`node_modules/${p}/package.json`]: JSON.stringify({ name: p, version: '1.0.0' }) });
   };
   return { install, runs };
 }
@@ -282,7 +267,7 @@ describe("a worker's resolution of its npm environment", () => {
       [`${dir}/node_modules/${name}/index.js`]: `exports.v = ${JSON.stringify(version)};`,
       ...extra,
     });
-    write(base, {
+    writeFiles(base, {
       ...pkg('env', 'foo', 'env', { 'env/node_modules/foo/sub.js': "exports.v = 'env/sub';" }),
       ...pkg('env', '@s/bar', 'env'),
       ...pkg('env', 'only-env', 'env'),

@@ -5,23 +5,9 @@ import { MAX_PACKAGE_BYTES, decodeArchive, encodeArchive, isPackageId, packageId
 import { localModule, portableModule } from '../../src/internal/runtime-env/modules';
 import { NodeWorkingDirs } from '../../src/internal/runtime-env/node-dirs';
 import { WorkingDirPackages, compileExcludes, type WorkingDirSpec } from '../../src/internal/runtime-env/working-dir';
+import { tempDirs, writeFiles } from '../helpers/files';
 
-const dirs: string[] = [];
-function tmp(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `tsray-renv-unit-${prefix}-`));
-  dirs.push(d);
-  return d;
-}
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function write(root: string, files: Record<string, string>): void {
-  for (const [rel, text] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-    fs.writeFileSync(path.join(root, rel), text);
-  }
-}
+const tmp = tempDirs('tsray-renv-unit');
 
 const spec = (dir: string, excludes: string[] = []): WorkingDirSpec => ({ dir, given: dir, excludes });
 
@@ -40,8 +26,8 @@ describe('working-directory packages', () => {
   test('packing is deterministic: the same content gives the same id wherever it lives', async () => {
     const a = tmp('a');
     const b = tmp('b');
-    write(a, { 'x.js': 'x', 'lib/y.js': 'y' });
-    write(b, { 'lib/y.js': 'y', 'x.js': 'x' });
+    writeFiles(a, { 'x.js': 'x', 'lib/y.js': 'y' });
+    writeFiles(b, { 'lib/y.js': 'y', 'x.js': 'x' });
     const { p } = packer();
     const [ra, rb] = await Promise.all([p.resolve(spec(a)), p.resolve(spec(b))]);
     expect(isPackageId(ra.pkg)).toBe(true);
@@ -82,7 +68,7 @@ describe('working-directory packages', () => {
 
   test('an unchanged directory is not packed or uploaded again; a changed one is', async () => {
     const d = tmp('cache');
-    write(d, { 'a.js': 'one' });
+    writeFiles(d, { 'a.js': 'one' });
     const { p, uploads } = packer();
     const first = await p.resolve(spec(d));
     const again = await Promise.all([p.resolve(spec(d)), p.resolve(spec(d)), p.resolve(spec(d))]);
@@ -98,7 +84,7 @@ describe('working-directory packages', () => {
 
   test('a bad directory is refused with the reason and what to do', async () => {
     const d = tmp('bad');
-    write(d, { 'file.js': 'x' });
+    writeFiles(d, { 'file.js': 'x' });
     const { p } = packer();
     await expect(p.resolve(spec(path.join(d, 'missing')))).rejects.toThrow(/does not exist\. Give the path of a directory/);
     await expect(p.resolve(spec(path.join(d, 'file.js')))).rejects.toThrow(/is not a directory \(it is a file\)/);
@@ -112,8 +98,8 @@ describe('working-directory packages', () => {
   test('links to files travel as the files; links to directories are not followed', async () => {
     const d = tmp('links');
     const outside = tmp('outside');
-    write(outside, { 'shared.js': 'shared', 'deep/x.js': 'x' });
-    write(d, { 'app.js': 'app' });
+    writeFiles(outside, { 'shared.js': 'shared', 'deep/x.js': 'x' });
+    writeFiles(d, { 'app.js': 'app' });
     fs.symlinkSync(path.join(outside, 'shared.js'), path.join(d, 'shared.js'));
     fs.symlinkSync(path.join(outside, 'deep'), path.join(d, 'deep'));
     fs.symlinkSync(path.join(outside, 'gone.js'), path.join(d, 'dangling.js'));
@@ -139,7 +125,7 @@ describe('working-directory packages', () => {
 describe('working directories on a node', () => {
   async function packed(files: Record<string, string>): Promise<{ pkg: string; bytes: Uint8Array }> {
     const d = tmp('src');
-    write(d, files);
+    writeFiles(d, files);
     const { p, store } = packer();
     const r = await p.resolve(spec(d));
     return { pkg: r.pkg, bytes: store.get(r.pkg) as Uint8Array };

@@ -20,9 +20,8 @@ import { BundleTable } from './bundles';
 import { cpuPart, gpuAmount, groupOf } from '../placement/resource-names';
 import { launchWorker, type WorkerProc, type WorkerState } from './worker-pool';
 import { PACKAGE_KV_NS } from '../runtime-env/archive';
-import { NodeWorkingDirs, workingDirsRoot } from '../runtime-env/node-dirs';
-import { NodeNpmEnvs, npmEnvsRoot } from '../runtime-env/npm-envs';
-import { npmEnvKey, type NpmEnvSpec } from '../runtime-env/npm-spec';
+import type { NpmEnvSpec } from '../runtime-env/npm-spec';
+import { NodeRuntimeEnvs, type EnvMatch, type EnvNeeds } from './runtime-envs';
 import { NodeObjectManager } from './object-manager';
 
 /** How a node manager is set up. */
@@ -180,10 +179,8 @@ export class Raylet {
    * never used again); main.ts stops the process.
    */
   onExitRequested: (reason: string) => void = () => undefined;
-  /** working directories (runtimeEnv.workingDir) unpacked on this node */
-  private readonly workingDirs: NodeWorkingDirs;
-  /** npm packages (runtimeEnv.npm) installed on this node */
-  private readonly npmEnvs: NodeNpmEnvs;
+  /** runtime environments (working directories, npm packages) set up on this node */
+  private readonly envs: NodeRuntimeEnvs;
   /** objects across nodes: pulls, serving, primary copies kept for owners elsewhere */
   private objects!: NodeObjectManager;
 
@@ -196,10 +193,11 @@ export class Raylet {
     this.total = { ...cfg.resources };
     this.bundles = new BundleTable(this.total, this.available);
     this.gpus = new GpuPool(cfg.gpuIds);
-    this.workingDirs = new NodeWorkingDirs(workingDirsRoot(cfg.sessionDir), (pkg) =>
-      this.endpoint.call(this.cfg.headAddress, { t: MT.KvGet, ns: PACKAGE_KV_NS, key: pkg }, 120_000).then((r) => (r.data as Uint8Array | null) ?? null),
+    this.envs = new NodeRuntimeEnvs(
+      cfg.sessionDir,
+      (pkg) => this.endpoint.call(this.cfg.headAddress, { t: MT.KvGet, ns: PACKAGE_KV_NS, key: pkg }, 120_000).then((r) => (r.data as Uint8Array | null) ?? null),
+      { ready: (match) => this.onEnvReady(match), failed: (match, reason) => this.onEnvFailed(match, reason) },
     );
-    this.npmEnvs = new NodeNpmEnvs(npmEnvsRoot(cfg.sessionDir));
   }
 
   /** Listens at `address` and registers with the head. */
@@ -438,29 +436,29 @@ export class Raylet {
   /** Keeps as many task workers of the job's default environment as the node has CPUs. */
   private prestart(job: JobConfig): void {
     if (!this.mayStart(job.jobId)) return;
-    if (!this.envReady(job.pkg, job.npm)) return;
+    if (!this.envs.ready(job)) return;
     const want = Math.min(16, Math.max(0, Math.floor(this.cfg.resources[CPU] ?? 0)));
     let have = 0;
     for (const w of this.workers.values()) if (w.jobId === job.jobId && w.envKey === '' && w.state !== 'actor' && w.state !== 'dead') have++;
-    for (let i = have; i < want; i++) this.startWorker(job, undefined, '', job.pkg, job.npm);
+    for (let i = have; i < want; i++) this.startWorker(job, undefined, '', job);
   }
 
-  /**
-   * Whether a worker with working directory `pkg` and npm packages `npm`
-   * can start on this node now; if not, sets up what it lacks (the
-   * requests waiting for it go on once it is, or fail with the reason).
-   */
-  private envReady(pkg: string | undefined, npm: NpmEnvSpec | undefined): boolean {
-    let ready = true;
-    if (pkg !== undefined && !this.workingDirs.dirOf(pkg)) {
-      this.setUpWorkingDir(pkg);
-      ready = false;
-    }
-    if (npm !== undefined && npm.packages.length > 0 && !this.npmEnvs.dirOf(npmEnvKey(npm))) {
-      this.setUpNpmEnv(npm);
-      ready = false;
-    }
-    return ready;
+  /** Environments `match` accepts are set up: start the workers that waited for them. */
+  private onEnvReady(match: EnvMatch): void {
+    for (const job of this.jobs.values()) if (match(job) && this.driverOf(job.jobId)) this.prestart(job);
+    this.schedule();
+  }
+
+  /** Environments `match` accepts cannot be set up here: fail the requests that need them (their tasks and actors). */
+  private onEnvFailed(match: EnvMatch, reason: string): void {
+    const message = `its runtime environment could not be set up on node ${this.cfg.nodeId}: ${reason}`;
+    this.pending = this.pending.filter((r) => {
+      const job = this.jobs.get(r.jobId);
+      if (!job || !match(NodeRuntimeEnvs.of(r, job))) return true;
+      this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message, kind: 'runtimeEnv' });
+      return false;
+    });
+    this.schedule();
   }
 
   /** Whether workers of the job may be started now (not backing off after failed starts). */
@@ -662,7 +660,7 @@ export class Raylet {
   private schedule(): void {
     if (this.stopped) return;
     let blockedOnResources = false;
-    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; workerKey: string; pkg: string | undefined; npm: NpmEnvSpec | undefined; n: number }>();
+    const wantWorkers = new Map<string, { job: JobConfig; env: Record<string, string> | undefined; workerKey: string; needs: EnvNeeds; n: number }>();
     const still: LeaseRequest[] = [];
     for (const r of this.pending) {
       const where = this.place(r);
@@ -701,16 +699,14 @@ export class Raylet {
         still.push(r);
         continue;
       }
-      const pkg = r.pkg ?? job.pkg;
-      const npm = r.npm ?? job.npm;
-      if (!this.envReady(pkg, npm)) {
+      const needs = NodeRuntimeEnvs.of(r, job);
+      if (!this.envs.ready(needs)) {
         // its worker starts once its working directory is unpacked and its packages are installed here
         still.push(r);
         continue;
       }
       // workers of different environments never share a process
-      const npmKey = npm ? npmEnvKey(npm) : '';
-      const workerKey = (pkg === job.pkg ? r.envKey : `${r.envKey}\0${pkg}`) + (npmKey === (job.npm ? npmEnvKey(job.npm) : '') ? '' : `\0${npmKey}`);
+      const workerKey = NodeRuntimeEnvs.workerKey(r.envKey, needs, job);
       if (!fits(r.placement, this.available) || !fits(r.resources, this.available)) {
         blockedOnResources = true;
         still.push(r);
@@ -727,7 +723,7 @@ export class Raylet {
       if (!w) {
         this.gpus.release(gpus);
         const key = `${r.jobId}\0${workerKey}`;
-        const want = wantWorkers.get(key) ?? { job, env: r.env, workerKey, pkg, npm, n: 0 };
+        const want = wantWorkers.get(key) ?? { job, env: r.env, workerKey, needs, n: 0 };
         want.n++;
         wantWorkers.set(key, want);
         still.push(r);
@@ -748,7 +744,7 @@ export class Raylet {
       for (const [key, want] of wantWorkers) {
         if (!this.mayStart(want.job.jobId)) continue;
         for (let i = startingByKey.get(key) ?? 0; i < want.n && starting < MAX_STARTING; i++, starting++) {
-          this.startWorker(want.job, want.env, want.workerKey, want.pkg, want.npm);
+          this.startWorker(want.job, want.env, want.workerKey, want.needs);
         }
       }
     }
@@ -831,61 +827,9 @@ export class Raylet {
 
   // ------------------------------------------------------------------ processes
 
-  /** Sets a working-directory package up on this node (once); requests waiting for it go on, or fail with the reason. */
-  private setUpWorkingDir(pkg: string): void {
-    if (this.workingDirs.isSettingUp(pkg)) return;
-    this.workingDirs.ensure(pkg).then(
-      () => {
-        if (this.stopped) return;
-        for (const job of this.jobs.values()) if (job.pkg === pkg && this.driverOf(job.jobId)) this.prestart(job);
-        this.schedule();
-      },
-      (e: Error) => {
-        if (this.stopped) return;
-        const message = `its runtime environment could not be set up on node ${this.cfg.nodeId}: ${e.message}`;
-        log.warn(`working-directory package ${pkg}: ${e.message}`);
-        this.pending = this.pending.filter((r) => {
-          const job = this.jobs.get(r.jobId);
-          if (!job || (r.pkg ?? job.pkg) !== pkg) return true;
-          this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message, kind: 'runtimeEnv' });
-          return false;
-        });
-        this.schedule();
-      },
-    );
-  }
-
-  /** Installs an npm package list on this node (once); requests waiting for it go on, or fail with npm's error. */
-  private setUpNpmEnv(spec: NpmEnvSpec): void {
-    const key = npmEnvKey(spec);
-    if (this.npmEnvs.isSettingUp(key)) return;
-    this.npmEnvs.ensure(spec).then(
-      () => {
-        if (this.stopped) return;
-        for (const job of this.jobs.values()) if (job.npm && npmEnvKey(job.npm) === key && this.driverOf(job.jobId)) this.prestart(job);
-        this.schedule();
-      },
-      (e: Error) => {
-        if (this.stopped) return;
-        const message = `its runtime environment could not be set up on node ${this.cfg.nodeId}: ${e.message}`;
-        log.warn(e.message);
-        this.pending = this.pending.filter((r) => {
-          const job = this.jobs.get(r.jobId);
-          const npm = r.npm ?? job?.npm;
-          if (!job || !npm || npmEnvKey(npm) !== key) return true;
-          this.endpoint.reply(r.owner, { t: MT.LeaseFailed, leaseReqId: r.id, message, kind: 'runtimeEnv' });
-          return false;
-        });
-        this.schedule();
-      },
-    );
-  }
-
-  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string, pkg: string | undefined, npm: NpmEnvSpec | undefined): void {
-    const dir = pkg !== undefined ? this.workingDirs.dirOf(pkg) : undefined;
-    if (pkg !== undefined && dir === undefined) return; // not unpacked here (yet)
-    const npmDir = npm && npm.packages.length > 0 ? this.npmEnvs.dirOf(npmEnvKey(npm)) : undefined;
-    if (npm && npm.packages.length > 0 && npmDir === undefined) return; // not installed here (yet)
+  private startWorker(job: JobConfig, env: Record<string, string> | undefined, envKey: string, needs: EnvNeeds): void {
+    const renv = this.envs.launch(needs);
+    if (!renv) return; // not set up here (yet)
     let w: WorkerProc;
     try {
       w = launchWorker(
@@ -898,8 +842,7 @@ export class Raylet {
           rayletEndpoint: this.localAddress,
           headAddress: this.cfg.headAddress,
           bindHost: this.cfg.bindHost,
-          workingDir: pkg !== undefined && dir !== undefined ? { pkg, dir } : undefined,
-          npm: npm ? { spec: npm, dir: npmDir } : undefined,
+          ...renv,
         },
         (wp, stream, name, line) => this.onWorkerLog(wp, stream, name, line),
         (wp, reason, was) => this.onWorkerExit(wp, reason, was),
@@ -1136,8 +1079,7 @@ export class Raylet {
       store: arenaAddon().stats(this.arena),
       transfers: this.objects.stats(),
       clients: this.clients.size,
-      workingDirsUnpacked: this.workingDirs.unpacked,
-      npmEnvsInstalled: this.npmEnvs.installed,
+      ...this.envs.stats(),
     };
   }
 
@@ -1150,7 +1092,7 @@ export class Raylet {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.npmEnvs.stop();
+    this.envs.stop();
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
     if (this.recheckTimer) clearTimeout(this.recheckTimer);
