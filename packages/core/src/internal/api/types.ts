@@ -115,8 +115,8 @@ export interface RuntimeEnv {
    * arguments (`'lodash@4.17.21'`, `'left-pad'`, `'@scope/pkg@^2'`,
    * `'alias@npm:pkg@1'`, a git or tarball URL), or {@link NpmRuntimeEnv}
    * to name a registry too. Each node installs a list once, on the first
-   * task or actor that needs it there (the job's list as soon as the driver
-   * connects), with the node's own `npm` client, into a cache keyed by the
+   * task or actor that needs it there (the job's list on the driver's node
+   * as soon as the driver connects), with the node's own `npm` client, into a cache keyed by the
    * list's content under its session directory
    * (`runtime_resources/npm/<key>/`); concurrent requests share the install.
    *
