@@ -5,6 +5,7 @@
  * @internal
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { RaySystemError, RuntimeEnvSetupError } from '../../errors';
 import { randomId } from '../ids';
@@ -26,6 +27,13 @@ import type { Runtime } from './context';
 import { WorkingDirPackages, storeInHead, type PackedDir, type WorkingDirRef } from '../runtime-env/working-dir';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
+
+/** The IP addresses of this machine's network interfaces (loopback included). */
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) out.add(i.address);
+  return out;
+}
 
 /** Turns `init({ address })` into the head's ZeroMQ address. */
 function headAddressOf(address: string): string {
@@ -218,8 +226,12 @@ export class DriverRuntime implements Runtime {
           : '';
         throw new RaySystemError(`no tsray head answers at ${at} (${e.message}); is the cluster running? Start it with \`tsray start --head\`${token}`);
       })).data as NodeInfo[];
-      // a node runs on this machine when its session directory and its object store are here
-      const here = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+      // a node runs on this machine when its session directory and its object store are here,
+      // and it listens on one of this machine's addresses (hosts that share a disk, such as
+      // network namespaces of one machine, each see the others' files)
+      const files = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+      const ips = localAddresses();
+      const here = files.some((n) => ips.has(n.address)) ? files.filter((n) => ips.has(n.address)) : files;
       const local = here.find((n) => n.isHead) ?? here[0];
       if (!local) throw new RaySystemError(`the cluster at ${headAddress.replace('tcp://', '')} has no node on this machine; start one here with \`tsray start --address ${headAddress.replace('tcp://', '')}\``);
       return local;
