@@ -52,7 +52,7 @@ describeHosts(`a cluster across three hosts (network namespaces), started with t
   let b: Host;
   let token: string;
   /** node manager pid and node id of each host, from `tsray start` */
-  const started = new Map<string, { pid: number; nodeId?: string; sessionDir: string }>();
+  const started = new Map<string, { pid: number; nodeId?: string; sessionDir: string; out: string }>();
   let driver: Child;
   const resources = (): Record<string, string> => ({ host_head: head.ip, host_a: a.ip, host_b: b.ip });
 
@@ -66,12 +66,14 @@ describeHosts(`a cluster across three hosts (network namespaces), started with t
     if (h.code !== 0) throw new Error(`tsray start --head failed:\n${h.out}`);
     token = (/Cluster token[^\n]*\n\s+([0-9a-f]{64})\n/.exec(h.out) ?? [])[1] as string;
     const m = /Started a tsray head at \S+ \(pid (\d+); logs in (\S+)\)/.exec(h.out);
-    started.set('head', { pid: Number(m?.[1]), sessionDir: m?.[2] as string });
+    started.set('head', { pid: Number(m?.[1]), sessionDir: m?.[2] as string, out: h.out });
     for (const host of [a, b]) {
-      const r = tsray(host, ['start', '--address', `${head.ip}:6380`, '--node-ip-address', host.ip, '--num-cpus', '1', '--resources', `{"host_${host.name}": 1}`, '--object-store-memory', store], token);
+      // host b finds its address itself: the one it reaches the head from
+      const ipFlag = host === a ? ['--node-ip-address', host.ip] : [];
+      const r = tsray(host, ['start', '--address', `${head.ip}:6380`, ...ipFlag, '--num-cpus', '1', '--resources', `{"host_${host.name}": 1}`, '--object-store-memory', store], token);
       if (r.code !== 0) throw new Error(`tsray start --address on host ${host.name} failed:\n${r.out}`);
       const n = /Started node (\w+) \(pid (\d+); logs in (\S+)\)/.exec(r.out);
-      started.set(host.name, { nodeId: n?.[1], pid: Number(n?.[2]), sessionDir: n?.[3] as string });
+      started.set(host.name, { nodeId: n?.[1], pid: Number(n?.[2]), sessionDir: n?.[3] as string, out: r.out });
     }
   }, 90_000);
 
@@ -80,8 +82,10 @@ describeHosts(`a cluster across three hosts (network namespaces), started with t
     hosts?.destroy(ids);
   });
 
-  test('the head and two nodes join up, each listening only on its own host address', () => {
+  test('the head and two nodes join up, each listening only on its own host address (given, or found from the head)', () => {
     expect(token).toMatch(/^[0-9a-f]{64}$/);
+    expect(started.get('head')?.out).toContain(`TSRAY_CLUSTER_TOKEN=${token} tsray start --address ${head.ip}:6380 --node-ip-address <that machine's address>`);
+    expect(started.get('b')?.out).toContain(`Listening on ${b.ip}, the address this machine reaches the head from`);
     const status = tsray(a, ['status'], token);
     expect(status.out).toMatch(/3 node\(s\) alive/);
     for (const host of [head, a, b]) expect(status.out).toContain(` alive at ${host.ip}`);

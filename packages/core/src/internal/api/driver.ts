@@ -5,7 +5,6 @@
  * @internal
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { RaySystemError, RuntimeEnvSetupError } from '../../errors';
 import { randomId } from '../ids';
@@ -18,6 +17,7 @@ import { createSessionDir, ipcAddress, removeIpcFile } from '../cluster/session'
 import { clusterFile, readClusterRecord } from '../cluster/cluster-file';
 import { clusterToken, readTokenFile, setClusterToken, TOKEN_ENV } from '../cluster/token';
 import { nodeSpec } from '../cluster/node-resources';
+import { localAddresses } from '../cluster/node-ip';
 import { startService, waitExit, type Service } from '../cluster/processes';
 import { loaderFlags } from '../raylet/worker-pool';
 import type { HeadConfig, HeadReady } from '../head/main';
@@ -27,13 +27,6 @@ import type { Runtime } from './context';
 import { WorkingDirPackages, storeInHead, type PackedDir, type WorkingDirRef } from '../runtime-env/working-dir';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
-
-/** The IP addresses of this machine's network interfaces (loopback included). */
-function localAddresses(): Set<string> {
-  const out = new Set<string>();
-  for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) out.add(i.address);
-  return out;
-}
 
 /** Turns `init({ address })` into the head's ZeroMQ address. */
 function headAddressOf(address: string): string {
