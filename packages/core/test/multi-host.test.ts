@@ -27,7 +27,7 @@ const describeHosts = problem === undefined ? describe : describe.skip;
 
 /** The environment of `tsray` and drivers on a host: no token unless given. */
 function env(token?: string): NodeJS.ProcessEnv {
-  return { TSRAY_CLUSTER_TOKEN: token, TSRAY_LOG_LEVEL: undefined };
+  return { TSRAY_CLUSTER_TOKEN: token };
 }
 
 /** A "STEP <name> <json>" line of drivers/multi-host.js. */

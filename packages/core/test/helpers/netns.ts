@@ -74,14 +74,22 @@ function removeNamespace(ns: string): void {
   }
 }
 
+/** Whether `pid` is an earlier run's that is gone. */
+const staleRun = (pid: number): boolean => pid !== process.pid && !alive(pid);
+
 /**
- * Removes the namespaces of earlier runs whose process is gone (a run killed
- * before its clean-up), with whatever still runs inside them.
+ * Removes the namespaces and directories of earlier runs whose process is
+ * gone (a run killed before its clean-up), with whatever still runs inside
+ * them.
  */
 function sweepStale(): void {
   for (const ns of namespaces()) {
     const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(ns);
-    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) removeNamespace(ns);
+    if (m && staleRun(Number(m[1]))) removeNamespace(ns);
+  }
+  for (const f of fs.readdirSync(os.tmpdir())) {
+    const m = /^tsray-hosts-(\d+)-/.exec(f);
+    if (m && staleRun(Number(m[1]))) fs.rmSync(path.join(os.tmpdir(), f), { recursive: true, force: true });
   }
 }
 
