@@ -86,6 +86,7 @@ describeHosts(`a cluster across three hosts (network namespaces), started with t
     expect(token).toMatch(/^[0-9a-f]{64}$/);
     expect(started.get('head')?.out).toContain(`TSRAY_CLUSTER_TOKEN=${token} tsray start --address ${head.ip}:6380 --node-ip-address <that machine's address>`);
     expect(started.get('b')?.out).toContain(`Listening on ${b.ip}, the address this machine reaches the head from`);
+    for (const [name, s] of started) expect({ name, dir: fs.existsSync(s.sessionDir), pid: hosts.pids(hosts.host(name)).includes(s.pid) }).toEqual({ name, dir: true, pid: true });
     const status = tsray(a, ['status'], token);
     expect(status.out).toMatch(/3 node\(s\) alive/);
     for (const host of [head, a, b]) expect(status.out).toContain(` alive at ${host.ip}`);

@@ -9,7 +9,7 @@ const ray = require('@tsray/core');
 
 const MIB = 1024 * 1024;
 
-/** Where a task runs: its node id and the node's IP address. */
+/** The node a task runs on. */
 const whereAmI = ray.remote(function whereAmI() {
   return ray.getRuntimeContext().nodeId;
 });
