@@ -61,44 +61,60 @@ async function settle(): Promise<void> {
 }
 
 /**
- * A 1 GiB array made on node A, read by the driver on the head node: the
- * head's node manager pulls it in 8 MiB chunks over tcp. One warm-up round
- * (it faults the receiving store's pages), then 4 timed rounds.
+ * Rounds of a 1 GiB array made on another node (where `source` places a
+ * task) and read by this driver: its node manager pulls it in 8 MiB chunks
+ * over tcp. One warm-up round (it faults the receiving store's pages), then
+ * `rounds` timed ones; GB/s per timed round. Needs a connected driver.
  */
-async function crossNode(log: Log): Promise<void> {
+export async function transferRounds(source: ray.TaskOptions, rounds = 4): Promise<number[]> {
+  const rates: number[] = [];
+  // one round per call: its value must be unreachable before the next round needs the room
+  const round = async (i: number): Promise<number> => {
+    const ref = makeBytes.options(source).remote(GiB, i + 1);
+    await ray.wait([ref], { timeoutMs: 120_000 });
+    const t = performance.now();
+    const v = await ray.get(ref);
+    const s = (performance.now() - t) / 1000;
+    if (v[v.length - 1] !== i + 1) throw new Error('the transferred array has the wrong contents');
+    return GiB / GB / s;
+  };
+  for (let i = 0; i <= rounds; i++) {
+    const rate = await round(i);
+    if (i > 0) rates.push(rate);
+    await settle();
+  }
+  return rates;
+}
+
+/**
+ * {@link transferRounds} between two nodes of a `ray.Cluster` (tcp
+ * loopback: unencrypted, or CURVE with TSRAY_ENCRYPT_LOOPBACK=1 set before),
+ * with the head node's pull count.
+ */
+export async function loopbackTransfer(): Promise<{ rounds: number[]; pulls: number }> {
   const cluster = await ray.Cluster.start({ head: { numCpus: 1, objectStoreMemory: 1.25 * GiB } });
   try {
     const a = await cluster.addNode({ numCpus: 1, objectStoreMemory: 1.25 * GiB });
     await cluster.waitForNodes();
     await ray.init({ address: cluster.address, logToDriver: true });
-    const rounds: number[] = [];
-    // one round per call: its value must be unreachable before the next round needs the room
-    const round = async (i: number): Promise<number> => {
-      const ref = makeBytes.options(on(a)).remote(GiB, i + 1);
-      await ray.wait([ref], { timeoutMs: 120_000 });
-      const t = performance.now();
-      const v = await ray.get(ref);
-      const s = (performance.now() - t) / 1000;
-      if (v[v.length - 1] !== i + 1) throw new Error('the transferred array has the wrong contents');
-      return GiB / GB / s;
-    };
-    for (let i = 0; i < 5; i++) {
-      const rate = await round(i);
-      if (i > 0) rounds.push(rate);
-      await settle();
-    }
-    const stats = await cluster.objectStats(cluster.head);
-    log('cross_node_transfer_1gib', {
-      ...summarize(rounds, 'GB/s'),
-      target: '≥ 1 GB/s',
-      note: `1 GiB from node A to the head node over tcp loopback, driver's ray.get; ${stats.pulls} pulls, 8 MiB chunks`,
-    });
-    const src = new Float64Array(GiB / 8).fill(1.5);
-    log('memcpy_gigabytes (same run)', { ...(await memcpyGbps(src)), note: 'Float64Array.set of 1 GiB into a warm buffer' });
+    const rounds = await transferRounds(on(a));
+    return { rounds, pulls: (await cluster.objectStats(cluster.head)).pulls };
   } finally {
     await ray.shutdown();
     await cluster.shutdown();
   }
+}
+
+/** A 1 GiB array from node A to the head node over tcp loopback (see {@link transferRounds}), with memcpy in the same run. */
+async function crossNode(log: Log): Promise<void> {
+  const { rounds, pulls } = await loopbackTransfer();
+  log('cross_node_transfer_1gib', {
+    ...summarize(rounds, 'GB/s'),
+    target: '≥ 1 GB/s',
+    note: `1 GiB from node A to the head node over tcp loopback, driver's ray.get; ${pulls} pulls, 8 MiB chunks`,
+  });
+  const src = new Float64Array(GiB / 8).fill(1.5);
+  log('memcpy_gigabytes (same run)', { ...(await memcpyGbps(src)), note: 'Float64Array.set of 1 GiB into a warm buffer' });
 }
 
 /**

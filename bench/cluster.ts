@@ -11,6 +11,7 @@ import { collect, report, runMeta, timeit, type Log, type Metric } from './harne
 import { multiClientTasksAsync } from './cluster-tasks';
 import { nodeKillToActorAnswer } from './cluster-recovery';
 import { SECTIONS as TRANSFER } from './cluster-transfer';
+import { crossNodeCurve } from './cluster-curve';
 
 /** What a section gets: where to log its metrics, and the metrics so far. */
 interface SectionContext {
@@ -73,6 +74,8 @@ const SECTIONS: Section[] = [
   multiClientTasks,
   // cross-node transfers (bench/cluster-transfer.ts)
   ...TRANSFER.map(([name, section]): Section => ({ name, run: ({ log, metrics }) => section(log, metrics) })),
+  // CURVE-encrypted transfer between hosts (bench/cluster-curve.ts)
+  { name: 'cross_node_transfer_1gib_curve', run: ({ log }) => crossNodeCurve(log) },
   nodeKill,
 ];
 

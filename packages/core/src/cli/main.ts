@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { clusterFile, readClusterRecord, readNodeRecords, removeNodeRecord, writeClusterRecord, writeNodeRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
 import { nodeResourcesProblem, nodeSpec } from '../internal/cluster/node-resources';
+import { isLoopbackHost, nodeIpFromPerspective, nodeIpProblem } from '../internal/cluster/node-ip';
 import { pidAlive as alive, startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
@@ -77,14 +78,20 @@ async function start(argv: string[]): Promise<void> {
     if (problem) throw new UsageError(problem);
     resources = parsed as Record<string, number>;
   }
-  const host = values['node-ip-address'] ?? '127.0.0.1';
+  const given = values['node-ip-address'];
+  if (given !== undefined) {
+    const problem = nodeIpProblem(given);
+    if (problem) throw new UsageError(problem);
+  }
   const spec = nodeSpec({
     numCpus: num(values['num-cpus'], '--num-cpus'),
     numGpus: num(values['num-gpus'], '--num-gpus', true),
     resources,
     objectStoreMemory: num(values['object-store-memory'], '--object-store-memory', true),
   });
-  if (values.address !== undefined) return join(values.address, host, spec);
+  if (values.address !== undefined) return join(values.address, given, spec);
+  // a head listens on loopback unless told otherwise
+  const host = given ?? '127.0.0.1';
   const existing = readClusterRecord();
   if (existing && alive(existing.pid)) {
     throw new UsageError(`a tsray head is already running on this machine at ${existing.address} (pid ${existing.pid}); stop it with \`tsray stop\``);
@@ -136,8 +143,14 @@ async function start(argv: string[]): Promise<void> {
   console.log(`  await ray.init({ address: '${address}' })   // or { address: 'auto' }`);
   console.log(`Cluster token (keep it secret; also in ${tokenFile(sessionDir)}, readable by you only):`);
   console.log(`  ${token}`);
-  console.log('Join from another machine with:');
-  console.log(`  ${TOKEN_ENV}=${token} tsray start --address ${address}`);
+  if (isLoopbackHost(host)) {
+    console.log('Join from another terminal of this machine with:');
+    console.log(`  ${TOKEN_ENV}=${token} tsray start --address ${address}`);
+    console.log('(it listens on 127.0.0.1 only: for nodes on other machines, start the head with --node-ip-address <this machine\'s address>)');
+  } else {
+    console.log('Join from another machine with:');
+    console.log(`  ${TOKEN_ENV}=${token} tsray start --address ${address} --node-ip-address <that machine's address>`);
+  }
   console.log('Stop it with:');
   console.log('  tsray stop');
 }
@@ -175,10 +188,17 @@ function useToken(): string | undefined {
   return token;
 }
 
-/** `tsray start --address`: starts a node manager here and joins it to the head. */
-async function join(address: string, host: string, spec: ReturnType<typeof nodeSpec>): Promise<void> {
+/**
+ * `tsray start --address`: starts a node manager here and joins it to the
+ * head. Without `--node-ip-address` the node listens on the address this
+ * machine reaches the head from.
+ */
+async function join(address: string, given: string | undefined, spec: ReturnType<typeof nodeSpec>): Promise<void> {
   if (!/^[^\s:\/]+:\d{1,5}$/.test(address)) throw new UsageError(`--address must be HOST:PORT of a tsray head (for example 127.0.0.1:6380), got '${address}'`);
   await headNodes(address);
+  const [headHost = '', headPort = '0'] = address.split(':');
+  const host = given ?? (await nodeIpFromPerspective(headHost, Number(headPort)));
+  if (given === undefined && !isLoopbackHost(host)) console.log(`Listening on ${host}, the address this machine reaches the head from (choose another with --node-ip-address).`);
   const nodeId = randomId(8);
   const sessionDir = createSessionDir();
   const logFile = path.join(sessionDir, 'node.log');

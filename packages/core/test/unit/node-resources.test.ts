@@ -62,4 +62,19 @@ describe('tsray start flags', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--resources.custom must be a non-negative number, got -1');
   });
+
+  test('--node-ip-address must be an IPv4 address of this machine, not a wildcard, and the error lists the machine\'s addresses', () => {
+    // 192.0.2.0/24 is reserved for documentation: no machine has it
+    const foreign = tsray('start', '--head', '--node-ip-address', '192.0.2.7');
+    expect(foreign.status).toBe(2);
+    expect(foreign.stderr).toContain("--node-ip-address 192.0.2.7 is not an address of this machine, so nothing can listen on it; give one of this machine's addresses: ");
+    expect(foreign.stderr).toContain('127.0.0.1');
+    const wildcard = tsray('start', '--address', '127.0.0.1:1', '--node-ip-address', '0.0.0.0');
+    expect(wildcard.status).toBe(2);
+    expect(wildcard.stderr).toContain('--node-ip-address must be this machine\'s address on the network the other nodes reach, not the wildcard 0.0.0.0');
+    const name = tsray('start', '--head', '--node-ip-address', 'my-host');
+    expect(name.status).toBe(2);
+    expect(name.stderr).toContain("--node-ip-address must be an IPv4 address, got 'my-host'");
+    expect(tsray('start', '--head', '--node-ip-address', '::1').stderr).toContain("--node-ip-address must be an IPv4 address (IPv6 is not supported yet), got '::1'");
+  });
 });

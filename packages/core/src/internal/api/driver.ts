@@ -17,6 +17,7 @@ import { createSessionDir, ipcAddress, removeIpcFile } from '../cluster/session'
 import { clusterFile, readClusterRecord } from '../cluster/cluster-file';
 import { clusterToken, readTokenFile, setClusterToken, TOKEN_ENV } from '../cluster/token';
 import { nodeSpec } from '../cluster/node-resources';
+import { localAddresses } from '../cluster/node-ip';
 import { startService, waitExit, type Service } from '../cluster/processes';
 import { loaderFlags } from '../raylet/worker-pool';
 import type { HeadConfig, HeadReady } from '../head/main';
@@ -221,8 +222,12 @@ export class DriverRuntime implements Runtime {
           : '';
         throw new RaySystemError(`no tsray head answers at ${at} (${e.message}); is the cluster running? Start it with \`tsray start --head\`${token}`);
       })).data as NodeInfo[];
-      // a node runs on this machine when its session directory and its object store are here
-      const here = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+      // a node runs on this machine when its session directory and its object store are here,
+      // and it listens on one of this machine's addresses (hosts that share a disk, such as
+      // network namespaces of one machine, each see the others' files)
+      const files = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+      const ips = localAddresses();
+      const here = files.some((n) => ips.has(n.address)) ? files.filter((n) => ips.has(n.address)) : files;
       const local = here.find((n) => n.isHead) ?? here[0];
       if (!local) throw new RaySystemError(`the cluster at ${headAddress.replace('tcp://', '')} has no node on this machine; start one here with \`tsray start --address ${headAddress.replace('tcp://', '')}\``);
       return local;
