@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** Where a definition lives. */
 export interface CodeLocation {
@@ -59,7 +59,7 @@ const LOADER_FRAME = /^node:internal\/(modules|main)\/|[\\/]node_modules[\\/](je
 function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
   const orig = Error.prepareStackTrace;
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 16;
+  Error.stackTraceLimit = 32;
   try {
     Error.prepareStackTrace = (_e, s) => s;
     const holder: { stack?: unknown } = {};
@@ -69,6 +69,41 @@ function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
     Error.prepareStackTrace = orig;
     Error.stackTraceLimit = limit;
   }
+}
+
+const packageOfDir = new Map<string, { root: string; name: string } | null>();
+
+/** The package a directory belongs to (its nearest package.json), cached. */
+function packageOf(dir: string): { root: string; name: string } | null {
+  const hit = packageOfDir.get(dir);
+  if (hit !== undefined) return hit;
+  let found: { root: string; name: string } | null = null;
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+    found = { root: dir, name: typeof pkg.name === 'string' ? pkg.name : '' };
+  } catch {
+    const up = path.dirname(dir);
+    found = up === dir ? null : packageOf(up);
+  }
+  packageOfDir.set(dir, found);
+  return found;
+}
+
+/** Whether `file` is code of one of tsray's own packages (@tsray/*: their src/ and dist/, not their tests). */
+export function isTsrayFile(file: string): boolean {
+  let p = file;
+  if (p.startsWith('file:')) {
+    try {
+      p = fileURLToPath(p);
+    } catch {
+      return false;
+    }
+  }
+  if (!path.isAbsolute(p)) return false;
+  const pkg = packageOf(path.dirname(p));
+  if (!pkg || !pkg.name.startsWith('@tsray/')) return false;
+  const rel = path.relative(pkg.root, p).split(path.sep)[0];
+  return rel === 'src' || rel === 'dist';
 }
 
 const nameCache = new Map<string, string[]>();
@@ -94,60 +129,125 @@ function anonymousNames(file: string): string[] {
   return names;
 }
 
+/** Where a definition was made: the frame that decides (see {@link definitionSite}). */
+export interface DefinitionSite {
+  /** its module file (path or file: URL); undefined for code without one (eval, the REPL, node -e) */
+  file: string | undefined;
+  /**
+   * 'yes': the module's top level (a worker importing the module makes it again);
+   * 'no': inside a function;
+   * 'maybe': no frame shows who ran it — an ES module's top level after a
+   * top-level await, or an async function after an await
+   */
+  topLevel: 'yes' | 'no' | 'maybe';
+  /** the function it was made in, when known */
+  inside: string | undefined;
+  line: number;
+  column: number;
+}
+
 /**
- * Finds the module that called `remote` (skipping frames up to `caller`)
- * and gives the definition its key.
+ * Finds where a definition is being made. Frames up to `caller` (the API
+ * function) are skipped, and so are frames of tsray's own packages inside
+ * their functions (a library's `registerEnv`, `ds.map`): the first frame
+ * outside them, or a tsray module's own top level, decides.
  */
-export function locate(def: object, explicitName: string | undefined, caller: (...args: never[]) => unknown): Located {
-  const fnName = (def as { name?: string }).name ?? '';
+export function definitionSite(caller: (...args: never[]) => unknown): DefinitionSite {
   const sites = callSites(caller);
-  const site = sites[0];
-  const file = site?.getFileName() ?? undefined;
-  let display = explicitName ?? (fnName || 'anonymous');
-  if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
-    return {
-      ok: false,
-      name: display,
-      reason:
-        `${display} was defined in code that has no module file (the REPL, eval, node -e or new Function). ` +
-        'Workers find remote functions by importing the module that defines them: move the ray.remote() call into a module file.',
-    };
+  let d = 0;
+  for (; d < sites.length; d++) {
+    const f = (sites[d] as NodeJS.CallSite).getFileName() ?? '';
+    if (!isTsrayFile(f) || moduleBody(sites, d).topLevel === 'yes') break;
   }
+  const site = sites[d];
+  const file = site?.getFileName() ?? undefined;
+  const line = site?.getLineNumber() ?? 0;
+  const column = site?.getColumnNumber() ?? 0;
+  if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
+    return { file: undefined, topLevel: 'no', inside: undefined, line, column };
+  }
+  return { file, line, column, ...moduleBody(sites, d) };
+}
+
+/** Whether frame `d` runs its module's body: anonymous frames of its file, called by a module loader. */
+function moduleBody(sites: NodeJS.CallSite[], d: number): { topLevel: DefinitionSite['topLevel']; inside: string | undefined } {
+  const file = sites[d]?.getFileName();
   // Module bodies are anonymous frames of the module's file (transpilers may
   // add anonymous wrappers); the first frame outside the file must be a
   // module loader. A named frame in between means "inside a function".
-  let i = 0;
-  let inside: string | undefined;
+  let i = d;
   for (; i < sites.length; i++) {
     const s = sites[i] as NodeJS.CallSite;
     if (s.getFileName() !== file) break;
     const fn = s.getFunctionName();
-    if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') {
-      inside = fn;
-      break;
-    }
+    if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') return { topLevel: 'no', inside: fn };
   }
   const outer = sites[i];
-  const topLevel = inside === undefined && (!outer || LOADER_FRAME.test(outer.getFileName() ?? ''));
-  if (!topLevel) {
-    const where = inside ?? outer?.getFunctionName() ?? 'a function';
-    return {
-      ok: false,
-      name: display,
-      reason:
-        `${display} was defined inside ${where} (${path.basename(file.replace(/^file:\/\//, ''))}:${site.getLineNumber()}), not at the top level of its module. ` +
-        'Workers find remote functions by importing their module, so call ray.remote() at the top level of a module ' +
-        '(keep driver code under `if (require.main === module)` or in another file).',
-    };
-  }
-  const where = `${site.getLineNumber() ?? 0}:${site.getColumnNumber() ?? 0}`;
-  const keyed = keyFor(file, explicitName, fnName, def, where);
+  if (!outer) return { topLevel: 'maybe', inside: undefined };
+  if (LOADER_FRAME.test(outer.getFileName() ?? '')) return { topLevel: 'yes', inside: undefined };
+  return { topLevel: 'no', inside: outer.getFunctionName() ?? undefined };
+}
+
+/**
+ * Registers a definition made at the top level of `file` and gives it its
+ * key (or says why two definitions clash).
+ */
+export function register(def: object, explicitName: string | undefined, site: DefinitionSite & { file: string }): Located {
+  const fnName = (def as { name?: string }).name ?? '';
+  let display = explicitName ?? (fnName || 'anonymous');
+  const where = `${site.line}:${site.column}`;
+  const keyed = keyFor(site.file, explicitName, fnName, def, where);
   if (typeof keyed !== 'string') return { ok: false, name: display, reason: keyed.clash };
   const key = keyed;
-  if (!explicitName && !fnName) display = anonymousNames(file)[Number(key.slice(1))] ?? display;
-  const loc: CodeLocation = { module: file, key, name: display };
-  registry().defs.set(`${file}\0${key}`, def);
-  return { ok: true, loc };
+  if (!explicitName && !fnName) display = anonymousNames(site.file)[Number(key.slice(1))] ?? display;
+  registry().defs.set(`${site.file}\0${key}`, def);
+  return { ok: true, loc: { module: site.file, key, name: display } };
+}
+
+/** Keys of definitions found among a module's exports: `@export:NAME` ('' for the module itself). */
+export const EXPORT_KEY = '@export:';
+
+/**
+ * The name `def` is exported under by the (already loaded) module `file`,
+ * found by identity: `module.exports.NAME === def`. ES modules cannot be
+ * read synchronously: there, an export declaration of the function's own
+ * name in the file's source counts.
+ */
+export function exportedAs(def: object, file: string): string | undefined {
+  const cache = require.cache as Record<string, { exports?: unknown } | undefined>;
+  const m = file.startsWith('file:') ? undefined : cache[file];
+  if (m) {
+    const ex = m.exports;
+    if (ex === def) return '';
+    if (typeof ex !== 'object' && typeof ex !== 'function') return undefined;
+    if (ex === null) return undefined;
+    for (const k of Object.keys(ex)) {
+      try {
+        if ((ex as Record<string, unknown>)[k] === def) return k;
+      } catch {
+        /* a throwing getter: not this one */
+      }
+    }
+    return undefined;
+  }
+  const name = (def as { name?: string }).name;
+  if (!name || !/^[A-Za-z_$][\w$]*$/.test(name)) return undefined;
+  let src: string;
+  try {
+    src = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const declared = new RegExp(`(^|[\\n;])\\s*export\\s+(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`);
+  if (declared.test(src)) return name;
+  const list = /(?:^|[\n;])\s*export\s*\{([^}]*)\}(?!\s*from)/g;
+  for (let m2 = list.exec(src); m2; m2 = list.exec(src)) {
+    for (const part of (m2[1] as string).split(',')) {
+      const [local, exported] = part.trim().split(/\s+as\s+/);
+      if (local === name) return exported ?? local;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -235,7 +335,7 @@ async function ensureTypeScriptEsm(): Promise<void> {
   ((await import('tsx/esm/api')) as { register: () => unknown }).register();
 }
 
-const loaded = new Map<string, Promise<void>>();
+const loaded = new Map<string, Promise<unknown>>();
 
 /** Globals that test runners provide; stubbed so test files can be imported. */
 function installTestGlobals(): void {
@@ -249,8 +349,11 @@ function installTestGlobals(): void {
   if (g.jest === undefined) g.jest = chain();
 }
 
-/** Imports `module` once (registering its definitions). */
-export function loadModule(module: string, opts: { testGlobals: boolean }): Promise<void> {
+/** The TypeScript loaders, for code shipped by value that requires or imports TypeScript files. */
+export const typeScriptHooks = { cjs: ensureTypeScriptCjs, esm: ensureTypeScriptEsm };
+
+/** Imports `module` once (registering its definitions); resolves to its exports (CommonJS) or namespace (ES module). */
+export function loadModule(module: string, opts: { testGlobals: boolean }): Promise<unknown> {
   let p = loaded.get(module);
   if (!p) {
     p = doLoad(module, opts);
@@ -260,7 +363,7 @@ export function loadModule(module: string, opts: { testGlobals: boolean }): Prom
   return p;
 }
 
-async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<void> {
+async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<unknown> {
   if (opts.testGlobals) installTestGlobals();
   const isUrl = module.startsWith('file:');
   const file = isUrl ? new URL(module).pathname : module;
@@ -268,12 +371,11 @@ async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<v
   if (!isUrl && !/\.(mjs|mts)$/.test(file)) {
     if (ts) ensureTypeScriptCjs();
     try {
-      createRequire(file)(file);
-      return;
+      return createRequire(file)(file) as unknown;
     } catch (e) {
       if ((e as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw e;
     }
   }
   if (ts) await ensureTypeScriptEsm();
-  await import(isUrl ? module : pathToFileURL(file).href);
+  return (await import(isUrl ? module : pathToFileURL(file).href)) as unknown;
 }
