@@ -141,6 +141,12 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
         'Wrap it in a function of your own (`(x) => fn(x)` with fn required inside), or define it at the top level of a module.',
     );
   }
+  if (req.kind === 'class' && !/^class\b/.test(text)) {
+    return fail(
+      `${subject} (made ${where}) was compiled to an ES5 constructor function: its methods are not part of its source text, so it cannot be shipped to workers by value. ` +
+        'Compile to ES2015 or later (tsconfig "target"), or define the class at the top level of a module.',
+    );
+  }
   let a: Analysis;
   try {
     a = analyzed(text);
