@@ -1,11 +1,15 @@
 /**
- * Code shipping. A remote function or actor class is found again in a worker
- * by the module that defines it and a stable key: `ray.remote()` records the
- * file of its caller; the worker imports that file, whose top level calls
- * `ray.remote()` again and so registers the same definitions under the same
- * keys. Keys are the definition's name plus its rank among definitions of
- * that name in the module (anonymous functions are ranked in order), so they
- * agree across processes whatever transpiler loaded the module.
+ * Located code. A remote function or actor class made at a module's top
+ * level is found again in a worker by the module that defines it and a
+ * stable key: `ray.remote()` records the file of its caller (the first frame
+ * outside tsray's own packages, so a library call at a module's top level
+ * counts as that module's); the worker imports that file, whose top level
+ * makes the same definitions again under the same keys. Keys are the
+ * definition's name plus its rank among definitions of that name in the
+ * module (anonymous functions are ranked in order), so they agree across
+ * processes whatever transpiler loaded the module. An export of the calling
+ * module is found by identity (`@export:NAME`). What is neither is shipped
+ * by value (../shipping/).
  * @internal
  */
 import * as fs from 'node:fs';
