@@ -108,61 +108,40 @@ export function analyze(src: string): Analysis {
     }
   };
 
-  /** Default values and computed keys inside a binding pattern (they are expressions). */
-  const patternExprs = (p: Node | null | undefined, s: Scope): void => {
+  /**
+   * The expressions inside a pattern: default values and computed keys. In a
+   * binding pattern (`leaves: false`) its names are declarations; in an
+   * assignment target (`x = ...`, `for (x of ...)`) they are uses, as are
+   * member expressions there.
+   */
+  const patternParts = (p: Node | null | undefined, s: Scope, leaves: boolean): void => {
     if (!p) return;
     switch (p.type) {
       case 'ObjectPattern':
         for (const prop of p.properties as Node[]) {
-          if (prop.type === 'RestElement') patternExprs(prop.argument as Node, s);
+          if (prop.type === 'RestElement') patternParts(prop.argument as Node, s, leaves);
           else {
             if (prop.computed) visit(prop.key as Node, s);
-            patternExprs(prop.value as Node, s);
+            patternParts(prop.value as Node, s, leaves);
           }
         }
         break;
       case 'ArrayPattern':
-        for (const el of p.elements as Array<Node | null>) patternExprs(el, s);
+        for (const el of p.elements as Array<Node | null>) patternParts(el, s, leaves);
         break;
       case 'RestElement':
-        patternExprs(p.argument as Node, s);
+        patternParts(p.argument as Node, s, leaves);
         break;
       case 'AssignmentPattern':
-        patternExprs(p.left as Node, s);
+        patternParts(p.left as Node, s, leaves);
         visit(p.right as Node, s);
         break;
       default:
-        break;
+        if (leaves) visit(p, s);
     }
   };
-
-  /** The target of an assignment (or of `for (x of ...)`): names there are uses, not declarations. */
-  const target = (p: Node | null | undefined, s: Scope): void => {
-    if (!p) return;
-    switch (p.type) {
-      case 'ObjectPattern':
-        for (const prop of p.properties as Node[]) {
-          if (prop.type === 'RestElement') target(prop.argument as Node, s);
-          else {
-            if (prop.computed) visit(prop.key as Node, s);
-            target(prop.value as Node, s);
-          }
-        }
-        break;
-      case 'ArrayPattern':
-        for (const el of p.elements as Array<Node | null>) target(el, s);
-        break;
-      case 'RestElement':
-        target(p.argument as Node, s);
-        break;
-      case 'AssignmentPattern':
-        target(p.left as Node, s);
-        visit(p.right as Node, s);
-        break;
-      default:
-        visit(p, s);
-    }
-  };
+  const patternExprs = (p: Node | null | undefined, s: Scope): void => patternParts(p, s, false);
+  const target = (p: Node | null | undefined, s: Scope): void => patternParts(p, s, true);
 
   const fn = (f: Node, outer: Scope): void => {
     const s = child(outer, true);
