@@ -5,7 +5,7 @@
  * level are located. Everything here is inline in jest's own test file.
  */
 import * as ray from '@tsray/core';
-import { registerInside, remotePreprocess, shipPreprocess, times7 } from './fixtures/shipping';
+import { fromIife, registerInside, remotePreprocess, shipPreprocess, times7 } from './fixtures/shipping';
 import { applyScaler, callShipped } from './fixtures/tsray-lib/src/index';
 
 beforeAll(async () => {
@@ -119,6 +119,11 @@ describe('definitions made inside a function are shipped by value', () => {
     const err = thrown(() => registerInside(4));
     expect(err).toBeInstanceOf(ray.RemoteDefinitionError);
     expect(err.message).toMatch(/^registerScaler's function captures `k`, defined outside it\. It is made inside registerInside at shipping\.ts:\d+/);
+  });
+
+  test("a definition made in an anonymous function run at a module's top level (an IIFE) is shipped by value", async () => {
+    expect(fromIife.byValue).toBe(true);
+    expect(await ray.get(callShipped.remote(fromIife, 1))).toBe(0);
   });
 
   test('a function made by eval ships by value when it uses only globals', async () => {

@@ -140,8 +140,9 @@ export interface DefinitionSite {
   /**
    * 'yes': the module's top level (a worker importing the module makes it again);
    * 'no': inside a function;
-   * 'maybe': no frame shows who ran it — an ES module's top level after a
-   * top-level await, or an async function after an await
+   * 'maybe': the module's body, but no frame shows who ran it — an ES
+   * module's top level after a top-level await, which may be driver code
+   * under the main-module guard that a worker's import does not run
    */
   topLevel: 'yes' | 'no' | 'maybe';
   /** the function it was made in, when known */
@@ -177,14 +178,18 @@ export function definitionSite(caller: (...args: never[]) => unknown): Definitio
 function moduleBody(sites: NodeJS.CallSite[], d: number): { topLevel: DefinitionSite['topLevel']; inside: string | undefined } {
   const file = sites[d]?.getFileName();
   // Module bodies are anonymous frames of the module's file (transpilers may
-  // add anonymous wrappers); the first frame outside the file must be a
-  // module loader. A named frame in between means "inside a function".
+  // add anonymous wrappers), which begin on its first line; the first frame
+  // outside the file must be a module loader. A named frame in between, or
+  // an anonymous one that begins further down (an arrow function, an async
+  // IIFE), means "inside a function".
   let i = d;
   for (; i < sites.length; i++) {
-    const s = sites[i] as NodeJS.CallSite;
+    const s = sites[i] as NodeJS.CallSite & { getEnclosingLineNumber?: () => number | null };
     if (s.getFileName() !== file) break;
     const fn = s.getFunctionName();
     if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') return { topLevel: 'no', inside: fn };
+    const begins = s.getEnclosingLineNumber?.();
+    if (typeof begins === 'number' && begins > 1) return { topLevel: 'no', inside: 'an anonymous function' };
   }
   const outer = sites[i];
   if (!outer) return { topLevel: 'maybe', inside: undefined };

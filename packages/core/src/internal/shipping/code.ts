@@ -54,8 +54,8 @@ export function shipmentOf(def: object, req: ShipRequest): Shipment {
     }
   }
   if (file !== undefined && site.topLevel === 'maybe') {
-    // an ES module's top level after a top-level await, or an async function
-    // after an await: by value when that is safe, located otherwise
+    // an ES module's top level after a top-level await (often driver code
+    // under the main-module guard): by value when that is safe, located otherwise
     const v = byValue(def, site, req, false);
     return v ?? fromLocated(register(def, req.explicitName, { ...site, file }));
   }
