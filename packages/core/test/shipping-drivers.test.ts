@@ -1,7 +1,7 @@
 /**
  * Code shipped by value from drivers run as users run them: TypeScript under
  * tsx and under ts-node (compiled to ES5 there, so TypeScript's helpers
- * travel too), and an ES module under plain node.
+ * travel too), and an ES module under plain node (whose export is located).
  */
 import * as path from 'node:path';
 import { Child, alive, descendants } from './helpers/procs';
@@ -26,7 +26,7 @@ const expected = { squares: [1, 4, 9], nested: 10, packed: 4, streamed: [0, 1, 2
 test.each([
   ['TypeScript under tsx', [tsx, path.join(drivers, 'shipping.ts')], {}, { total: 5, es5: false }],
   ['TypeScript under ts-node (compiled to ES5)', ['-r', 'ts-node/register', path.join(drivers, 'shipping.ts')], { TS_NODE_TRANSPILE_ONLY: '1' }, { total: 'refused an ES5 class', es5: true }],
-  ['an ES module under node', [path.join(drivers, 'shipping.mjs')], {}, { total: 5 }],
+  ['an ES module under node', [path.join(drivers, 'shipping.mjs')], {}, { total: 5, exported: 'HEY!' }],
 ])('functions and classes defined in driver code run by value: %s', async (_name, args, env, more) => {
   const c = Child.start(process.execPath, args as string[], env as NodeJS.ProcessEnv, root);
   children.push(c);

@@ -213,6 +213,21 @@ export function register(def: object, explicitName: string | undefined, site: De
   return { ok: true, loc: { module: site.file, key, name: display } };
 }
 
+const sources = new Map<string, string | undefined>();
+
+/** A module file's text (cached; undefined when it cannot be read). */
+function sourceOf(file: string): string | undefined {
+  if (sources.has(file)) return sources.get(file);
+  let src: string | undefined;
+  try {
+    src = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8');
+  } catch {
+    src = undefined;
+  }
+  sources.set(file, src);
+  return src;
+}
+
 /** Keys of definitions found among a module's exports: `@export:NAME` ('' for the module itself). */
 export const EXPORT_KEY = '@export:';
 
@@ -241,12 +256,8 @@ export function exportedAs(def: object, file: string): string | undefined {
   }
   const name = (def as { name?: string }).name;
   if (!name || !/^[A-Za-z_$][\w$]*$/.test(name)) return undefined;
-  let src: string;
-  try {
-    src = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  const src = sourceOf(file);
+  if (src === undefined) return undefined;
   const declared = new RegExp(`(^|[\\n;])\\s*export\\s+(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`);
   if (declared.test(src)) return name;
   const list = /(?:^|[\n;])\s*export\s*\{([^}]*)\}(?!\s*from)/g;

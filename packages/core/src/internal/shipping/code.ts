@@ -111,6 +111,7 @@ function nameFromSource(site: DefinitionSite): string | undefined {
 
 /** How a captured name reads in an error: what loaders turn imports into is said so. */
 function describeName(n: string): string {
+  if (n === '_this' || n === '_a') return `\`${n}\` (TypeScript's name for the enclosing \`this\` or a temporary, when compiling to an old target)`;
   if (n.startsWith('exports.')) return `\`${n}\` (the module's own export ${n.slice(8)})`;
   const esb = /^import_(.+)$/.exec(n);
   if (esb) return `\`${n}\` (a module-level import, as tsx compiled it)`;
