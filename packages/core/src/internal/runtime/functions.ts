@@ -216,7 +216,7 @@ export function register(def: object, explicitName: string | undefined, site: De
 const sources = new Map<string, string | undefined>();
 
 /** A module file's text (cached; undefined when it cannot be read). */
-function sourceOf(file: string): string | undefined {
+export function sourceOf(file: string): string | undefined {
   if (sources.has(file)) return sources.get(file);
   let src: string | undefined;
   try {

@@ -9,13 +9,12 @@
  * @internal
  */
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import { findSourceMap } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RemoteDefinitionError } from '../../errors';
 import type { CodeRef } from '../protocol/messages';
-import { EXPORT_KEY, definitionSite, exportedAs, register, type DefinitionSite } from '../runtime/functions';
+import { EXPORT_KEY, definitionSite, exportedAs, register, sourceOf, type DefinitionSite } from '../runtime/functions';
 import { globalNames, isHelper, IMPORT_META_NAME, IMPORT_NAME, MODULE_NAMES } from './names';
 import { analyze, type Analysis } from './scope';
 
@@ -97,12 +96,23 @@ function originalPosition(site: DefinitionSite): { line: number; column: number 
   return { line: site.line, column: site.column };
 }
 
+const lines = new Map<string, string[]>();
+
+function linesOf(file: string): string[] {
+  let l = lines.get(file);
+  if (!l) {
+    l = (sourceOf(file) ?? '').split('\n');
+    lines.set(file, l);
+  }
+  return l;
+}
+
 /** `const name = ...remote(` on the line that makes an anonymous definition: its name for logs. */
 function nameFromSource(site: DefinitionSite): string | undefined {
   if (site.file === undefined) return undefined;
   try {
     const { line } = originalPosition(site);
-    const text = fs.readFileSync(site.file.startsWith('file:') ? new URL(site.file) : site.file, 'utf8').split('\n')[line - 1] ?? '';
+    const text = linesOf(site.file)[line - 1] ?? '';
     return /(?:const|let|var)\s+([A-Za-z_$][\w$]*)\s*(?::[^=]+)?=\s*[\w$.]*(?:remote|shippable)\s*\(/.exec(text)?.[1];
   } catch {
     return undefined;
