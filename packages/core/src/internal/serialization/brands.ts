@@ -62,6 +62,7 @@ export function isActorHandle(v: unknown): v is ActorLike {
   return typeof v === 'object' && v !== null && (v as Partial<ActorLike>)[ACTOR_BRAND] === true;
 }
 
+/** Whether `v` is a Shippable (from any copy of tsray). */
 export function isShippable(v: unknown): v is ShippableLike {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && (v as Partial<ShippableLike>)[SHIPPABLE_BRAND] === true;
 }

@@ -141,20 +141,20 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
   const shown = fnName ? `${req.kind} ${fnName}` : req.kind;
   const subject = req.what !== undefined ? `${req.what}'s ${shown}` : `the ${shown} given to ray.remote()`;
   const text = Function.prototype.toString.call(def);
-  const where = whereText(site);
+  const where = (): string => whereText(site);
   const fail = (msg: string): undefined => {
     if (strictly) throw new RemoteDefinitionError(msg);
     return undefined;
   };
   if (/\{\s*\[native code\]\s*\}\s*$/.test(text)) {
     return fail(
-      `${subject} (made ${where}) is a native or bound function: its source text is not available, so it cannot be shipped to workers by value. ` +
+      `${subject} (made ${where()}) is a native or bound function: its source text is not available, so it cannot be shipped to workers by value. ` +
         'Wrap it in a function of your own (`(x) => fn(x)` with fn required inside), or define it at the top level of a module.',
     );
   }
   if (req.kind === 'class' && !/^class\b/.test(text)) {
     return fail(
-      `${subject} (made ${where}) was compiled to an ES5 constructor function: its methods are not part of its source text, so it cannot be shipped to workers by value. ` +
+      `${subject} (made ${where()}) was compiled to an ES5 constructor function: its methods are not part of its source text, so it cannot be shipped to workers by value. ` +
         'Compile to ES2015 or later (tsconfig "target"), or define the class at the top level of a module.',
     );
   }
@@ -163,7 +163,7 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
     a = analyzed(text);
   } catch (e) {
     return fail(
-      `${subject} (made ${where}) is not at the top level of a module, so it is shipped to workers by value, but its source text could not be parsed ` +
+      `${subject} (made ${where()}) is not at the top level of a module, so it is shipped to workers by value, but its source text could not be parsed ` +
         `(${(e as Error).message}). Define it at the top level of a module instead.`,
     );
   }
@@ -182,7 +182,7 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
     const names = list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`;
     const first = captured[0] as string;
     return fail(
-      `${subject} captures ${names}${more}, defined outside it. It is made ${where}, not at the top level of a module, so it is shipped to workers ` +
+      `${subject} captures ${names}${more}, defined outside it. It is made ${where()}, not at the top level of a module, so it is shipped to workers ` +
         'by value (its source text), and a worker has only globals and what the function defines itself. ' +
         `Pass ${first.startsWith('exports.') ? 'the value' : `\`${first}\``} as an argument, \`require\` it inside the function, or define the function at the top level of a module (or export it from the calling module).`,
     );
