@@ -7,7 +7,6 @@
 import { existsSync } from 'node:fs';
 import type { CodeRef } from '../protocol/messages';
 import { isPortableModule, localModule } from '../runtime-env/modules';
-import { compileShipped } from '../shipping/compile';
 import { EXPORT_KEY, loadModule, lookup, typeScriptHooks } from './functions';
 
 /** Where this process finds code. */
@@ -33,6 +32,9 @@ export function findDefinition(code: CodeRef, env: DefinitionEnv): unknown {
   }
   if (code.src !== undefined) {
     try {
+      // loaded on first use: a worker that runs only located code never needs it
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { compileShipped } = require('../shipping/compile') as typeof import('../shipping/compile');
       return compileShipped({ file: module, hash: code.key, body: code.src, needs: code.needs ?? [], name: code.name }, typeScriptHooks);
     } catch (e) {
       throw new DefinitionError(`${code.name}, shipped by value, could not be made in the worker: ${(e as Error).message}`);

@@ -15,8 +15,17 @@ import { fileURLToPath } from 'node:url';
 import { RemoteDefinitionError } from '../../errors';
 import type { CodeRef } from '../protocol/messages';
 import { EXPORT_KEY, definitionSite, exportedAs, register, sourceOf, type DefinitionSite } from '../runtime/functions';
-import { globalNames, isHelper, IMPORT_META_NAME, IMPORT_NAME, MODULE_NAMES } from './names';
-import { analyze, type Analysis } from './scope';
+import type { Analysis } from './scope';
+
+// The by-value machinery (and acorn) loads on first use: a process whose
+// definitions are all located (most workers) never needs it.
+type Names = typeof import('./names');
+let namesModule: Names | undefined;
+function names(): Names {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  namesModule ??= require('./names') as Names;
+  return namesModule;
+}
 
 /** Keys of definitions shipped by value: `@value:` and a content hash. */
 export const VALUE_KEY = '@value:';
@@ -70,7 +79,8 @@ const analyses = new Map<string, Analysis>();
 function analyzed(text: string): Analysis {
   let a = analyses.get(text);
   if (!a) {
-    a = analyze(text);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    a = (require('./scope') as typeof import('./scope')).analyze(text);
     if (analyses.size >= 256) analyses.delete(analyses.keys().next().value as string);
     analyses.set(text, a);
   }
@@ -167,6 +177,7 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
         `(${(e as Error).message}). Define it at the top level of a module instead.`,
     );
   }
+  const { globalNames, isHelper, MODULE_NAMES } = names();
   const globals = globalNames();
   const needs: string[] = [];
   const captured: string[] = [];
@@ -197,6 +208,7 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
 
 /** The function body a worker compiles: it returns the definition, with `import()` and `import.meta` bound to the defining file. */
 function bodyOf(text: string, a: Analysis): string {
+  const { IMPORT_META_NAME, IMPORT_NAME } = names();
   const edits: Array<[number, number, string]> = [
     ...a.dynamicImports.map((p): [number, number, string] => [p, p + 'import'.length, IMPORT_NAME]),
     ...a.importMetas.map(([s, e]): [number, number, string] => [s, e, IMPORT_META_NAME]),
