@@ -100,6 +100,15 @@ describe('definitions made inside a function are shipped by value', () => {
     expect(await ray.get(imports.remote())).toBe(43);
   });
 
+  test('code shipped by value can ship code by value itself (a task that submits an inline task)', async () => {
+    const outer = ray.remote(async (x: number) => {
+      const core = require('@tsray/core') as typeof ray;
+      const inner = core.remote((y: number) => y * 2);
+      return core.get(inner.remote(x));
+    });
+    expect(await ray.get(outer.remote(21))).toBe(42);
+  });
+
   test('a function that captures a variable fails at ray.remote(), naming it and the fix', () => {
     const factor = 3;
     const err = thrown(() => ray.remote((x: number) => x * factor));

@@ -3,11 +3,15 @@
  * walk, the worker-side compile (helpers, require from the defining file),
  * and Shippables through the value codec.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as ray from '@tsray/core';
 import { analyze } from '../../src/internal/shipping/scope';
 import { compileShipped } from '../../src/internal/shipping/compile';
 import { decodeValue, encodeValue } from '../../src/internal/serialization/value-codec';
+import { exportedAs } from '../../src/internal/runtime/functions';
 import '../../src/internal/api/shippable';
 
 const free = (src: string): string[] => analyze(src).free;
@@ -91,5 +95,20 @@ describe('shippables through the value codec', () => {
     expect(back.fn.byValue).toBe(true);
     expect(back.fn.what).toBe('test');
     expect(back.fn).not.toBe(s);
+  });
+});
+
+describe('exports of an ES module', () => {
+  test('are found by the declaration of the function\'s name in its source (ES modules cannot be read synchronously)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-exports-'));
+    try {
+      const file = path.join(dir, 'm.mjs');
+      fs.writeFileSync(file, 'export default function pre() {}\nexport async function* gen() {}\nfunction loc() {}\nexport { loc as renamed };\n');
+      const url = pathToFileURL(file).href;
+      const named = (n: string): object => ({ [n]: function () {} })[n] as object;
+      expect(['pre', 'gen', 'loc', 'other'].map((n) => exportedAs(named(n), url))).toEqual(['default', 'gen', 'renamed', undefined]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -113,10 +113,10 @@ class ShippableImpl<T extends AnyFunction | AnyClass> implements Shippable<T> {
     return this.load().then((f) => (f as unknown as (...a: unknown[]) => R)(...(args as unknown[])));
   }
 
-  /** @internal the wire form; a module inside the job's working directory travels relative to it */
+  /** @internal the wire form; a file inside the job's working directory travels relative to it (as task specs do) */
   __wire(): ShippableWire {
     const roots = currentRuntime()?.workingDir?.roots;
-    const code = roots && this.code.src === undefined ? { ...this.code, module: portableModule(this.code.module, roots) } : this.code;
+    const code = roots ? { ...this.code, module: portableModule(this.code.module, roots) } : this.code;
     return { code, kind: this.kind, what: this.what };
   }
 

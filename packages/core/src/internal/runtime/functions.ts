@@ -258,8 +258,8 @@ export function exportedAs(def: object, file: string): string | undefined {
   if (!name || !/^[A-Za-z_$][\w$]*$/.test(name)) return undefined;
   const src = sourceOf(file);
   if (src === undefined) return undefined;
-  const declared = new RegExp(`(^|[\\n;])\\s*export\\s+(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`);
-  if (declared.test(src)) return name;
+  const declared = new RegExp(`(?:^|[\\n;])\\s*export\\s+(default\\s+)?(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`).exec(src);
+  if (declared) return declared[1] ? 'default' : name;
   const list = /(?:^|[\n;])\s*export\s*\{([^}]*)\}(?!\s*from)/g;
   for (let m2 = list.exec(src); m2; m2 = list.exec(src)) {
     for (const part of (m2[1] as string).split(',')) {
