@@ -7,7 +7,8 @@
 import { existsSync } from 'node:fs';
 import type { CodeRef } from '../protocol/messages';
 import { isPortableModule, localModule } from '../runtime-env/modules';
-import { EXPORT_KEY, loadModule, lookup, typeScriptHooks } from './functions';
+import { EXPORT_KEY, lookup } from './functions';
+import { loadModule, typeScriptHooks } from './module-loader';
 
 /** Where this process finds code. */
 export interface DefinitionEnv {
