@@ -201,9 +201,12 @@ export class ObjectStoreFullError extends RayError {
 }
 
 /**
- * Thrown at `.remote()` when the runtime cannot find a remote function or
- * actor class again in a worker: it must be defined at the top level of a
- * module file, by a `remote()` call that runs when that module is imported.
+ * Thrown when a definition cannot reach workers: at `ray.remote(fn)` or
+ * `ray.util.shippable(fn)` when `fn` is shipped by value (it is not defined
+ * at the top level of a module) and captures variables from outside it, or
+ * its source is not available; at `.remote()` when two top-level
+ * definitions clash; by `Shippable.load()` when the definition cannot be
+ * found or compiled in that process.
  */
 export class RemoteDefinitionError extends RayError {
   static override readonly kind: string = 'RemoteDefinitionError';

@@ -16,12 +16,19 @@
  *     console.log(await ray.get([1, 2, 3].map((x) => square.remote(x)))); // [1, 4, 9]
  *     const c = CounterActor.remote();
  *     await ray.get(c.inc.remote(5));                                     // 5
+ *     const cube = ray.remote((x: number) => x ** 3);                     // inline: shipped by value
+ *     await ray.get(cube.remote(2));                                      // 8
  *     await ray.shutdown();
  *   })();
  * }
  * ```
- * Remote functions and actor classes must be defined at the top level of a
- * module: workers find them by importing that module.
+ * A remote function or actor class defined at the top level of a module (or
+ * exported by it) is found by workers by importing that module, and may use
+ * the module's other top-level names. One defined anywhere else — inside
+ * `main`, a test, a callback — is shipped by value: its source text travels,
+ * and it may use only globals, its arguments and what it defines or
+ * `require`s itself (a captured variable is an error at `ray.remote()`).
+ * Libraries take user code the same way with {@link util.shippable}.
  *
  * @packageDocumentation
  */
@@ -97,6 +104,7 @@ export {
   type PlacementGroupTableEntry,
   type PlacementStrategy,
 } from './internal/api/placement-group';
+export * as util from './util';
 export { Cluster, type ClusterNode, type ClusterNodeObjectStats, type ClusterNodeOptions, type ClusterStartOptions } from './cluster';
 export type {
   ActorClass,
@@ -191,14 +199,25 @@ export async function shutdown(): Promise<void> {
 
 /**
  * Makes a remote function from a function, or an actor class from a class.
- * Call it at the top level of a module: workers import that module to find
- * the definition again.
+ * At the top level of a module, workers import that module to find the
+ * definition again (it may use the module's other names). Anywhere else
+ * (inside a function) the function or class is shipped by value: its
+ * source text, compiled once per worker, with `require()`/`import()`
+ * resolving from its file; it may use only globals and what it defines or
+ * requires itself.
  *
  * ```ts
  * export const square = ray.remote((x: number) => x * x);
  * export const Heavy = ray.remote({ numCpus: 2, maxRetries: 1 }, heavyFn);
  * export const Counter = ray.remote(CounterClass);
+ *
+ * async function main() {
+ *   const double = ray.remote((x: number) => x * 2);            // by value
+ *   const Box = ray.remote(class { v = 0; set(v: number) { this.v = v; } });
+ * }
  * ```
+ * @throws RemoteDefinitionError when a definition shipped by value captures a
+ * variable from outside it (the message names it and the fix).
  * @throws TypeError for something that is not a function or class, or bad options.
  */
 export function remote<C extends AnyClass>(cls: C): ActorClass<C>;

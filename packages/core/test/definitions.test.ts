@@ -1,5 +1,5 @@
 import * as ray from '@tsray/core';
-import { defineActorInside, defineInside, defineWithEval, named } from './fixtures/definitions';
+import { defineActorInside, defineCapturing, defineInside, defineWithEval, named } from './fixtures/definitions';
 
 beforeAll(async () => {
   await ray.init({ numCpus: 1, logToDriver: false });
@@ -8,27 +8,31 @@ afterAll(async () => {
   await ray.shutdown();
 });
 
-test('a remote function defined inside a function fails at .remote() and says why', () => {
-  const f = defineInside();
+test('a remote function defined inside a function is shipped by value and runs', async () => {
+  expect(await ray.get(defineInside().remote(2))).toBe(6);
+});
+
+test('a remote function made by eval has no module file: it ships by value and require resolves from the working directory', async () => {
+  expect(await ray.get(defineWithEval().remote())).toBe('[shipped]');
+});
+
+test('an actor class defined inside a function is shipped by value and runs', async () => {
+  const a = defineActorInside().remote();
+  expect(await ray.get(a.ping.remote())).toBe('pong');
+});
+
+test('a definition inside a function that uses its parameter fails at ray.remote() and says why', () => {
   let err: unknown;
   try {
-    f.remote(1);
+    defineCapturing(1);
   } catch (e) {
     err = e;
   }
   expect(err).toBeInstanceOf(ray.RemoteDefinitionError);
   const msg = (err as Error).message;
-  expect(msg).toContain('insideHelper was defined inside defineInside');
-  expect(msg).toContain('definitions.ts');
+  expect(msg).toContain('the function addOffset given to ray.remote() captures `offset`');
+  expect(msg).toContain('made inside defineCapturing at definitions.ts:');
   expect(msg).toContain('top level of a module');
-});
-
-test('a remote function made by eval fails at .remote(): it has no module file', () => {
-  expect(() => defineWithEval().remote()).toThrow(/evaled was defined in code that has no module file/);
-});
-
-test('an actor class defined inside a function fails at .remote()', () => {
-  expect(() => defineActorInside().remote()).toThrow(ray.RemoteDefinitionError);
 });
 
 test('the name option gives a definition an explicit stable key', async () => {

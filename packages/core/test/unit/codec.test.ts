@@ -75,6 +75,19 @@ describe('value codec', () => {
     expect(out.stack).toContain('Remote stack');
   });
 
+  test("an error whose own properties hold objects and arrays round-trips (as require()'s MODULE_NOT_FOUND does)", () => {
+    let missing: Error | undefined;
+    try {
+      require('no-such-package-for-tsray-tests');
+    } catch (e) {
+      missing = e as Error;
+    }
+    const out = roundTrip(missing) as Error & { code: string; requireStack: string[] };
+    expect(out.code).toBe('MODULE_NOT_FOUND');
+    expect(out.requireStack).toEqual((missing as Error & { requireStack: string[] }).requireStack);
+    expect((roundTrip(Object.assign(new Error('m'), { detail: { a: [1, 2] } })) as Error & { detail: unknown }).detail).toEqual({ a: [1, 2] });
+  });
+
   test('Arrow tables round-trip', () => {
     const t = tableFromArrays({ x: new Float64Array([1, 2, 3]), s: ['a', 'b', 'c'] });
     const out = roundTrip(t, true) as typeof t;

@@ -4,7 +4,8 @@
  * @internal
  */
 import { RemoteDefinitionError } from '../../errors';
-import { locate, type Located } from '../runtime/functions';
+import { shipmentOf, type Shipment } from '../shipping/code';
+import type { CodeRef } from '../protocol/messages';
 import { compileActorOptions, compileTaskOptions, type ActorConfig, type TaskConfig } from './options';
 import { runtime } from './context';
 import { reservedHandleMembers } from './actor-handle';
@@ -23,10 +24,16 @@ export function isClass(f: unknown): boolean {
   return proto !== undefined && proto !== null && Object.getOwnPropertyNames(proto).some((k) => k !== 'constructor');
 }
 
-/** Methods of a class, up its prototype chain. */
+/** Whether `p` is the prototype of a built-in class (Object, Error, Map, EventTarget, ...). */
+function isBuiltinPrototype(p: object): boolean {
+  const ctor = (p as { constructor?: unknown }).constructor;
+  return typeof ctor === 'function' && ctor.prototype === p && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(ctor));
+}
+
+/** Methods of a class, up its prototype chain (those of a built-in base class, such as Error's toString, are not its own). */
 export function methodNames(cls: new (...a: never[]) => object): string[] {
   const out = new Set<string>();
-  for (let p = cls.prototype as object | null; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+  for (let p = cls.prototype as object | null; p && p !== Object.prototype && !isBuiltinPrototype(p); p = Object.getPrototypeOf(p) as object | null) {
     for (const k of Object.getOwnPropertyNames(p)) {
       if (k === 'constructor') continue;
       const d = Object.getOwnPropertyDescriptor(p, k);
@@ -36,9 +43,9 @@ export function methodNames(cls: new (...a: never[]) => object): string[] {
   return [...out];
 }
 
-function assertLocated(l: Located): Extract<Located, { ok: true }> {
-  if (!l.ok) throw new RemoteDefinitionError(l.reason);
-  return l;
+function codeOf(s: Shipment): CodeRef {
+  if (!s.ok) throw new RemoteDefinitionError(s.reason);
+  return s.code;
 }
 
 /** Whether `f` is a generator function (sync or async), from any realm. */
@@ -50,15 +57,15 @@ export function isGeneratorFunction(f: unknown): boolean {
 /** A remote function (the public RemoteFunction type). */
 export class RemoteFunctionImpl {
   constructor(
-    private readonly located: Located,
+    private readonly shipment: Shipment,
     private readonly opts: TaskOptions,
     private readonly cfg: TaskConfig,
     private readonly generator: boolean,
   ) {}
 
   remote(...args: unknown[]): unknown {
-    const l = assertLocated(this.located);
-    const name = this.cfg.name ?? l.loc.name;
+    const code = codeOf(this.shipment);
+    const name = this.cfg.name ?? code.name;
     if (this.generator && this.cfg.numReturns !== 'streaming') {
       throw new TypeError(
         `${name} is a generator function: call it with ${name}.options({ numReturns: 'streaming' }).remote(...) ` +
@@ -67,7 +74,7 @@ export class RemoteFunctionImpl {
     }
     const rt = runtime(`${name}.remote()`);
     return rt.core.submitTask({
-      code: { module: l.loc.module, key: l.loc.key, name },
+      code: { ...code, name },
       args,
       resources: this.cfg.resources,
       env: this.cfg.env,
@@ -83,24 +90,24 @@ export class RemoteFunctionImpl {
 
   options(o: TaskOptions): RemoteFunctionImpl {
     const { options, config } = compileTaskOptions(o, this.opts);
-    return new RemoteFunctionImpl(this.located, options, config, this.generator);
+    return new RemoteFunctionImpl(this.shipment, options, config, this.generator);
   }
 }
 
 /** An actor class (the public ActorClass type). */
 export class ActorClassImpl {
   constructor(
-    private readonly located: Located,
+    private readonly shipment: Shipment,
     private readonly methods: string[],
     private readonly opts: ActorOptions,
     private readonly cfg: ActorConfig,
   ) {}
 
   remote(...args: unknown[]): unknown {
-    const l = assertLocated(this.located);
-    const rt = runtime(`${l.loc.name}.remote()`);
+    const code = codeOf(this.shipment);
+    const rt = runtime(`${code.name}.remote()`);
     return rt.core.createActor({
-      code: l.loc,
+      code,
       args,
       methods: this.methods,
       name: this.cfg.name,
@@ -121,7 +128,7 @@ export class ActorClassImpl {
 
   options(o: ActorOptions): ActorClassImpl {
     const { options, config } = compileActorOptions(o, this.opts);
-    return new ActorClassImpl(this.located, this.methods, options, config);
+    return new ActorClassImpl(this.shipment, this.methods, options, config);
   }
 }
 
@@ -151,10 +158,10 @@ export function makeRemote(args: readonly unknown[], caller: (...args: never[]) 
       );
     }
     const { options: o, config } = compileActorOptions(options as ActorOptions | undefined);
-    const located = locate(def, undefined, caller);
-    return new ActorClassImpl(located, methods, o, config);
+    const shipment = shipmentOf(def, { caller, kind: 'class' });
+    return new ActorClassImpl(shipment, methods, o, config);
   }
   const { options: o, config } = compileTaskOptions(options as TaskOptions | undefined);
-  const located = locate(def, config.name, caller);
-  return new RemoteFunctionImpl(located, o, config, isGeneratorFunction(def));
+  const shipment = shipmentOf(def, { explicitName: config.name, caller, kind: 'function' });
+  return new RemoteFunctionImpl(shipment, o, config, isGeneratorFunction(def));
 }

@@ -80,8 +80,13 @@ export const NodeViewS = S.obj({ nodeId: S.str, endpoint: S.str, alive: S.bool, 
 /** A value NodeViewS accepts. */
 export type NodeView = Infer<typeof NodeViewS>;
 
-/** Where the code of a remote function or actor class lives. */
-export const CodeRefS = S.obj({ module: S.str, key: S.str, name: S.str });
+/**
+ * Where the code of a remote function or actor class lives: a module and a
+ * key in it (located), or, shipped by value, the file it was written in
+ * (`module`, '' for none), a content hash (`key`), the function body that
+ * returns it (`src`) and the loader helpers it needs (`needs`).
+ */
+export const CodeRefS = S.obj({ module: S.str, key: S.str, name: S.str, src: S.optional(S.str), needs: S.optional(S.arr(S.str, 64)) });
 /** A value CodeRefS accepts. */
 export type CodeRef = Infer<typeof CodeRefS>;
 

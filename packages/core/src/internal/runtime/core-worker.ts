@@ -16,6 +16,7 @@ import {
   type ActorInfo,
   type ActorSpec,
   type Address,
+  type CodeRef,
   type Dep,
   type Message,
   type Resources,
@@ -30,7 +31,7 @@ import { Borrowing } from './borrowing';
 import { Executor, currentTask, type TaskContext } from './executor';
 import { Lineage } from './lineage';
 import { ObjectManager } from './objects';
-import type { CodeLocation } from './functions';
+import { findDefinition } from './definitions';
 import { RefEntry, RefKind, ReferenceTable, ValueState } from './refs';
 import { StreamState, TaskManager, whenArgsReady, type ArgRef, type PendingTask } from './task-manager';
 import { TaskSubmitter, type NormalTask } from './task-submitter';
@@ -61,7 +62,7 @@ export interface CoreWorkerConfig {
 
 /** A task ready to submit, as the API layer describes it. */
 export interface TaskRequest {
-  code: CodeLocation;
+  code: CodeRef;
   args: unknown[];
   resources: Resources;
   env: Record<string, string> | undefined;
@@ -79,7 +80,7 @@ export interface TaskRequest {
 
 /** An actor to create, as the API layer describes it. */
 export interface ActorRequest {
-  code: CodeLocation;
+  code: CodeRef;
   args: unknown[];
   methods: string[];
   name: string | undefined;
@@ -640,6 +641,11 @@ export class CoreWorker implements ActorCallSink {
     }
     this.actors.client(info.id, info.className).info ??= info;
     return this.refs.instance(entry);
+  }
+
+  /** The definition `code` names, found (or compiled) in this process; throws or rejects with a DefinitionError. */
+  loadDefinition(code: CodeRef): unknown {
+    return findDefinition(code, { workingDir: this.cfg.workingDir, testGlobals: this.cfg.testGlobals, nodeId: this.self.nodeId });
   }
 
   /** The owned entry of return value `i` of task `taskId`. */

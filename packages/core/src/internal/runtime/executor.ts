@@ -6,7 +6,6 @@
  * @internal
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { existsSync } from 'node:fs';
 import {
   MT,
   TaskStatus,
@@ -22,8 +21,7 @@ import {
 } from '../protocol/messages';
 import type { Endpoint, Peer } from '../transport/endpoint';
 import { returnId } from '../ids';
-import { loadModule, lookup } from './functions';
-import { isPortableModule, localModule } from '../runtime-env/modules';
+import { findDefinition } from './definitions';
 
 /** What a running task or call sees (getRuntimeContext, logs, nested calls). */
 export interface TaskContext {
@@ -156,34 +154,17 @@ export class Executor {
   // ------------------------------------------------------------ definitions
 
   private def(code: CodeRef): unknown | Promise<unknown> {
-    let module: string;
+    const asFailure = (e: unknown): SystemFailure => new SystemFailure(e instanceof Error ? e.message : String(e));
     try {
-      module = localModule(code.module, this.h.workingDir);
+      const d = findDefinition(code, { workingDir: this.h.workingDir, testGlobals: this.h.testGlobals, nodeId: this.h.self.nodeId });
+      return isThenable(d)
+        ? Promise.resolve(d).catch((e: unknown) => {
+            throw asFailure(e);
+          })
+        : d;
     } catch (e) {
-      return Promise.reject(new SystemFailure(`the worker cannot load ${code.name}: ${(e as Error).message}`));
+      return Promise.reject(asFailure(e));
     }
-    const d = lookup(module, code.key);
-    if (d !== undefined) return d;
-    return loadModule(module, { testGlobals: this.h.testGlobals }).then(
-      () => {
-        const found = lookup(module, code.key);
-        if (found === undefined) {
-          throw new SystemFailure(
-            `${code.name} was not found in ${module} after importing it in the worker. ` +
-              'Define it with a ray.remote() call that runs when the module is imported (at the top level, not under a condition).',
-          );
-        }
-        return found;
-      },
-      (e: unknown) => {
-        const msg = e instanceof Error ? e.message : String(e);
-        const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND' && !isPortableModule(code.module) && !existsSync(module.startsWith('file:') ? new URL(module) : module);
-        const hint = missing
-          ? ` (the module is not on node ${this.h.self.nodeId}: code that exists only on the driver's machine reaches other nodes in runtimeEnv.workingDir)`
-          : '';
-        throw new SystemFailure(`the worker could not import ${module} to find ${code.name}: ${msg}${hint}`);
-      },
-    );
   }
 
   /** The result of a task or call that threw (or was cancelled meanwhile). */

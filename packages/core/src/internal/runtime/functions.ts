@@ -1,17 +1,20 @@
 /**
- * Code shipping. A remote function or actor class is found again in a worker
- * by the module that defines it and a stable key: `ray.remote()` records the
- * file of its caller; the worker imports that file, whose top level calls
- * `ray.remote()` again and so registers the same definitions under the same
- * keys. Keys are the definition's name plus its rank among definitions of
- * that name in the module (anonymous functions are ranked in order), so they
- * agree across processes whatever transpiler loaded the module.
+ * Located code. A remote function or actor class made at a module's top
+ * level is found again in a worker by the module that defines it and a
+ * stable key: `ray.remote()` records the file of its caller (the first frame
+ * outside tsray's own packages, so a library call at a module's top level
+ * counts as that module's); the worker imports that file, whose top level
+ * makes the same definitions again under the same keys. Keys are the
+ * definition's name plus its rank among definitions of that name in the
+ * module (anonymous functions are ranked in order), so they agree across
+ * processes whatever transpiler loaded the module. An export of the calling
+ * module is found by identity (`@export:NAME`). What is neither is shipped
+ * by value (../shipping/).
  * @internal
  */
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 /** Where a definition lives. */
 export interface CodeLocation {
@@ -59,7 +62,7 @@ const LOADER_FRAME = /^node:internal\/(modules|main)\/|[\\/]node_modules[\\/](je
 function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
   const orig = Error.prepareStackTrace;
   const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 16;
+  Error.stackTraceLimit = 32;
   try {
     Error.prepareStackTrace = (_e, s) => s;
     const holder: { stack?: unknown } = {};
@@ -69,6 +72,41 @@ function callSites(skip: (...args: never[]) => unknown): NodeJS.CallSite[] {
     Error.prepareStackTrace = orig;
     Error.stackTraceLimit = limit;
   }
+}
+
+const packageOfDir = new Map<string, { root: string; name: string } | null>();
+
+/** The package a directory belongs to (its nearest package.json), cached. */
+function packageOf(dir: string): { root: string; name: string } | null {
+  const hit = packageOfDir.get(dir);
+  if (hit !== undefined) return hit;
+  let found: { root: string; name: string } | null = null;
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+    found = { root: dir, name: typeof pkg.name === 'string' ? pkg.name : '' };
+  } catch {
+    const up = path.dirname(dir);
+    found = up === dir ? null : packageOf(up);
+  }
+  packageOfDir.set(dir, found);
+  return found;
+}
+
+/** Whether `file` is code of one of tsray's own packages (@tsray/*: their src/ and dist/, not their tests). */
+export function isTsrayFile(file: string): boolean {
+  let p = file;
+  if (p.startsWith('file:')) {
+    try {
+      p = fileURLToPath(p);
+    } catch {
+      return false;
+    }
+  }
+  if (!path.isAbsolute(p)) return false;
+  const pkg = packageOf(path.dirname(p));
+  if (!pkg || !pkg.name.startsWith('@tsray/')) return false;
+  const rel = path.relative(pkg.root, p).split(path.sep)[0];
+  return rel === 'src' || rel === 'dist';
 }
 
 const nameCache = new Map<string, string[]>();
@@ -94,60 +132,141 @@ function anonymousNames(file: string): string[] {
   return names;
 }
 
+/** Where a definition was made: the frame that decides (see {@link definitionSite}). */
+export interface DefinitionSite {
+  /** its module file (path or file: URL); undefined for code without one (eval, the REPL, node -e) */
+  file: string | undefined;
+  /**
+   * 'yes': the module's top level (a worker importing the module makes it again);
+   * 'no': inside a function;
+   * 'maybe': the module's body, but no frame shows who ran it — an ES
+   * module's top level after a top-level await, which may be driver code
+   * under the main-module guard that a worker's import does not run
+   */
+  topLevel: 'yes' | 'no' | 'maybe';
+  /** the function it was made in, when known */
+  inside: string | undefined;
+  line: number;
+  column: number;
+}
+
 /**
- * Finds the module that called `remote` (skipping frames up to `caller`)
- * and gives the definition its key.
+ * Finds where a definition is being made. Frames up to `caller` (the API
+ * function) are skipped, and so are frames of tsray's own packages inside
+ * their functions (a library's `registerEnv`, `ds.map`): the first frame
+ * outside them, or a tsray module's own top level, decides.
  */
-export function locate(def: object, explicitName: string | undefined, caller: (...args: never[]) => unknown): Located {
-  const fnName = (def as { name?: string }).name ?? '';
+export function definitionSite(caller: (...args: never[]) => unknown): DefinitionSite {
   const sites = callSites(caller);
-  const site = sites[0];
-  const file = site?.getFileName() ?? undefined;
-  let display = explicitName ?? (fnName || 'anonymous');
-  if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
-    return {
-      ok: false,
-      name: display,
-      reason:
-        `${display} was defined in code that has no module file (the REPL, eval, node -e or new Function). ` +
-        'Workers find remote functions by importing the module that defines them: move the ray.remote() call into a module file.',
-    };
+  let d = 0;
+  for (; d < sites.length; d++) {
+    const f = (sites[d] as NodeJS.CallSite).getFileName() ?? '';
+    if (!isTsrayFile(f) || moduleBody(sites, d).topLevel === 'yes') break;
   }
+  const site = sites[d];
+  const file = site?.getFileName() ?? undefined;
+  const line = site?.getLineNumber() ?? 0;
+  const column = site?.getColumnNumber() ?? 0;
+  if (!site || !file || file.startsWith('node:') || file.startsWith('evalmachine') || file === '[eval]' || file.includes('<anonymous>') || site.isEval()) {
+    return { file: undefined, topLevel: 'no', inside: undefined, line, column };
+  }
+  return { file, line, column, ...moduleBody(sites, d) };
+}
+
+/** Whether frame `d` runs its module's body: anonymous frames of its file, called by a module loader. */
+function moduleBody(sites: NodeJS.CallSite[], d: number): { topLevel: DefinitionSite['topLevel']; inside: string | undefined } {
+  const file = sites[d]?.getFileName();
   // Module bodies are anonymous frames of the module's file (transpilers may
-  // add anonymous wrappers); the first frame outside the file must be a
-  // module loader. A named frame in between means "inside a function".
-  let i = 0;
-  let inside: string | undefined;
+  // add anonymous wrappers), which begin on its first line; the first frame
+  // outside the file must be a module loader. A named frame in between, or
+  // an anonymous one that begins further down (an arrow function, an async
+  // IIFE), means "inside a function".
+  let i = d;
   for (; i < sites.length; i++) {
-    const s = sites[i] as NodeJS.CallSite;
+    const s = sites[i] as NodeJS.CallSite & { getEnclosingLineNumber?: () => number | null };
     if (s.getFileName() !== file) break;
     const fn = s.getFunctionName();
-    if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') {
-      inside = fn;
-      break;
-    }
+    if (fn !== null && fn !== '' && fn !== 'Object.<anonymous>') return { topLevel: 'no', inside: fn };
+    const begins = s.getEnclosingLineNumber?.();
+    if (typeof begins === 'number' && begins > 1) return { topLevel: 'no', inside: 'an anonymous function' };
   }
   const outer = sites[i];
-  const topLevel = inside === undefined && (!outer || LOADER_FRAME.test(outer.getFileName() ?? ''));
-  if (!topLevel) {
-    const where = inside ?? outer?.getFunctionName() ?? 'a function';
-    return {
-      ok: false,
-      name: display,
-      reason:
-        `${display} was defined inside ${where} (${path.basename(file.replace(/^file:\/\//, ''))}:${site.getLineNumber()}), not at the top level of its module. ` +
-        'Workers find remote functions by importing their module, so call ray.remote() at the top level of a module ' +
-        '(keep driver code under `if (require.main === module)` or in another file).',
-    };
-  }
-  const where = `${site.getLineNumber() ?? 0}:${site.getColumnNumber() ?? 0}`;
-  const keyed = keyFor(file, explicitName, fnName, def, where);
+  if (!outer) return { topLevel: 'maybe', inside: undefined };
+  if (LOADER_FRAME.test(outer.getFileName() ?? '')) return { topLevel: 'yes', inside: undefined };
+  return { topLevel: 'no', inside: outer.getFunctionName() ?? undefined };
+}
+
+/**
+ * Registers a definition made at the top level of `file` and gives it its
+ * key (or says why two definitions clash).
+ */
+export function register(def: object, explicitName: string | undefined, site: DefinitionSite & { file: string }): Located {
+  const fnName = (def as { name?: string }).name ?? '';
+  let display = explicitName ?? (fnName || 'anonymous');
+  const where = `${site.line}:${site.column}`;
+  const keyed = keyFor(site.file, explicitName, fnName, def, where);
   if (typeof keyed !== 'string') return { ok: false, name: display, reason: keyed.clash };
   const key = keyed;
-  if (!explicitName && !fnName) display = anonymousNames(file)[Number(key.slice(1))] ?? display;
-  const loc: CodeLocation = { module: file, key, name: display };
-  registry().defs.set(`${file}\0${key}`, def);
-  return { ok: true, loc };
+  if (!explicitName && !fnName) display = anonymousNames(site.file)[Number(key.slice(1))] ?? display;
+  registry().defs.set(`${site.file}\0${key}`, def);
+  return { ok: true, loc: { module: site.file, key, name: display } };
+}
+
+const sources = new Map<string, string | undefined>();
+
+/** A module file's text (cached; undefined when it cannot be read). */
+export function sourceOf(file: string): string | undefined {
+  if (sources.has(file)) return sources.get(file);
+  let src: string | undefined;
+  try {
+    src = fs.readFileSync(file.startsWith('file:') ? new URL(file) : file, 'utf8');
+  } catch {
+    src = undefined;
+  }
+  sources.set(file, src);
+  return src;
+}
+
+/** Keys of definitions found among a module's exports: `@export:NAME` ('' for the module itself). */
+export const EXPORT_KEY = '@export:';
+
+/**
+ * The name `def` is exported under by the (already loaded) module `file`,
+ * found by identity: `module.exports.NAME === def`. ES modules cannot be
+ * read synchronously: there, an export declaration of the function's own
+ * name in the file's source counts.
+ */
+export function exportedAs(def: object, file: string): string | undefined {
+  const cache = require.cache as Record<string, { exports?: unknown } | undefined>;
+  const m = file.startsWith('file:') ? undefined : cache[file];
+  if (m) {
+    const ex = m.exports;
+    if (ex === def) return '';
+    if (typeof ex !== 'object' && typeof ex !== 'function') return undefined;
+    if (ex === null) return undefined;
+    for (const k of Object.keys(ex)) {
+      try {
+        if ((ex as Record<string, unknown>)[k] === def) return k;
+      } catch {
+        /* a throwing getter: not this one */
+      }
+    }
+    return undefined;
+  }
+  const name = (def as { name?: string }).name;
+  if (!name || !/^[A-Za-z_$][\w$]*$/.test(name)) return undefined;
+  const src = sourceOf(file);
+  if (src === undefined) return undefined;
+  const declared = new RegExp(`(?:^|[\\n;])\\s*export\\s+(default\\s+)?(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`).exec(src);
+  if (declared) return declared[1] ? 'default' : name;
+  const list = /(?:^|[\n;])\s*export\s*\{([^}]*)\}(?!\s*from)/g;
+  for (let m2 = list.exec(src); m2; m2 = list.exec(src)) {
+    for (const part of (m2[1] as string).split(',')) {
+      const [local, exported] = part.trim().split(/\s+as\s+/);
+      if (local === name) return exported ?? local;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -197,83 +316,4 @@ function keyFor(module: string, explicitName: string | undefined, fnName: string
 /** The registered definition, if its module was loaded in this process. */
 export function lookup(module: string, key: string): unknown {
   return registry().defs.get(`${module}\0${key}`);
-}
-
-// ---------------------------------------------------------------------------
-// loading modules in workers
-
-const TS_EXT = /\.(ts|tsx|mts|cts)$/;
-let tsCjs = false;
-let tsEsm = false;
-
-function hasLoaderFlag(): boolean {
-  return process.execArgv.some((a) => /ts-node|@swc-node|esbuild-register/.test(a));
-}
-
-/** TypeScript for require(): tsx's CommonJS hook (small; no loader thread). */
-function ensureTypeScriptCjs(): void {
-  if (tsCjs || hasLoaderFlag()) return;
-  tsCjs = true;
-  // esbuild (under tsx) otherwise keeps a worker thread alive for its sync
-  // API: ~10 MB in every worker, and slower than one esbuild process per
-  // uncached file (tsx caches what it compiled on disk). esbuild reads the
-  // setting once, when it is first loaded; the user's value wins.
-  const saved = process.env.ESBUILD_WORKER_THREADS;
-  process.env.ESBUILD_WORKER_THREADS ??= '0';
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    (require('tsx/cjs/api') as { register: () => unknown }).register();
-  } finally {
-    if (saved === undefined) delete process.env.ESBUILD_WORKER_THREADS;
-  }
-}
-
-/** TypeScript for import(): tsx's ESM hooks (they run on a loader thread). */
-async function ensureTypeScriptEsm(): Promise<void> {
-  if (tsEsm || hasLoaderFlag()) return;
-  tsEsm = true;
-  ((await import('tsx/esm/api')) as { register: () => unknown }).register();
-}
-
-const loaded = new Map<string, Promise<void>>();
-
-/** Globals that test runners provide; stubbed so test files can be imported. */
-function installTestGlobals(): void {
-  const g = globalThis as Record<string, unknown>;
-  const noop = (): void => undefined;
-  const chain = (): unknown => new Proxy(noop, { get: () => chain, apply: () => chain() });
-  for (const k of ['describe', 'it', 'test', 'beforeAll', 'afterAll', 'beforeEach', 'afterEach', 'fdescribe', 'fit', 'xdescribe', 'xit', 'xtest']) {
-    if (g[k] === undefined) g[k] = chain();
-  }
-  if (g.expect === undefined) g.expect = chain();
-  if (g.jest === undefined) g.jest = chain();
-}
-
-/** Imports `module` once (registering its definitions). */
-export function loadModule(module: string, opts: { testGlobals: boolean }): Promise<void> {
-  let p = loaded.get(module);
-  if (!p) {
-    p = doLoad(module, opts);
-    loaded.set(module, p);
-    p.catch(() => loaded.delete(module));
-  }
-  return p;
-}
-
-async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<void> {
-  if (opts.testGlobals) installTestGlobals();
-  const isUrl = module.startsWith('file:');
-  const file = isUrl ? new URL(module).pathname : module;
-  const ts = TS_EXT.test(file);
-  if (!isUrl && !/\.(mjs|mts)$/.test(file)) {
-    if (ts) ensureTypeScriptCjs();
-    try {
-      createRequire(file)(file);
-      return;
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ERR_REQUIRE_ESM') throw e;
-    }
-  }
-  if (ts) await ensureTypeScriptEsm();
-  await import(isUrl ? module : pathToFileURL(file).href);
 }

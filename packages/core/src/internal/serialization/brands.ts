@@ -4,7 +4,7 @@
  * `@tsray/core`), so checks never rely on class identity.
  * @internal
  */
-import type { Address } from '../protocol/messages';
+import type { Address, CodeRef } from '../protocol/messages';
 
 /** Marks ObjectRef instances. */
 export const REF_BRAND = Symbol.for('tsray.ObjectRef');
@@ -16,6 +16,23 @@ export interface RefLike {
   readonly [REF_BRAND]: true;
   readonly id: string;
   readonly owner: Address;
+}
+
+/** Marks Shippable instances (`ray.util.shippable`). */
+export const SHIPPABLE_BRAND = Symbol.for('tsray.Shippable');
+
+/** The wire description of a Shippable: its code and what it is for. */
+export interface ShippableWire {
+  code: CodeRef;
+  kind: 'function' | 'class';
+  what: string | undefined;
+}
+
+/** What the serializer needs from a Shippable. */
+export interface ShippableLike {
+  readonly [SHIPPABLE_BRAND]: true;
+  /** @internal */
+  __wire(): ShippableWire;
 }
 
 /** The wire description of an actor handle. */
@@ -43,4 +60,9 @@ export function isRef(v: unknown): v is RefLike {
 
 export function isActorHandle(v: unknown): v is ActorLike {
   return typeof v === 'object' && v !== null && (v as Partial<ActorLike>)[ACTOR_BRAND] === true;
+}
+
+/** Whether `v` is a Shippable (from any copy of tsray). */
+export function isShippable(v: unknown): v is ShippableLike {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && (v as Partial<ShippableLike>)[SHIPPABLE_BRAND] === true;
 }

@@ -4,10 +4,8 @@
  * built-in or a tsray error.
  * @internal
  */
-import { Packr } from 'msgpackr';
+import { serialize } from 'node:v8';
 import { ERROR_CLASSES, RayError, brandError, errorKinds } from '../../errors';
-
-const probe = new Packr({ useRecords: false, moreTypes: true });
 
 const BUILTIN_ERRORS: Record<string, ErrorConstructor> = {
   Error,
@@ -71,11 +69,16 @@ export function errorToWire(e: Error, depth = 0, chain: Set<unknown> = new Set()
   return w;
 }
 
-/** `v` if it can be serialized on its own, else a description of it. */
+/**
+ * `v` if it can be serialized on its own, else a description of it. Probed
+ * with V8's serializer: errors are encoded while the value serializer runs,
+ * and msgpackr's packers share one output buffer, so packing here would
+ * overwrite the value being written.
+ */
 function safeValue(v: unknown): unknown {
   if (v === null || v === undefined || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
   try {
-    probe.pack(v);
+    serialize(v);
     return v;
   } catch {
     return `[unserializable ${typeof v}]`;

@@ -11,7 +11,7 @@ import { Packr, addExtension } from 'msgpackr';
 import { errorFromWire, errorToWire, type ErrorWire } from './error-wire';
 import { MAX_BUFFERS, isFramedBlob, parseHeader, type Encoded } from './blob';
 import type { Address } from '../protocol/messages';
-import { isActorHandle, isRef, type ActorLike, type ActorWire, type RefLike } from './brands';
+import { isActorHandle, isRef, isShippable, type ActorLike, type ActorWire, type RefLike, type ShippableLike, type ShippableWire } from './brands';
 
 export { layout, maxBlobSize, toInlineBlob, writeBlob, type Encoded, type Layout } from './blob';
 export { errorFromWire, errorToWire } from './error-wire';
@@ -31,6 +31,7 @@ const EXT_ARROW = 23;
 const EXT_ERROR = 24;
 const EXT_REJECT = 25;
 const EXT_SMALL_VIEW = 26;
+const EXT_SHIPPABLE = 27;
 
 /** Creates ObjectRefs and ActorHandles while a blob is read. */
 export interface RefFactory {
@@ -184,6 +185,35 @@ function readOwner(idx: unknown): Address {
   const o = c && typeof idx === 'number' ? c.owners[idx] : undefined;
   if (!o) throw new Error('reference with an unknown owner');
   return o;
+}
+
+// ---------------------------------------------------------------------------
+// shippables (ray.util.shippable): code that travels inside values
+
+class ShippableMatcher {
+  static [Symbol.hasInstance](v: unknown): boolean {
+    return isShippable(v);
+  }
+}
+
+let shippableFactory: ((w: ShippableWire) => unknown) | undefined;
+
+/** Sets how a Shippable read from a value is made (api/shippable.ts). */
+export function setShippableFactory(f: (w: ShippableWire) => unknown): void {
+  shippableFactory = f;
+}
+
+function readShippable(d: unknown): unknown {
+  if (!Array.isArray(d) || d.length !== 7) throw new Error('bad shippable');
+  const [module, key, name, src, needs, what, kind] = d as unknown[];
+  if (typeof module !== 'string' || typeof key !== 'string' || typeof name !== 'string') throw new Error('bad shippable');
+  if ((src !== null && typeof src !== 'string') || (needs !== null && !Array.isArray(needs)) || (what !== null && typeof what !== 'string')) throw new Error('bad shippable');
+  const w: ShippableWire = {
+    code: { module, key, name, ...(src !== null ? { src } : {}), ...(needs !== null ? { needs: (needs as unknown[]).map(String) } : {}) },
+    kind: kind === 'class' ? 'class' : 'function',
+    what: what ?? undefined,
+  };
+  return shippableFactory ? shippableFactory(w) : w;
 }
 
 // ---------------------------------------------------------------------------
@@ -349,6 +379,16 @@ addExtension({
 });
 
 addExtension({
+  Class: ShippableMatcher as unknown as new () => unknown,
+  type: EXT_SHIPPABLE,
+  write(s: ShippableLike): unknown {
+    const w = s.__wire();
+    return [w.code.module, w.code.key, w.code.name, w.code.src ?? null, w.code.needs ?? null, w.what ?? null, w.kind];
+  },
+  read: readShippable,
+});
+
+addExtension({
   Class: ErrorMatcher as unknown as new () => unknown,
   type: EXT_ERROR,
   write(e: Error): unknown {
@@ -375,7 +415,8 @@ addExtension({
 function rejectFunction(f: unknown): never {
   const name = typeof f === 'function' && f.name ? ` ${f.name}` : '';
   throw new TypeError(
-    `the function${name} cannot be sent to another process; define it at the top level of a module and call it there, or wrap it with ray.remote()`,
+    `the function${name} cannot be sent to another process as a plain value; wrap it with ray.util.shippable(fn) (the receiver calls it with ` +
+      '`await s.call(...args)`), or make it a remote function with ray.remote() and call that',
   );
 }
 

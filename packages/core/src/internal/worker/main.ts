@@ -13,6 +13,8 @@ import { ipcAddress } from '../cluster/session';
 import { watchParent } from '../cluster/processes';
 import { setRuntime, type Runtime } from '../api/context';
 import { forceGc } from '../api/gc';
+// Shippables that arrive in task arguments are made by it
+import '../api/shippable';
 import { LOG_MARKER } from '../raylet/worker-pool';
 import * as fs from 'node:fs';
 import { WorkingDirPackages, storeInHead, type WorkingDirRef } from '../runtime-env/working-dir';
