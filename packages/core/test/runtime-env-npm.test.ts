@@ -29,6 +29,8 @@ interface App {
   nested: ray.RemoteFunction<() => Promise<Report>>;
   plain: ray.RemoteFunction<() => number>;
   Versions: ray.ActorClass<new () => { report(): Promise<Report> }>;
+  /** a remote function made inside a function: shipped by value, its require() resolving from app.js */
+  inline: () => ray.RemoteFunction<() => string>;
 }
 
 const dirs: string[] = [];
@@ -72,6 +74,7 @@ exports.nested = ray.remote(async function nested() { return await ray.get(expor
 exports.plain = ray.remote(function plain() { return process.pid; });
 class Versions { report() { return report(); } }
 exports.Versions = ray.remote(Versions);
+exports.inline = function inline() { return ray.remote(() => require('lodash').VERSION); };
 `,
   );
   return dir;
@@ -136,6 +139,13 @@ describe('tasks and actors with npm packages', () => {
     expect(again.resolved).toBe(a.resolved);
     expect(installs(root, 'begin', '"lodash@4.17.21"')).toHaveLength(1);
     ray.kill(actor);
+  });
+
+  test("a function shipped by value resolves from its file's directory, the list's packages first", async () => {
+    const app = load(writeApp());
+    const version = app.inline();
+    expect(await ray.get(version.remote())).toBe('0.0.1-local');
+    expect(await ray.get(version.options({ runtimeEnv: { npm: LIST } }).remote())).toBe('4.17.21');
   });
 
   test('a task without the list runs in another process and gets the project’s own copies', async () => {
