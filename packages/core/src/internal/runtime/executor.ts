@@ -129,6 +129,11 @@ export class Executor {
 
   constructor(private readonly h: ExecutorHooks) {}
 
+  /** Whether nothing runs or waits to run here. */
+  get idle(): boolean {
+    return !this.running && this.queue.length === 0 && this.runningCalls === 0 && this.callQueue.length === 0 && this.actorSpec === undefined;
+  }
+
   /** The id of the actor hosted here, if any. */
   get actorId(): string | undefined {
     return this.actorSpec?.id;

@@ -11,6 +11,7 @@ import { CoreWorker } from '../runtime/core-worker';
 import { currentTask } from '../runtime/executor';
 import { ipcAddress } from '../cluster/session';
 import { watchParent } from '../cluster/processes';
+import { dieWithParent } from './die-with-parent';
 import { setRuntime, type Runtime } from '../api/context';
 import { forceGc } from '../api/gc';
 import { LOG_MARKER } from '../raylet/worker-pool';
@@ -64,12 +65,19 @@ async function main(): Promise<void> {
   // actor) before its runtime exists: keep what arrives until then.
   let early: Array<[Message, Peer]> | undefined = [];
   watchParent(() => process.exit(0));
+  dieWithParent();
   const bindHost = process.env.TSRAY_BIND_HOST;
   delete process.env.TSRAY_BIND_HOST;
   // in a cluster that spans nodes, processes on other nodes reach this one over tcp
   const listen = bindHost !== undefined ? `tcp://${bindHost}:0` : ipcAddress(sessionDir, `w-${workerId}`);
-  const endpoint = await Endpoint.bind(listen, workerId, (m, from) => {
-    if (m.t === MT.ExitWorker) process.exit(0);
+  const endpoint: Endpoint = await Endpoint.bind(listen, workerId, (m, from) => {
+    if (m.t === MT.ExitWorker) {
+      // asked to stop for being idle: not while it owns what others still use (Ray's workers refuse too)
+      const busy = m.ifIdle === true && core?.ownsWhatOthersUse();
+      if (busy && m.reqId !== undefined) endpoint.respond(from, m.reqId, false, undefined, busy);
+      if (!busy) process.exit(0);
+      return;
+    }
     if (core) core.onMessage(m, from);
     else early?.push([m, from]);
   });
