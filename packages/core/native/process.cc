@@ -29,12 +29,20 @@ void DieWithParent(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(Number::New(args.GetIsolate(), result));
 }
 
+// lowMemory(): tells V8 the process should give memory back (an idle
+// worker): a full garbage collection that also shrinks the young generation
+// and returns free pages to the system.
+void LowMemory(const FunctionCallbackInfo<Value>& args) {
+  args.GetIsolate()->LowMemoryNotification();
+}
+
 }  // namespace
 
 NODE_MODULE_INIT(/* exports, module, context */) {
   v8::Isolate* iso = context->GetIsolate();
-  exports
-      ->Set(context, v8::String::NewFromUtf8(iso, "dieWithParent").ToLocalChecked(),
-            v8::FunctionTemplate::New(iso, DieWithParent)->GetFunction(context).ToLocalChecked())
-      .Check();
+  auto def = [&](const char* name, v8::FunctionCallback fn) {
+    exports->Set(context, v8::String::NewFromUtf8(iso, name).ToLocalChecked(), v8::FunctionTemplate::New(iso, fn)->GetFunction(context).ToLocalChecked()).Check();
+  };
+  def("dieWithParent", DieWithParent);
+  def("lowMemory", LowMemory);
 }

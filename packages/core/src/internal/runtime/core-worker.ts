@@ -677,7 +677,7 @@ export class CoreWorker implements ActorCallSink {
    * actors that other processes hold references to.
    */
   ownsWhatOthersUse(): string | undefined {
-    if (this.executor && !this.executor.idle) return 'it is running a task';
+    if (this.executor && (!this.executor.quiet || this.executor.actorId !== undefined)) return 'it is running a task or hosts an actor';
     if (this.tm.inflight.size > 0) return `it owns ${this.tm.inflight.size} task(s) in flight`;
     // objects only this process knew of and nobody holds are gone anyway: let the collector say so first
     forceGc();
