@@ -79,18 +79,8 @@ interface Seen {
 export async function askHeadForNodes(address: string, choice: TokenChoice, timeoutMs = 5000): Promise<NodeInfo[]> {
   const sock = new zmq.Dealer({ linger: 0, receiveTimeout: timeoutMs, sendTimeout: timeoutMs, ...curveClientOptions(address, clusterKeys(choice.token ?? null)) });
   const seen: Seen = { connected: false, handshake: false, failure: undefined, disconnects: 0 };
-  const events = sock.events;
-  events.on('connect', () => (seen.connected = true));
-  events.on('handshake', () => (seen.handshake = true));
-  events.on('disconnect', () => seen.disconnects++);
-  for (const type of ['handshake:error:auth', 'handshake:error:protocol', 'handshake:error:other'] as const) {
-    events.on(type, (ev) => {
-      seen.failure ??= { type, code: (ev.error as { code?: string }).code ?? '', message: ev.error.message };
-      // refused: no answer is coming (closing ends the receive below at once)
-      if (!sock.closed) sock.close();
-    });
-  }
   try {
+    watchConnection(sock, seen);
     sock.connect(address);
     await sock.send(encodeFrame([{ t: MT.GetClusterInfo, reqId: 1 }]));
     for (;;) {
@@ -107,6 +97,40 @@ export async function askHeadForNodes(address: string, choice: TokenChoice, time
   } finally {
     if (!sock.closed) sock.close();
   }
+}
+
+/**
+ * Records what the socket's connection does in `seen`, and closes the
+ * socket at the first handshake failure (no answer is coming then).
+ *
+ * The monitor is read until it ends by itself, after the socket closed:
+ * libzmq writes monitor events from its I/O thread with a blocking send, so
+ * a monitor closed before its socket would stall every socket of the
+ * process. (A receive loop, not `events.on()`: zeromq's emitter loads a
+ * module lazily, which a test runner may have torn down.)
+ */
+function watchConnection(sock: zmq.Dealer, seen: Seen): void {
+  let events: zmq.Observer;
+  try {
+    events = sock.events;
+  } catch {
+    return; // no monitor: the diagnosis has less to go on
+  }
+  void (async () => {
+    try {
+      for await (const ev of events) {
+        if (ev.type === 'connect') seen.connected = true;
+        else if (ev.type === 'handshake') seen.handshake = true;
+        else if (ev.type === 'disconnect') seen.disconnects++;
+        else if (ev.type === 'handshake:error:auth' || ev.type === 'handshake:error:protocol' || ev.type === 'handshake:error:other') {
+          seen.failure ??= { type: ev.type, code: (ev.error as { code?: string }).code ?? '', message: ev.error.message };
+          if (!sock.closed) sock.close();
+        }
+      }
+    } catch {
+      /* the monitor ended */
+    }
+  })();
 }
 
 /** The reason a head did not answer, from what its connection showed. */
