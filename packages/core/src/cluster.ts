@@ -19,6 +19,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RaySystemError } from './errors';
 import { createSessionDir } from './internal/cluster/session';
+import { sweepStale } from './internal/cluster/cluster-file';
 import { nodeSpec } from './internal/cluster/node-resources';
 import { pidAlive as alive, startService, waitExit, type Service } from './internal/cluster/processes';
 import type { HeadConfig, HeadReady } from './internal/head/main';
@@ -26,7 +27,7 @@ import type { NodeMainConfig, NodeReady } from './internal/raylet/main';
 import { randomId } from './internal/ids';
 import { MT, type NodeInfo as WireNode } from './internal/protocol/messages';
 import { Endpoint } from './internal/transport/endpoint';
-import { clusterToken, generateClusterToken, setClusterToken, writeTokenFile } from './internal/cluster/token';
+import { generateClusterToken, registerLocalCluster, tokenFromEnv, unregisterLocalCluster, writeTokenFile } from './internal/cluster/token';
 import type { ArenaStats } from './internal/native';
 import type { TransferStats } from './internal/raylet/object-manager';
 
@@ -126,9 +127,11 @@ export class Cluster {
     /** HOST:PORT of the head: pass it to `ray.init({ address })` */
     readonly address: string,
     /**
-     * The cluster token every connection presents. Drivers in this process
-     * hold it already; give it to drivers in other processes as
-     * TSRAY_CLUSTER_TOKEN.
+     * The cluster token every connection presents. `ray.init({ address })`
+     * to this cluster in this process uses it (while the cluster runs);
+     * give it to drivers in other processes as TSRAY_CLUSTER_TOKEN or
+     * `init({ token })`. It never becomes the process's token: a later
+     * `init()` to another cluster presents that cluster's.
      */
     readonly token: string,
     private readonly headTcp: string,
@@ -145,10 +148,10 @@ export class Cluster {
   static async start(options: ClusterStartOptions = {}): Promise<Cluster> {
     const host = options.host ?? '127.0.0.1';
     const spec = specOf(options.head);
-    // every connection of the cluster presents its token; this process (its drivers) holds it too
-    const token = clusterToken() ?? generateClusterToken();
-    setClusterToken(token);
-    const sessionDir = createSessionDir();
+    // every connection of the cluster presents its token (TSRAY_CLUSTER_TOKEN's, when set)
+    const token = tokenFromEnv() ?? generateClusterToken();
+    sweepStale();
+    const sessionDir = createSessionDir('cluster');
     writeTokenFile(sessionDir, token);
     const cfg: HeadConfig = { sessionDir, tcp: { host, port: 0 }, node: { ...spec, nodeAddress: host }, ownsSession: true, clusterToken: token, persist: true };
     let head: NodeRecord & { tcp: string };
@@ -159,9 +162,12 @@ export class Cluster {
       throw e;
     }
     const probeId = `cluster-${randomId(4)}`;
-    const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined);
+    const probe = await Endpoint.bind(`inproc://${probeId}`, probeId, () => undefined, { token });
     const tcp = head.tcp;
-    return new Cluster(tcp.slice('tcp://'.length), token, tcp, host, head, probe, cfg);
+    const address = tcp.slice('tcp://'.length);
+    // a driver of this process that joins this cluster presents its token
+    registerLocalCluster(address, token);
+    return new Cluster(address, token, tcp, host, head, probe, cfg);
   }
 
   /** Starts a head process (and its node's node manager) with `cfg`. */
@@ -189,8 +195,11 @@ export class Cluster {
    * manager and workers go with it: actors there are lost, as in Ray), and
    * starts a new head on the same port from the tables the old one kept in
    * its session directory. Other nodes register again with it and keep
-   * their actors; named and detached actors, jobs and the KV store survive;
-   * drivers' requests to the head resume. Resolves once the new head runs
+   * their actors; named and detached actors, jobs and the KV store survive.
+   * A driver joined to the head node lost its node manager: its calls fail
+   * with NodeDiedError and it joins again with `init()` (drivers elsewhere
+   * resume, if the head is back within their head timeout, 5 s by default:
+   * TSRAY_HEAD_TIMEOUT_MS). Resolves once the new head runs
    * and every node of {@link nodes} is registered with it again.
    * @returns the new head node (the old one counts as removed)
    */
@@ -223,7 +232,7 @@ export class Cluster {
     this.assertOpen('addNode()');
     const spec = specOf(options);
     const nodeId = randomId(8);
-    const sessionDir = createSessionDir();
+    const sessionDir = createSessionDir('cluster');
     const cfg: NodeMainConfig = {
       nodeId,
       sessionDir,
@@ -236,7 +245,7 @@ export class Cluster {
       nodeAddress: this.host,
       bindHost: this.host,
       ownsSession: true,
-      clusterToken: clusterToken(),
+      clusterToken: this.token,
     };
     let svc: Service<NodeReady>;
     try {
@@ -318,6 +327,7 @@ export class Cluster {
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    unregisterLocalCluster(this.address);
     this.probe.close();
     const [head, ...rest] = this.members;
     await Promise.all(rest.filter((n) => !this.removed.has(n.nodeId)).map((n) => this.stop(n)));

@@ -262,6 +262,40 @@ export class RaySystemError extends RayError {
   static override readonly kind: string = 'RaySystemError';
 }
 
+/**
+ * Thrown in a driver whose node manager or head died (killed, crashed, or
+ * silent past the head timeout): every pending `get`, `wait`, actor call and
+ * request rejects with it, the driver is disconnected (`isInitialized()` is
+ * false) and `init()` may start or join a cluster again. Calls made after
+ * that, until `init()` or `shutdown()`, throw it too.
+ */
+export class NodeDiedError extends RaySystemError {
+  static override readonly kind: string = 'NodeDiedError';
+  /** What died: this driver's node manager, or the cluster's head. */
+  readonly died: 'nodeManager' | 'head';
+  /** The node of this driver. */
+  readonly nodeId: string;
+  /** Process id of what died, where it is known (-1 otherwise). */
+  readonly pid: number;
+  /** How it was noticed, in words ("its process exited (SIGKILL)"). */
+  readonly reason: string;
+
+  constructor(args: { died: 'nodeManager' | 'head'; nodeId: string; pid: number; reason: string; where?: string }) {
+    const what =
+      args.died === 'nodeManager'
+        ? `The node manager of this driver's node ${args.nodeId.slice(0, 8)}${args.pid > 0 ? ` (pid ${args.pid})` : ''} died`
+        : `The head of ${args.where ? `the cluster at ${args.where}` : "this driver's cluster"}${args.pid > 0 ? ` (pid ${args.pid})` : ''} died`;
+    super(
+      `${what}: ${args.reason}. This driver is disconnected: its pending calls failed and the objects it owned are gone. ` +
+        'Call ray.init() again to start a new cluster or to join another (or the same one once it runs again).',
+    );
+    this.died = args.died;
+    this.nodeId = args.nodeId;
+    this.pid = args.pid;
+    this.reason = args.reason;
+  }
+}
+
 /** @internal every error class by kind, to rebuild errors from the wire. */
 export const ERROR_CLASSES: Record<string, typeof RayError> = {
   RayError,
@@ -283,6 +317,7 @@ export const ERROR_CLASSES: Record<string, typeof RayError> = {
   PlacementGroupNotFoundError,
   NotInitializedError: NotInitializedError as unknown as typeof RayError,
   RaySystemError,
+  NodeDiedError: NodeDiedError as unknown as typeof RayError,
 };
 
 /** @internal the kinds (class chain) of a tsray error, or undefined. */

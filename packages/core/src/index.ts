@@ -37,7 +37,6 @@ import { ObjectRef as ObjectRefImpl, ObjectRefGenerator as ObjectRefGeneratorImp
 import { ActorHandle } from './internal/api/actor-handle';
 import { ObjectRef, ObjectRefGenerator } from './internal/api/public-refs';
 import { currentRuntime, runtime, setRuntime } from './internal/api/context';
-import { DriverRuntime } from './internal/api/driver';
 import {
   compileCancelOptions,
   compileGetActorOptions,
@@ -91,6 +90,7 @@ export {
   PlacementGroupNotFoundError,
   NotInitializedError,
   RaySystemError,
+  NodeDiedError,
 } from './errors';
 export { ActorHandle, ObjectRef, ObjectRefGenerator };
 export {
@@ -168,7 +168,14 @@ export async function init(options?: InitOptions): Promise<void> {
     }
     throw new RayError('tsray is already initialized in this process; call ray.shutdown() first, or pass ignoreReinitError: true');
   }
-  starting = DriverRuntime.start(cfg).then((rt) => setRuntime(rt));
+  starting = (async () => {
+    // the driver's half of the runtime loads here: workers, which import this module too, never need it
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { DriverRuntime } = require('./internal/api/driver') as typeof import('./internal/api/driver');
+    const rt = await DriverRuntime.start(cfg);
+    setRuntime(rt);
+    rt.watch();
+  })();
   try {
     await starting;
   } finally {
@@ -176,7 +183,11 @@ export async function init(options?: InitOptions): Promise<void> {
   }
 }
 
-/** Whether `init()` has run (always true inside workers). */
+/**
+ * Whether `init()` has run and the driver is connected (always true inside
+ * workers). False again after `shutdown()`, and once the cluster died under
+ * the driver (NodeDiedError): `init()` may then run again.
+ */
 export function isInitialized(): boolean {
   return currentRuntime() !== undefined;
 }
@@ -184,12 +195,17 @@ export function isInitialized(): boolean {
 /**
  * Stops this driver's job: its workers and actors (except detached ones)
  * end, and a local cluster started by `init()` stops. A no-op when not
- * initialized.
+ * initialized (after the cluster died under this driver, it forgets that:
+ * calls throw NotInitializedError again instead of NodeDiedError).
  */
 export async function shutdown(): Promise<void> {
   await starting?.catch(() => undefined);
   const rt = currentRuntime();
-  if (!rt || rt.mode !== 'driver') return;
+  if (!rt) {
+    setRuntime(undefined);
+    return;
+  }
+  if (rt.mode !== 'driver') return;
   setRuntime(undefined);
   await rt.shutdown();
 }

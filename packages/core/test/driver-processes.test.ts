@@ -48,6 +48,17 @@ describe('worker output', () => {
     expect(c.out).toContain(`(shout pid=${pid}) hello from a task`);
   });
 
+  test('a driver that waits on nothing still gets the output of workers on other nodes at once, and ends by itself', async () => {
+    const stop = path.join(tmp, 'stop');
+    const c = start([path.join(drivers, 'idle-logs.js'), stop], { TSRAY_TMPDIR: tmp });
+    const [, pid] = await c.waitFor(/READY (\d+)/);
+    // the driver awaits only a timer of its own: the lines come while it does
+    await until(() => c.out.includes(`(Ticker pid=${pid}) tick 3`), 'three ticks at the driver');
+    fs.writeFileSync(stop, '');
+    expect((await c.exited).code).toBe(0);
+    expect(c.out).toContain('DONE');
+  });
+
   test('with logToDriver: false worker output stays out of the driver (it goes to the session log)', async () => {
     const c = start([path.join(drivers, 'logs.js'), 'quiet'], { TSRAY_TMPDIR: tmp });
     const [, pid] = await c.waitFor(/LOGGED (\d+)/);

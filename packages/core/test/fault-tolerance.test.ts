@@ -146,9 +146,9 @@ test('a restarted head takes the cluster back: a named detached actor on another
   const head = await cluster.restartHead();
   expect(head.nodeId).not.toBe(oldHead.nodeId);
   expect(alive(pidBefore)).toBe(true);
-  // this driver ran on the old head node, which stopped with the head: its requests to the head still work
-  const found = await ray.getActor<Sleeper>('keeper');
-  expect(await ray.get(found.node.remote())).toBe(a.nodeId);
+  // this driver ran on the old head node, which stopped with the head: it was told, and joins again
+  await until(() => !ray.isInitialized(), 'the driver to learn that its node died', 10_000);
+  await expect(ray.getActor<Sleeper>('keeper')).rejects.toThrow(ray.NodeDiedError);
   await ray.shutdown();
   await ray.init({ address: cluster.address, logToDriver: false, namespace: 'ft' });
   const again = await ray.getActor<Sleeper>('keeper');

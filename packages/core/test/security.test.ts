@@ -144,7 +144,7 @@ describe('a cluster started with `tsray start --head`', () => {
     );
     children.push(without);
     expect((await without.exited).code).toBe(1);
-    expect(without.out).toMatch(/ERROR RaySystemError: no tsray head answers at 127\.0\.0\.1:\d+ .*set TSRAY_CLUSTER_TOKEN to the token it printed/);
+    expect(without.out).toMatch(/ERROR RaySystemError: the head at 127\.0\.0\.1:\d+ refused this driver: it answers only holders of its cluster token, and this driver has none\. Set TSRAY_CLUSTER_TOKEN to the token `tsray start --head` printed/);
 
     const badToken = Child.start(process.execPath, [path.join(drivers, 'join.js'), `127.0.0.1:${port}`], { TSRAY_TMPDIR: empty, TSRAY_CLUSTER_TOKEN: 'letmein' });
     children.push(badToken);

@@ -13,19 +13,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { clusterFile, readClusterRecord, readNodeRecords, removeNodeRecord, writeClusterRecord, writeNodeRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
+import { clusterFile, readClusterRecord, readNodeRecords, removeNodeRecord, sweepStale, writeClusterRecord, writeNodeRecord, type ClusterRecord } from '../internal/cluster/cluster-file';
 import { nodeResourcesProblem, nodeSpec } from '../internal/cluster/node-resources';
 import { isLoopbackHost, nodeIpFromPerspective, nodeIpProblem } from '../internal/cluster/node-ip';
 import { pidAlive as alive, startService } from '../internal/cluster/processes';
 import { createSessionDir } from '../internal/cluster/session';
 import type { HeadConfig, HeadReady } from '../internal/head/main';
 import { stateFileIn } from '../internal/head/persistence';
-import { MT, type NodeInfo } from '../internal/protocol/messages';
-import { Endpoint } from '../internal/transport/endpoint';
+import type { NodeInfo } from '../internal/protocol/messages';
 import { randomId } from '../internal/ids';
 import type { NodeMainConfig, NodeReady } from '../internal/raylet/main';
 import { describe } from '../internal/raylet/resources';
 import { clusterToken, generateClusterToken, readTokenFile, setClusterToken, tokenFile, TOKEN_ENV, writeTokenFile } from '../internal/cluster/token';
+import { askHeadForNodes } from '../internal/cluster/join';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'internal', 'head', 'main.js');
 const RAYLET_MAIN = path.join(__dirname, '..', 'internal', 'raylet', 'main.js');
@@ -89,6 +89,8 @@ async function start(argv: string[]): Promise<void> {
     resources,
     objectStoreMemory: num(values['object-store-memory'], '--object-store-memory', true),
   });
+  // clusters killed on this machine leave their session directories behind: remove them
+  sweepStale();
   if (values.address !== undefined) return join(values.address, given, spec);
   // a head listens on loopback unless told otherwise
   const host = given ?? '127.0.0.1';
@@ -103,7 +105,7 @@ async function start(argv: string[]): Promise<void> {
       throw new UsageError(`--restore found no head that stopped on this machine with its tables kept (${clusterFile()}); start a new cluster without --restore`);
     }
     sessionDir = existing.sessionDir;
-  } else sessionDir = createSessionDir();
+  } else sessionDir = createSessionDir('cli');
   // a token given in the environment lets every machine of a cluster share one; a restored head keeps its own
   const token = tokenFromEnv() ?? (values.restore ? readTokenFile(sessionDir) : undefined) ?? generateClusterToken();
   writeTokenFile(sessionDir, token);
@@ -136,6 +138,8 @@ async function start(argv: string[]): Promise<void> {
   const address = `${host}:${port}`;
   const rec: ClusterRecord = { address, pid: ready.pid, sessionDir, startedAt: new Date().toISOString() };
   writeClusterRecord(rec);
+  // the session of a head killed earlier is not the recorded one any more: nothing can take it back
+  sweepStale();
   console.log(`Started a tsray head at ${address} (pid ${ready.pid}; logs in ${sessionDir}).`);
   console.log(`Resources: ${Object.entries(spec.resources).filter(([k]) => k !== 'memory' && k !== 'object_store_memory').map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log('');
@@ -155,19 +159,11 @@ async function start(argv: string[]): Promise<void> {
   console.log('  tsray stop');
 }
 
-/** Asks the head at `tcp` for its nodes; a clear error when it does not answer. */
+/** Asks the head at `address` (HOST:PORT) for its nodes; an error that says why when it does not answer. */
 async function headNodes(address: string, timeoutMs = 5000): Promise<NodeInfo[]> {
   const token = useToken();
-  const id = `cli-${randomId(4)}`;
-  const ep = await Endpoint.bind(`inproc://${id}`, id, () => undefined);
-  try {
-    return (await ep.call(`tcp://${address}`, { t: MT.GetClusterInfo }, timeoutMs)).data as NodeInfo[];
-  } catch (e) {
-    const hint = token === undefined ? `; a head started with \`tsray start --head\` answers only holders of its cluster token: set ${TOKEN_ENV} to the token it printed` : `; check the address, that the head runs (\`tsray start --head\` on its machine), and that ${TOKEN_ENV} holds its token`;
-    throw new Error(`no tsray head answers at ${address} (${(e as Error).message})${hint}`);
-  } finally {
-    ep.close();
-  }
+  const source = tokenFromEnv() !== undefined ? TOKEN_ENV : 'the token file of the cluster `tsray start --head` started on this machine';
+  return askHeadForNodes(`tcp://${address}`, { token, source }, timeoutMs);
 }
 
 /**
@@ -200,7 +196,7 @@ async function join(address: string, given: string | undefined, spec: ReturnType
   const host = given ?? (await nodeIpFromPerspective(headHost, Number(headPort)));
   if (given === undefined && !isLoopbackHost(host)) console.log(`Listening on ${host}, the address this machine reaches the head from (choose another with --node-ip-address).`);
   const nodeId = randomId(8);
-  const sessionDir = createSessionDir();
+  const sessionDir = createSessionDir('cli');
   const logFile = path.join(sessionDir, 'node.log');
   const out = fs.openSync(logFile, 'a');
   const cfg: NodeMainConfig = {
@@ -264,7 +260,11 @@ async function stop(): Promise<void> {
   const nodes = await stopNodes();
   const rec = readClusterRecord();
   if (!rec || !alive(rec.pid)) {
-    if (rec) fs.rmSync(clusterFile(), { force: true });
+    if (rec) {
+      // a head that died (kill -9) left its session behind; stopping forgets it
+      fs.rmSync(clusterFile(), { force: true });
+      sweepStale();
+    }
     if (nodes === 0) console.log('No tsray cluster or node started with `tsray start` is running on this machine.');
     return;
   }

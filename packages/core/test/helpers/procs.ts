@@ -41,6 +41,17 @@ export function descendants(root: number): number[] {
   return out;
 }
 
+/** The descendants of `root` whose command line runs `script` (e.g. 'raylet/main.js'). */
+export function descendantsRunning(root: number, script: string): number[] {
+  return descendants(root).filter((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(script);
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** A child process with its output collected, and a way to wait for a line. */
 export class Child {
   out = '';

@@ -35,21 +35,37 @@ export interface Runtime {
 }
 
 const KEY = Symbol.for('tsray.runtime');
-type Holder = Record<symbol, Runtime | undefined>;
+const LOST = Symbol.for('tsray.runtimeLost');
+type Holder = Record<symbol, Runtime | Error | undefined>;
 
 /** The current runtime, or undefined. */
 export function currentRuntime(): Runtime | undefined {
-  return (globalThis as unknown as Holder)[KEY];
+  return (globalThis as unknown as Holder)[KEY] as Runtime | undefined;
 }
 
-/** The current runtime; throws NotInitializedError naming `what` without one. */
+/**
+ * The current runtime. Without one it throws the error the last runtime
+ * was lost with (its node manager or head died) until `init()` or
+ * `shutdown()`, else NotInitializedError naming `what`.
+ */
 export function runtime(what: string): Runtime {
   const r = currentRuntime();
-  if (!r) throw new NotInitializedError(what);
-  return r;
+  if (r) return r;
+  const lost = (globalThis as unknown as Holder)[LOST] as Error | undefined;
+  throw lost ?? new NotInitializedError(what);
 }
 
-/** Installs (or clears) the process's runtime. */
+/** Installs (or clears) the process's runtime; either forgets how an earlier one was lost. */
 export function setRuntime(r: Runtime | undefined): void {
-  (globalThis as unknown as Holder)[KEY] = r;
+  const h = globalThis as unknown as Holder;
+  h[KEY] = r;
+  h[LOST] = undefined;
+}
+
+/** The runtime `r` was lost (its cluster died): it is cleared, and later calls throw `err` until `init()` or `shutdown()`. */
+export function runtimeLost(r: Runtime, err: Error): void {
+  if (currentRuntime() !== r) return;
+  const h = globalThis as unknown as Holder;
+  h[KEY] = undefined;
+  h[LOST] = err;
 }

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { RaySystemError, RuntimeEnvSetupError } from '../../errors';
+import { RaySystemError, RuntimeEnvSetupError, type NodeDiedError } from '../../errors';
 import { randomId } from '../ids';
 import { log } from '../log';
 import { ObjectStoreClient } from '../objects/object-store';
@@ -14,16 +14,17 @@ import { MT, type Address, type JobConfig, type Message, type NodeInfo } from '.
 import { Endpoint, type Peer } from '../transport/endpoint';
 import { CoreWorker } from '../runtime/core-worker';
 import { createSessionDir, ipcAddress, removeIpcFile } from '../cluster/session';
-import { clusterFile, readClusterRecord } from '../cluster/cluster-file';
-import { clusterToken, readTokenFile, setClusterToken, TOKEN_ENV } from '../cluster/token';
+import { clusterFile, readClusterRecord, sweepStale } from '../cluster/cluster-file';
+import { askHeadForNodes, chooseToken, type TokenChoice } from '../cluster/join';
 import { nodeSpec } from '../cluster/node-resources';
 import { localAddresses } from '../cluster/node-ip';
-import { startService, waitExit, type Service } from '../cluster/processes';
+import { processGone, startService, waitExit, type Service } from '../cluster/processes';
 import { loaderFlags } from '../raylet/worker-pool';
 import type { HeadConfig, HeadReady } from '../head/main';
 import { forceGc } from './gc';
 import type { InitConfig } from './options';
-import type { Runtime } from './context';
+import { runtimeLost, type Runtime } from './context';
+import { Liveness } from './liveness';
 import { WorkingDirPackages, storeInHead, type PackedDir, type WorkingDirRef } from '../runtime-env/working-dir';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
@@ -40,17 +41,6 @@ function headAddressOf(address: string): string {
   return `tcp://${address}`;
 }
 
-/**
- * Without TSRAY_CLUSTER_TOKEN, takes the token of the cluster `tsray start`
- * started on this machine (its session directory's token file), if any.
- */
-function useLocalToken(): void {
-  if (clusterToken() !== undefined) return;
-  const rec = readClusterRecord();
-  const token = rec ? readTokenFile(rec.sessionDir) : undefined;
-  if (token !== undefined) setClusterToken(token);
-}
-
 function printLogs(lines: Array<[number, string, string]>): void {
   for (const [stream, prefix, text] of lines) {
     (stream === 0 ? process.stdout : process.stderr).write(`(${prefix}) ${text}\n`);
@@ -64,6 +54,7 @@ export class DriverRuntime implements Runtime {
   readonly npm = undefined;
   private closed = false;
   private readonly onExit = (): void => this.killSync();
+  private readonly liveness: Liveness;
 
   private constructor(
     readonly core: CoreWorker,
@@ -77,8 +68,25 @@ export class DriverRuntime implements Runtime {
     private readonly cluster: Service<HeadReady> | undefined,
     readonly workingDir: WorkingDirRef | undefined,
     readonly packages: WorkingDirPackages,
+    private readonly sessionDir: string,
+    private readonly rayletPid: number,
   ) {
     process.on('exit', this.onExit);
+    this.liveness = new Liveness(
+      {
+        nodeId,
+        rayletPid,
+        headAddress,
+        headProc: cluster?.proc,
+        ping: (timeoutMs) => endpoint.call(headAddress, { t: MT.Ping }, timeoutMs, { weak: true }),
+      },
+      (err) => this.lost(err),
+    );
+  }
+
+  /** Starts watching the node manager and the head (once this runtime is the process's). */
+  watch(): void {
+    if (!this.closed) this.liveness.start();
   }
 
   /** Starts or joins a cluster and connects this driver to it. */
@@ -97,15 +105,20 @@ export class DriverRuntime implements Runtime {
         throw new RuntimeEnvSetupError(`init() cannot set up the job's runtime environment: ${(e as Error).message}`);
       }
     }
+    // clusters killed on this machine leave their session directories behind: remove them
+    sweepStale();
     let cluster: Service<HeadReady> | undefined;
     let headAddress: string;
     let rayletAddress: string;
     let nodeId: string;
     let sessionDir: string;
     let bindHost: string | undefined;
+    let rayletPid: number;
+    // the token of this driver's connections: its cluster's, never the process's
+    let token: TokenChoice = { token: undefined, source: 'none' };
     if (cfg.address === undefined) {
       const spec = nodeSpec({ numCpus: cfg.numCpus, numGpus: cfg.numGpus, resources: cfg.resources, objectStoreMemory: cfg.objectStoreMemory });
-      sessionDir = createSessionDir();
+      sessionDir = createSessionDir('driver');
       const headCfg: HeadConfig = { sessionDir, node: { ...spec, nodeAddress: '127.0.0.1' }, ownsSession: true };
       try {
         cluster = await startService<HeadReady>(HEAD_MAIN, headCfg, { detached: true, timeoutMs: 60_000, what: 'the tsray head' });
@@ -116,13 +129,15 @@ export class DriverRuntime implements Runtime {
       headAddress = cluster.info.headAddress;
       rayletAddress = cluster.info.rayletAddress;
       nodeId = cluster.info.nodeId;
+      rayletPid = cluster.info.rayletPid;
     } else {
       headAddress = headAddressOf(cfg.address);
-      useLocalToken();
-      const node = await DriverRuntime.localNode(headAddress);
+      token = chooseToken(headAddress, cfg.token, cfg.address === 'auto');
+      const node = await DriverRuntime.localNode(headAddress, token);
       sessionDir = node.sessionDir;
       rayletAddress = node.endpoint;
       nodeId = node.nodeId;
+      rayletPid = node.pid;
       if (node.endpoint.startsWith('tcp://')) bindHost = node.address;
     }
     const workerId = randomId(8);
@@ -139,7 +154,7 @@ export class DriverRuntime implements Runtime {
           if (core) core.onMessage(m, from);
           else early?.push([m, from]);
         },
-        { idleExit: true },
+        { idleExit: true, token: token.token ?? null },
       );
       endpoint.keepAlive(1);
       const job = (await endpoint.call(headAddress, { t: MT.RegisterJob, driver: { workerId, nodeId, endpoint: endpoint.address, slot: -1 }, ns: cfg.namespace, pid: process.pid }, 30_000)).data as {
@@ -197,7 +212,7 @@ export class DriverRuntime implements Runtime {
       for (const [m, from] of early ?? []) core.onMessage(m, from);
       early = undefined;
       endpoint.keepAlive(-1);
-      return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster, workingDir, packages);
+      return new DriverRuntime(core, job.jobId, nodeId, job.ns, headAddress, rayletAddress, endpoint, store, cluster, workingDir, packages, sessionDir, rayletPid);
     } catch (e) {
       endpoint?.close();
       if (cluster) {
@@ -209,37 +224,24 @@ export class DriverRuntime implements Runtime {
   }
 
   /** Finds the node of a running cluster that lives on this machine. */
-  private static async localNode(headAddress: string): Promise<NodeInfo> {
-    const id = `probe-${randomId(4)}`;
-    const probe = await Endpoint.bind(`inproc://${id}`, id, () => undefined);
-    try {
-      const nodes = (await probe.call(headAddress, { t: MT.GetClusterInfo }, 5000).catch((e: Error) => {
-        const at = headAddress.replace('tcp://', '');
-        const token = headAddress.startsWith('tcp://')
-          ? clusterToken() === undefined
-            ? `; a cluster started with \`tsray start --head\` answers only peers that hold its cluster token: set ${TOKEN_ENV} to the token it printed`
-            : `; check that ${TOKEN_ENV} (or this machine's cluster token file) holds that cluster's token`
-          : '';
-        throw new RaySystemError(`no tsray head answers at ${at} (${e.message}); is the cluster running? Start it with \`tsray start --head\`${token}`);
-      })).data as NodeInfo[];
-      // a node runs on this machine when its session directory and its object store are here,
-      // and it listens on one of this machine's addresses (hosts that share a disk, such as
-      // network namespaces of one machine, each see the others' files)
-      const files = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
-      const ips = localAddresses();
-      const here = files.some((n) => ips.has(n.address)) ? files.filter((n) => ips.has(n.address)) : files;
-      const local = here.find((n) => n.isHead) ?? here[0];
-      if (!local) throw new RaySystemError(`the cluster at ${headAddress.replace('tcp://', '')} has no node on this machine; start one here with \`tsray start --address ${headAddress.replace('tcp://', '')}\``);
-      return local;
-    } finally {
-      probe.close();
-    }
+  private static async localNode(headAddress: string, token: TokenChoice): Promise<NodeInfo> {
+    const nodes = await askHeadForNodes(headAddress, token, 5000);
+    // a node runs on this machine when its session directory and its object store are here,
+    // and it listens on one of this machine's addresses (hosts that share a disk, such as
+    // network namespaces of one machine, each see the others' files)
+    const files = nodes.filter((n) => n.alive && fs.existsSync(n.sessionDir) && fs.existsSync(n.arenaPath));
+    const ips = localAddresses();
+    const here = files.some((n) => ips.has(n.address)) ? files.filter((n) => ips.has(n.address)) : files;
+    const local = here.find((n) => n.isHead) ?? here[0];
+    if (!local) throw new RaySystemError(`the cluster at ${headAddress.replace('tcp://', '')} has no node on this machine; start one here with \`tsray start --address ${headAddress.replace('tcp://', '')}\``);
+    return local;
   }
 
   /** Stops the job and, for a local cluster, the cluster. */
   async shutdown(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.liveness.stop();
     process.removeListener('exit', this.onExit);
     this.core.close();
     try {
@@ -254,6 +256,40 @@ export class DriverRuntime implements Runtime {
       this.cluster.proc.kill('SIGTERM');
       await waitExit(this.cluster.proc, 10_000);
     } else removeIpcFile(address);
+  }
+
+  /**
+   * The node manager or the head died: everything pending fails with `err`,
+   * later calls throw it, and the process may `init()` again. What is left
+   * of the driver's own cluster stops, and its session directory goes.
+   */
+  private lost(err: NodeDiedError): void {
+    if (this.closed) return;
+    this.closed = true;
+    process.removeListener('exit', this.onExit);
+    runtimeLost(this, err);
+    process.stderr.write(`[tsray] error: ${err.message}\n`);
+    this.core.fail(err);
+    const address = this.endpoint.address;
+    this.endpoint.close(err);
+    this.store.close();
+    if (!this.cluster) {
+      removeIpcFile(address);
+      return;
+    }
+    const head = this.cluster.proc;
+    if (head.exitCode === null && head.signalCode === null) head.kill('SIGTERM');
+    // a head killed with SIGKILL did not clean up: its node manager stops (its parent is gone), then the session goes
+    const rayletPid = this.rayletPid;
+    const sessionDir = this.sessionDir;
+    const deadline = Date.now() + 10_000;
+    const sweep = setInterval(() => {
+      if (!processGone(rayletPid) && Date.now() < deadline) return;
+      clearInterval(sweep);
+      if (head.pid !== undefined && !processGone(head.pid)) return; // it cleans up itself
+      fs.rmSync(sessionDir, { recursive: true, force: true });
+    }, 100);
+    sweep.unref();
   }
 
   /** At process exit: stop the local cluster (synchronously). */

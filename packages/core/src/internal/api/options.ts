@@ -10,12 +10,13 @@ import { describe, fits } from '../raylet/resources';
 import { inPlacementGroup } from '../placement/resource-names';
 import type { WorkingDirSpec } from '../runtime-env/working-dir';
 import { compileNpmEnv, npmEnvKey, type NpmEnvSpec } from '../runtime-env/npm-spec';
+import { tokenProblem } from '../cluster/token';
 import type { ActorMethodOptions, ActorOptions, CancelOptions, GetActorOptions, GetOptions, InitOptions, KillOptions, RuntimeEnv, TaskOptions, WaitOptions } from './types';
 
 type Kind = 'init' | 'task' | 'actor' | 'method' | 'get' | 'wait' | 'cancel' | 'kill' | 'getActor';
 
 const KNOWN: Record<Kind, readonly string[]> = {
-  init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory'],
+  init: ['address', 'numCpus', 'numGpus', 'resources', 'objectStoreMemory', 'namespace', 'runtimeEnv', 'logToDriver', 'ignoreReinitError', 'objectSpillingDirectory', 'token'],
   task: ['numCpus', 'numGpus', 'memory', 'resources', 'maxRetries', 'retryExceptions', 'name', 'runtimeEnv', 'numReturns', 'scheduling', 'placementGroup', 'placementGroupBundleIndex'],
   actor: [
     'name',
@@ -275,6 +276,8 @@ export interface InitConfig {
   logToDriver: boolean;
   ignoreReinitError: boolean;
   spillDir: string | undefined;
+  /** the cluster token to join with (absent: chosen by cluster/join.ts) */
+  token: string | undefined;
 }
 
 /** Validates init() options. */
@@ -296,7 +299,18 @@ export function compileInitOptions(o: InitOptions | undefined): InitConfig {
     logToDriver: bool(r.logToDriver, 'logToDriver') ?? true,
     ignoreReinitError: bool(r.ignoreReinitError, 'ignoreReinitError') ?? false,
     spillDir: str(r.objectSpillingDirectory, 'objectSpillingDirectory'),
+    token: clusterTokenOption(r.token, r.address),
   };
+}
+
+/** Validates init()'s `token`: 64 hex digits, and only with an address (a cluster of its own needs none). */
+function clusterTokenOption(v: unknown, address: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new TypeError(`options.token must be a string (the cluster token \`tsray start --head\` printed), got ${describeValue(v)}`);
+  const problem = tokenProblem(v.trim());
+  if (problem) throw new TypeError(`options.token is not valid: ${problem}`);
+  if (address === undefined) throw new TypeError('options.token is for joining a running cluster: pass it with options.address (a cluster init() starts itself needs no token)');
+  return v.trim();
 }
 
 /** A remote function's options, complete. */

@@ -180,6 +180,17 @@ export interface InitOptions {
   ignoreReinitError?: boolean;
   /** Directory for objects spilled when the store is full. @default the session directory */
   objectSpillingDirectory?: string;
+  /**
+   * The cluster token of the cluster at `address` (64 hex digits, as
+   * `tsray start --head` prints it). The token belongs to this connection
+   * only: a later `init()` to another cluster uses that cluster's.
+   * @default TSRAY_CLUSTER_TOKEN, else the token of a `ray.Cluster` of this
+   * process at that address, else that of the cluster `tsray start --head`
+   * started on this machine (its token file) when `address` is that
+   * cluster's or `'auto'`
+   * @throws TypeError when it is not 64 hex digits, or given without `address`
+   */
+  token?: string;
 }
 
 /** Options of a remote function (`remote(options, fn)` or `.options()`). */

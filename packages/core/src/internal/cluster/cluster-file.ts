@@ -6,7 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { tsrayTmpRoot } from './session';
+import { processGone } from './processes';
+import { sweepStaleSessions, tsrayTmpRoot } from './session';
 
 /** What `tsray start` records about the cluster it started. */
 export interface ClusterRecord {
@@ -93,4 +94,23 @@ export function readNodeRecords(): NodeRecordFile[] {
 /** Forgets a node record. */
 export function removeNodeRecord(nodeId: string): void {
   fs.rmSync(path.join(nodeRecordDir(), `${nodeId}.json`), { force: true });
+}
+
+/**
+ * Removes what clusters killed on this machine left behind: their session
+ * directories (see `sweepStaleSessions`), except the one of the cluster in
+ * the cluster file (`tsray start --head --restore` takes a head's tables
+ * back from it), and the records of nodes that are gone with their session
+ * directories. Never throws; returns the directories removed.
+ */
+export function sweepStale(): string[] {
+  let removed: string[] = [];
+  try {
+    const rec = readClusterRecord();
+    removed = sweepStaleSessions(rec ? [rec.sessionDir] : []);
+    for (const n of readNodeRecords()) if (processGone(n.pid) && !fs.existsSync(n.sessionDir)) removeNodeRecord(n.nodeId);
+  } catch {
+    /* best effort: the next sweep tries again */
+  }
+  return removed;
 }

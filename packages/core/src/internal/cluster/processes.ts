@@ -6,6 +6,7 @@
  * @internal
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import type { Socket } from 'node:net';
 import { RaySystemError } from '../../errors';
 
@@ -114,5 +115,26 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Whether the process `pid` is gone: it does not exist, or it is a zombie
+ * (it exited and its parent has not collected it yet). A process of another
+ * user is not gone. Never true for a pid <= 0.
+ */
+export function processGone(pid: number): boolean {
+  if (!(pid > 0)) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as { code?: string }).code === 'ESRCH';
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false; // no /proc here: it exists
   }
 }

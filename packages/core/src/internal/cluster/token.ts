@@ -61,11 +61,14 @@ export function readTokenFile(sessionDir: string): string | undefined {
 }
 
 let current: string | undefined;
-let fromEnv = false;
+let isSet = false;
 
 /**
- * Sets this process's cluster token (undefined: none). Sockets opened from
- * now on use it; sockets already open keep what they had.
+ * Sets this process's default cluster token (undefined: none), for the
+ * service processes (head, node manager), whose every connection belongs to
+ * one cluster. Endpoints opened from now on without a token of their own
+ * use it; those already open keep what they had. Drivers never set it: each
+ * of their connections carries its cluster's token.
  * @throws TypeError when `token` is not 64 hex digits
  */
 export function setClusterToken(token: string | undefined): void {
@@ -74,26 +77,51 @@ export function setClusterToken(token: string | undefined): void {
     if (problem) throw new TypeError(problem);
   }
   current = token;
-  fromEnv = true;
-  keys = undefined;
+  isSet = true;
 }
 
 /**
- * This process's cluster token: what `setClusterToken` set, else
- * TSRAY_CLUSTER_TOKEN (read once).
+ * The token in TSRAY_CLUSTER_TOKEN (read each time), if any.
+ * @throws TypeError when it is set but not a valid token
+ */
+export function tokenFromEnv(): string | undefined {
+  const env = process.env[TOKEN_ENV]?.trim();
+  if (!env) return undefined;
+  const problem = tokenProblem(env);
+  if (problem) throw new TypeError(`${TOKEN_ENV} is not valid: ${problem}`);
+  return env;
+}
+
+/**
+ * This process's default cluster token: what `setClusterToken` set, else
+ * TSRAY_CLUSTER_TOKEN.
  * @throws TypeError when TSRAY_CLUSTER_TOKEN is set but not a valid token
  */
 export function clusterToken(): string | undefined {
-  if (!fromEnv) {
-    fromEnv = true;
-    const env = process.env[TOKEN_ENV]?.trim();
-    if (env) {
-      const problem = tokenProblem(env);
-      if (problem) throw new TypeError(`${TOKEN_ENV} is not valid: ${problem}`);
-      current = env;
-    }
-  }
-  return current;
+  return isSet ? current : tokenFromEnv();
+}
+
+const LOCAL_CLUSTERS = Symbol.for('tsray.localClusterTokens');
+
+/** The tokens of the `ray.Cluster`s running in this process, by head address (HOST:PORT); on globalThis so every copy of tsray sees them. */
+function localClusters(): Map<string, string> {
+  const g = globalThis as unknown as Record<symbol, Map<string, string> | undefined>;
+  return (g[LOCAL_CLUSTERS] ??= new Map());
+}
+
+/** Records the token of a `ray.Cluster` this process started (a driver joining it here uses it). */
+export function registerLocalCluster(address: string, token: string): void {
+  localClusters().set(address, token);
+}
+
+/** Forgets a `ray.Cluster` of this process (it shut down). */
+export function unregisterLocalCluster(address: string): void {
+  localClusters().delete(address);
+}
+
+/** The `ray.Cluster`s running in this process: head address (HOST:PORT) and token. */
+export function localClusterTokens(): Array<[string, string]> {
+  return [...localClusters().entries()];
 }
 
 /** A CURVE key pair, both keys Z85-encoded as ZeroMQ takes them. */
@@ -110,20 +138,27 @@ export interface ClusterKeys {
   client: CurveKeyPair;
 }
 
-let keys: { token: string; keys: ClusterKeys } | undefined;
+/** Keys derived lately, by token (a process uses one or two tokens). */
+const derived = new Map<string, ClusterKeys>();
 
 /** The CURVE keys derived from `token` (deterministic: every holder of the token derives the same keys). */
 export function deriveClusterKeys(token: string): ClusterKeys {
-  if (keys?.token === token) return keys.keys;
-  const k = { server: deriveKeyPair(token, 'server'), client: deriveKeyPair(token, 'client') };
-  keys = { token, keys: k };
+  let k = derived.get(token);
+  if (k) return k;
+  k = { server: deriveKeyPair(token, 'server'), client: deriveKeyPair(token, 'client') };
+  if (derived.size >= 8) derived.delete(derived.keys().next().value as string);
+  derived.set(token, k);
   return k;
 }
 
-/** The CURVE keys of this process's cluster token; undefined without a token. */
-export function clusterKeys(): ClusterKeys | undefined {
-  const token = clusterToken();
-  return token === undefined ? undefined : deriveClusterKeys(token);
+/**
+ * The CURVE keys of a connection: of `token` when it is a string, none for
+ * null, and of this process's default token (see {@link clusterToken}) when
+ * it is undefined.
+ */
+export function clusterKeys(token?: string | null): ClusterKeys | undefined {
+  const t = token === undefined ? clusterToken() : token;
+  return t === null || t === undefined ? undefined : deriveClusterKeys(t);
 }
 
 function deriveKeyPair(token: string, role: 'server' | 'client'): CurveKeyPair {

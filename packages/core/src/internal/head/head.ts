@@ -348,6 +348,9 @@ export class Head {
       case MT.HeadStats:
         this.endpoint.respond(from, m.reqId, true, this.stats());
         break;
+      case MT.Ping:
+        this.endpoint.respond(from, m.reqId, true);
+        break;
       case MT.GetClusterInfo:
         this.endpoint.respond(
           from,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { randomId } from '../ids';
 import { log, setLogRole } from '../log';
 import type { Resources } from '../protocol/messages';
-import { ipcAddress } from '../cluster/session';
+import { ipcAddress, recordSessionPid } from '../cluster/session';
 import { readClusterRecord } from '../cluster/cluster-file';
 import { reportError, reportReady, startService, waitExit, watchParent, type Service } from '../cluster/processes';
 import { Head } from './head';
@@ -64,6 +64,8 @@ async function main(): Promise<void> {
     setClusterToken(cfg.clusterToken);
     process.env[TOKEN_ENV] = cfg.clusterToken;
   }
+  // the session is not swept while this process runs
+  recordSessionPid(cfg.sessionDir, 'head');
   const head = new Head(cfg.persist || cfg.restore ? { stateFile: stateFileIn(cfg.sessionDir), restore: cfg.restore === true } : {});
   let raylet: Service<{ endpoint: string }> | undefined;
   let stopping = false;

@@ -318,6 +318,8 @@ export enum MT {
   PutJobConfig = 30,
   GetJobConfig = 31,
   ClusterView = 32,
+  /** a driver asks whether the head is alive (answered with an empty Reply) */
+  Ping = 33,
   // node manager
   RegisterClient = 40,
   RequestLease = 41,
@@ -395,6 +397,7 @@ export const SCHEMAS = {
   [MT.JobFinished]: S.obj({ t: t(MT.JobFinished), reqId: S.optional(S.int), jobId: S.str }),
   [MT.GetClusterInfo]: S.obj({ t: t(MT.GetClusterInfo), reqId: S.int }),
   [MT.HeadStats]: S.obj({ t: t(MT.HeadStats), reqId: S.int }),
+  [MT.Ping]: S.obj({ t: t(MT.Ping), reqId: S.int }),
   [MT.NodeResources]: S.obj({ t: t(MT.NodeResources), nodeId: S.str, available: ResourcesS, total: ResourcesS, demand: S.optional(S.arr(DemandS)) }),
   [MT.RegisterActor]: S.obj({ t: t(MT.RegisterActor), reqId: S.int, spec: ActorSpecS, getIfExists: S.bool }),
   [MT.GetActor]: S.obj({ t: t(MT.GetActor), reqId: S.int, name: S.str, ns: S.str }),
@@ -514,7 +517,8 @@ export const SCHEMAS = {
   }),
   [MT.AddBorrower]: S.obj({ t: t(MT.AddBorrower), reqId: S.int, ids: S.arr(S.str), borrower: AddressS }),
   [MT.RemoveBorrower]: S.obj({ t: t(MT.RemoveBorrower), ids: S.arr(S.str), borrowerId: S.str }),
-  [MT.ExitWorker]: S.obj({ t: t(MT.ExitWorker) }),
+  /** without `ifIdle`: exit now; with it (a request), exit unless the worker owns objects or tasks in use (it answers false then) */
+  [MT.ExitWorker]: S.obj({ t: t(MT.ExitWorker), reqId: S.optional(S.int), ifIdle: S.optional(S.bool) }),
 
   /** head to node manager, phase 1: reserve the bundles' resources (reply ok false: they are not free) */
   [MT.PrepareBundles]: S.obj({ t: t(MT.PrepareBundles), reqId: S.int, pgId: S.str, bundles: S.arr(BundleS) }),

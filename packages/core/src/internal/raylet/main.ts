@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import { log, setLogRole } from '../log';
-import { ipcAddress, removeIpcFile } from '../cluster/session';
+import { ipcAddress, recordSessionPid, removeIpcFile } from '../cluster/session';
 import { reportError, reportReady, watchParent } from '../cluster/processes';
 import { Raylet, type RayletConfig } from './raylet';
 import { setClusterToken, TOKEN_ENV } from '../cluster/token';
@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     setClusterToken(cfg.clusterToken);
     process.env[TOKEN_ENV] = cfg.clusterToken;
   }
+  // the session is not swept while this process runs
+  recordSessionPid(cfg.sessionDir, 'node');
   let raylet: Raylet | undefined;
   let stopping = false;
   // Stopping never throws and always ends the process: a failure on the way

@@ -23,6 +23,7 @@ import { PACKAGE_KV_NS } from '../runtime-env/archive';
 import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 import { NodeRuntimeEnvs, type EnvMatch, type EnvNeeds } from './runtime-envs';
 import { NodeObjectManager } from './object-manager';
+import { KILL_IDLE_WORKERS_INTERVAL_MS, idleWorkerSoftLimit, idleWorkersToStop } from './idle-workers';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
@@ -157,6 +158,7 @@ export class Raylet {
   private logTimer: NodeJS.Timeout | undefined;
   private driverWatch: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private idleReaper: NodeJS.Timeout | undefined;
   private recheckTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** the other nodes, as the head last described them */
@@ -220,6 +222,7 @@ export class Raylet {
     this.driverWatch = setInterval(() => this.checkDrivers(), 500);
     // resources double as the heartbeat: the head marks a node that goes quiet dead
     this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
+    this.idleReaper = setInterval(() => this.stopIdleWorkers(), KILL_IDLE_WORKERS_INTERVAL_MS);
     return this.endpoint.address;
   }
 
@@ -411,7 +414,7 @@ export class Raylet {
       jobId = w.jobId;
       w.slot = slot;
       w.address = { workerId: m.workerId, nodeId: this.cfg.nodeId, endpoint: m.endpoint, slot };
-      w.state = 'idle';
+      this.setIdle(w);
       if (w.registerTimer) clearTimeout(w.registerTimer);
       w.registerTimer = undefined;
       this.startFailures.delete(w.jobId);
@@ -763,8 +766,38 @@ export class Raylet {
   }
 
   private idleWorker(jobId: string, envKey: string): WorkerProc | undefined {
-    for (const w of this.workers.values()) if (w.state === 'idle' && w.jobId === jobId && w.envKey === envKey) return w;
+    for (const w of this.workers.values()) if (w.state === 'idle' && !w.stopAsked && w.jobId === jobId && w.envKey === envKey) return w;
     return undefined;
+  }
+
+  private setIdle(w: WorkerProc): void {
+    w.state = 'idle';
+    w.idleSince = Date.now();
+  }
+
+  /**
+   * Stops task workers beyond the node's CPU count that have been idle for
+   * a while (see idle-workers.ts). Each is asked first: one that owns
+   * objects or tasks still in use says no and stays.
+   */
+  private stopIdleWorkers(): void {
+    const victims = idleWorkersToStop(this.workers.values(), idleWorkerSoftLimit(this.cfg.resources[CPU] ?? 0), Date.now());
+    for (const w of victims) {
+      const address = w.address?.endpoint;
+      if (!address) continue;
+      w.stopAsked = true;
+      this.endpoint.call(address, { t: MT.ExitWorker, ifIdle: true }, 5000).then(
+        () => undefined, // it exits (onWorkerExit follows)
+        (e: Error) => {
+          if (w.state === 'dead') return;
+          // it still owns something in use, or did not answer: ask again after another idle period
+          log.debug(`idle worker ${w.workerId} (pid ${w.pid}) stays: ${e.message}`);
+          w.stopAsked = false;
+          w.idleSince = Date.now();
+          this.schedule();
+        },
+      );
+    }
   }
 
   private grant(r: LeaseRequest, w: WorkerProc, gpus: Array<[string, number]>): void {
@@ -795,7 +828,7 @@ export class Raylet {
       return;
     }
     this.endLease(l);
-    if (l.worker.state === 'leased') l.worker.state = 'idle';
+    if (l.worker.state === 'leased') this.setIdle(l.worker);
     this.schedule();
   }
 
@@ -907,7 +940,8 @@ export class Raylet {
     if (address) this.broadcastDeath(w.workerId, address, reason);
     if (!w.killRequested && reason !== 'exited with code 0') log.debug(`worker ${w.workerId} (pid ${w.pid}) ${reason}`);
     const job = this.jobs.get(w.jobId);
-    if (job && this.driverOf(w.jobId) && was !== 'actor' && !w.actorId) this.prestart(job);
+    // a worker stopped for being idle is not replaced
+    if (job && this.driverOf(w.jobId) && was !== 'actor' && !w.actorId && !w.stopAsked) this.prestart(job);
     this.schedule();
   }
 
@@ -947,7 +981,7 @@ export class Raylet {
     for (const l of [...this.leases.values()]) {
       if (!mine(l.owner) || l.actorId) continue;
       this.endLease(l);
-      if (l.worker.state === 'leased') l.worker.state = 'idle';
+      if (l.worker.state === 'leased') this.setIdle(l.worker);
     }
     this.pending = this.pending.filter((r) => !mine(r.owner));
   }
@@ -1095,6 +1129,7 @@ export class Raylet {
     this.envs.stop();
     if (this.driverWatch) clearInterval(this.driverWatch);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.idleReaper) clearInterval(this.idleReaper);
     if (this.recheckTimer) clearTimeout(this.recheckTimer);
     this.objects?.stop();
     if (this.retryTimer) clearTimeout(this.retryTimer);

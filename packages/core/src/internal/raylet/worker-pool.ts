@@ -48,6 +48,10 @@ export interface WorkerProc {
   exitReason: string | undefined;
   /** the node manager asked it to stop */
   killRequested: boolean;
+  /** when it last became idle (Date.now()) */
+  idleSince: number;
+  /** asked to exit for being idle (not handed out meanwhile); stopped that way, it is not replaced */
+  stopAsked: boolean;
   /** fires when it takes too long to register (cleared when it registers or exits) */
   registerTimer: NodeJS.Timeout | undefined;
 }
@@ -175,6 +179,8 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHand
     actorId: undefined,
     exitReason: undefined,
     killRequested: false,
+    idleSince: Date.now(),
+    stopAsked: false,
     registerTimer: undefined,
   };
   const pipe = (stream: NodeJS.ReadableStream | null, n: 0 | 1): void => {

@@ -36,6 +36,7 @@ import { RefEntry, RefKind, ReferenceTable, ValueState } from './refs';
 import { StreamState, TaskManager, whenArgsReady, type ArgRef, type PendingTask } from './task-manager';
 import { TaskSubmitter, type NormalTask } from './task-submitter';
 import { portableModule } from '../runtime-env/modules';
+import { forceGc } from '../api/gc';
 import type { WorkingDirRef } from '../runtime-env/working-dir';
 import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 
@@ -683,11 +684,38 @@ export class CoreWorker implements ActorCallSink {
     }
   }
 
+  /**
+   * Why this worker cannot go away now, if it cannot (asked to stop for
+   * being idle): it runs something, or owns tasks in flight or objects and
+   * actors that other processes hold references to.
+   */
+  ownsWhatOthersUse(): string | undefined {
+    if (this.executor && (!this.executor.quiet || this.executor.actorId !== undefined)) return 'it is running a task or hosts an actor';
+    if (this.tm.inflight.size > 0) return `it owns ${this.tm.inflight.size} task(s) in flight`;
+    // objects only this process knew of and nobody holds are gone anyway: let the collector say so first
+    forceGc();
+    this.refs.sweepCollected();
+    for (const e of this.refs.entries.values()) if (e.owned && !e.dead) return `it owns ${e.kind === RefKind.Actor ? 'an actor' : 'objects'} in use (${e.id})`;
+    return undefined;
+  }
+
   // ------------------------------------------------------------------ shutdown
 
   /** Stops submitting (shutdown): later calls throw NotInitializedError; leases go back. */
   close(): void {
     this.closed = true;
     this.submitter.returnAll();
+  }
+
+  /**
+   * The cluster is gone under this process (a driver's node manager or head
+   * died): every task and actor call in flight, and every get or wait, fails
+   * with `err`; nothing more is submitted.
+   */
+  fail(err: Error): void {
+    this.close();
+    // waits first: a wait counts failed tasks as ready, and must reject instead
+    this.objects.failWaits(err);
+    for (const t of [...this.tm.inflight.values()]) this.tm.abort(t, undefined, err);
   }
 }

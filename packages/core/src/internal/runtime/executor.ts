@@ -127,6 +127,11 @@ export class Executor {
 
   constructor(private readonly h: ExecutorHooks) {}
 
+  /** Whether nothing runs or waits to run here (an actor may be hosted, between calls). */
+  get quiet(): boolean {
+    return !this.running && this.queue.length === 0 && this.runningCalls === 0 && this.callQueue.length === 0;
+  }
+
   /** The id of the actor hosted here, if any. */
   get actorId(): string | undefined {
     return this.actorSpec?.id;

@@ -45,6 +45,9 @@ export interface LineageHooks {
 /** Whether an object id is one `put` made (see ids.ts). */
 const isPutId = (id: string): boolean => /^[0-9a-f]+p[0-9a-z]+$/.test(id);
 
+/** Whether the task of `rec` may run only on `node` (a hard node affinity to it). */
+const onlyOn = (rec: LineageRecord, node: string | undefined): boolean => node !== undefined && rec.task.sched?.nodeId === node && rec.task.sched.soft !== true;
+
 /** See the module comment. */
 export class Lineage {
   /** a record's arguments are held until it is collected */
@@ -74,7 +77,7 @@ export class Lineage {
   /** Node `nodeId` died: owned objects whose bytes were there are rebuilt or fail. */
   onNodeDied(nodeId: string): void {
     const lost = this.h.refs.ownedOn(nodeId);
-    if (lost.length > 0) this.recover(lost, `its only copy was on node ${nodeId}, which died`);
+    if (lost.length > 0) this.recover(lost, `its only copy was on node ${nodeId}, which died`, nodeId);
   }
 
   /**
@@ -82,7 +85,7 @@ export class Lineage {
    * rebuilt by running its task again, or fails with ObjectLostError. This
    * is also where the object transfer reports a pull that failed for good.
    */
-  recover(entries: RefEntry[], why: string): void {
+  recover(entries: RefEntry[], why: string, deadNode?: string): void {
     const runs = new Set<LineageRecord>();
     for (const e of entries) {
       if (!e.owned || e.state !== ValueState.Ready || !e.loc) continue;
@@ -91,20 +94,21 @@ export class Lineage {
       // the local copy of the old value goes with it (its node manager frees it): the rebuilt one is pulled afresh
       e.local = undefined;
       const rec = e.lineage as LineageRecord | undefined;
-      if (rec && (rec.rebuilding || rec.retriesLeft > 0)) {
+      if (rec && (rec.rebuilding || rec.retriesLeft > 0) && !onlyOn(rec, deadNode)) {
         e.state = ValueState.Pending;
         runs.add(rec);
         continue;
       }
       e.state = ValueState.Lost;
-      e.errObj = new ObjectLostError(e.id, this.cannotRebuild(e, rec, why));
+      e.errObj = new ObjectLostError(e.id, this.cannotRebuild(e, rec, why, deadNode));
       e.notify();
     }
     for (const rec of runs) this.rebuild(rec, why);
   }
 
-  private cannotRebuild(e: RefEntry, rec: LineageRecord | undefined, why: string): string {
+  private cannotRebuild(e: RefEntry, rec: LineageRecord | undefined, why: string, deadNode?: string): string {
     if (isPutId(e.id)) return `${why}. It was stored with ray.put() (or passed by value as a large argument), and such objects cannot be rebuilt: put the value again`;
+    if (rec && onlyOn(rec, deadNode)) return `${why}, and the task that made it (${rec.task.name}) may run only there (scheduling: { nodeId, soft: false }), so it cannot be rebuilt`;
     if (rec) return `${why}, and the task that made it (${rec.task.name}) has no retries left to rebuild it (raise maxRetries)`;
     return `${why}, and it cannot be rebuilt (actor method results and values already handed over are not rebuilt; call again)`;
   }

@@ -5,7 +5,7 @@
  * (zero-copy from shared memory), freeing them, and waiting for them.
  * @internal
  */
-import { GetTimeoutError, ObjectFreedError, ObjectLostError, OwnerDiedError, RayError, TaskError } from '../../errors';
+import { GetTimeoutError, NodeDiedError, ObjectFreedError, ObjectLostError, OwnerDiedError, RayError, TaskError } from '../../errors';
 import type { ObjectRef } from '../api/object-ref';
 import type { IdGenerator } from '../ids';
 import type { ObjectStoreClient } from '../objects/object-store';
@@ -43,6 +43,8 @@ export class ObjectManager {
   private readonly fetching = new Set<RefEntry>();
   /** pulls of objects on other nodes under way, by entry */
   private readonly pulls = new Map<RefEntry, Promise<void>>();
+  /** the gets and waits in progress (how each ends) */
+  private readonly waits = new Set<(err?: Error) => void>();
   /** part of a cluster that spans nodes (this process listens on tcp): objects may live elsewhere */
   private readonly multiNode: boolean;
   readonly factory: RefFactory;
@@ -402,7 +404,8 @@ export class ObjectManager {
           e.local = local;
         },
         (err: Error) => {
-          throw this.pullFailed(e.id, loc, err.message);
+          // the cluster went away under this process: that, not a lost object, is what readers learn
+          throw err instanceof NodeDiedError ? err : this.pullFailed(e.id, loc, err.message);
         },
       )
       .finally(() => {
@@ -422,6 +425,11 @@ export class ObjectManager {
     return new ObjectLostError(id, `its value lives on node ${loc.node} and could not be copied to node ${this.self.nodeId}: ${reason}`);
   }
 
+  /** Fails every get and wait in progress with `err` (the cluster is gone). */
+  failWaits(err: Error): void {
+    for (const finish of [...this.waits]) finish(err);
+  }
+
   /** Resolves when `n` of `entries` settled, or rejects with GetTimeoutError. */
   waitFor(entries: RefEntry[], n: number, timeoutMs: number | undefined, strict: boolean): Promise<void> {
     const ctx = currentTask();
@@ -433,6 +441,7 @@ export class ObjectManager {
       const finish = (err?: Error): void => {
         if (done) return;
         done = true;
+        this.waits.delete(finish);
         if (timer) clearTimeout(timer);
         // a wait that gave up leaves nothing behind on the entries it watched
         for (const d of disposers) d();
@@ -443,6 +452,7 @@ export class ObjectManager {
       };
       this.busy(1);
       this.h.enterBlocked(ctx);
+      this.waits.add(finish);
       const onSettle = (): void => {
         if (--left <= 0) finish();
       };

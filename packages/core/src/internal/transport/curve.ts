@@ -15,7 +15,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as zmq from 'zeromq';
-import { clusterKeys, TOKEN_ENV, z85Encode } from '../cluster/token';
+import { TOKEN_ENV, z85Encode, type ClusterKeys } from '../cluster/token';
 import { RateLimitedLog, log } from '../log';
 import { RaySystemError } from '../../errors';
 
@@ -51,42 +51,43 @@ export function isLoopback(address: string): boolean {
 /** How a socket at `address` is secured: not at all (ipc, or no token), PLAIN (loopback) or CURVE. */
 export type Security = 'none' | 'plain' | 'curve';
 
-/** See {@link Security}. */
-export function securityOf(address: string): Security {
-  if (!isTcp(address) || !keysForCurve()) return 'none';
+/** See {@link Security}; `keys`: the connection's cluster keys (none: no token). */
+export function securityOf(address: string, keys: ClusterKeys | undefined): Security {
+  if (!isTcp(address) || !checkCurve(keys)) return 'none';
   return isLoopback(address) ? 'plain' : 'curve';
 }
 
 /** The PLAIN user name of cluster members. */
 const PLAIN_USER = 'tsray';
 
-/** Socket options of a ROUTER bound with `security`. */
-export function serverOptions(security: Security): Record<string, unknown> {
-  if (security === 'plain') return { plainServer: true };
-  if (security === 'curve') return curveServerOptions() ?? {};
-  return {};
+/**
+ * The ZAP domain of a cluster's servers: the ZAP handler, shared by every
+ * server of the process, checks a peer against the keys of the server's
+ * cluster (a process may hold connections to two clusters).
+ */
+function zapDomainOf(keys: ClusterKeys): string {
+  return `tsray:${keys.server.publicKey}`;
 }
 
-/** This process's cluster keys; throws where ZeroMQ was built without CURVE. */
-function keysForCurve(): ReturnType<typeof clusterKeys> {
-  const keys = clusterKeys();
+/** Socket options of a ROUTER bound with `security` for the cluster of `keys`. */
+export function serverOptions(security: Security, keys: ClusterKeys | undefined): Record<string, unknown> {
+  if (security === 'none' || !keys) return {};
+  const zap = { zapDomain: zapDomainOf(keys) };
+  if (security === 'plain') return { plainServer: true, ...zap };
+  return { curveServer: true, curveSecretKey: keys.server.secretKey, curvePublicKey: keys.server.publicKey, ...zap };
+}
+
+/** `keys`, checking that ZeroMQ can use them (it may be built without CURVE). */
+function checkCurve(keys: ClusterKeys | undefined): ClusterKeys | undefined {
   if (keys && !zmq.capability.curve) {
     throw new RaySystemError(`a cluster token is set (${TOKEN_ENV}), but this build of zeromq has no CURVE support to encrypt tcp connections with; install a zeromq build with CURVE (the npm package's prebuilt binaries have it)`);
   }
   return keys;
 }
 
-/** Socket options that make a ROUTER a CURVE server; undefined without a cluster token. */
-export function curveServerOptions(): { curveServer: true; curveSecretKey: string; curvePublicKey: string } | undefined {
-  const keys = keysForCurve();
-  if (!keys) return undefined;
-  return { curveServer: true, curveSecretKey: keys.server.secretKey, curvePublicKey: keys.server.publicKey };
-}
-
-/** Socket options that make a DEALER connecting to `address` a CURVE client; {} for ipc or without a token. */
-export function curveClientOptions(address: string): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string; plainUsername?: string; plainPassword?: string } {
-  const security = securityOf(address);
-  const keys = keysForCurve();
+/** Socket options that make a DEALER connecting to `address` a client of the cluster of `keys`; {} for ipc or without a token. */
+export function curveClientOptions(address: string, keys: ClusterKeys | undefined): { curveServerKey?: string; curvePublicKey?: string; curveSecretKey?: string; plainUsername?: string; plainPassword?: string } {
+  const security = securityOf(address, keys);
   if (security === 'none' || !keys) return {};
   // the client's secret key doubles as the PLAIN password: only token holders can derive it
   if (security === 'plain') return { plainUsername: PLAIN_USER, plainPassword: keys.client.secretKey };
@@ -125,9 +126,9 @@ class ZapHandler {
         continue;
       }
       // [routing id, '', version, request id, domain, address, identity, mechanism, credentials...]
-      const [id, empty, version, requestId, , address, , mechanism, credential, password] = f;
+      const [id, empty, version, requestId, domain, address, , mechanism, credential, password] = f;
       if (!id || !empty || !version || !requestId) continue;
-      const keys = clusterKeys();
+      const keys = domain !== undefined ? zapKeys.get(domain.toString())?.keys : undefined;
       const mech = mechanism?.toString();
       let ok = false;
       if (version.toString() === '1.0' && keys !== undefined && credential !== undefined) {
@@ -159,16 +160,29 @@ function z85Equals(raw: Buffer, z85: string): boolean {
 
 let zap: Promise<ZapHandler | undefined> | undefined;
 let zapUsers = 0;
+/** The clusters whose servers this process runs, by ZAP domain, with how many servers each. */
+const zapKeys = new Map<string, { keys: ClusterKeys; users: number }>();
 
-/** Starts (or shares) this process's ZAP handler; call `releaseZap` when the CURVE server closes. */
-export async function acquireZap(): Promise<void> {
+/**
+ * Starts (or shares) this process's ZAP handler and admits members of the
+ * cluster of `keys` to servers bound with its options; call `releaseZap`
+ * with the same keys when the server closes.
+ */
+export async function acquireZap(keys: ClusterKeys): Promise<void> {
   zapUsers++;
+  const domain = zapDomainOf(keys);
+  const entry = zapKeys.get(domain);
+  if (entry) entry.users++;
+  else zapKeys.set(domain, { keys, users: 1 });
   zap ??= ZapHandler.start();
   await zap;
 }
 
-/** Stops the ZAP handler when its last CURVE server is gone. */
-export function releaseZap(): void {
+/** Stops admitting the cluster of `keys` once its last server is gone, and the ZAP handler once every server is. */
+export function releaseZap(keys: ClusterKeys): void {
+  const domain = zapDomainOf(keys);
+  const entry = zapKeys.get(domain);
+  if (entry && --entry.users <= 0) zapKeys.delete(domain);
   const p = zap;
   if (!p || --zapUsers > 0) return;
   zap = undefined;

@@ -11,7 +11,14 @@
  * With a cluster token (`cluster/token.ts`), `tcp://` addresses are bound by
  * a ROUTER of their own that is a CURVE server, and DEALERs to `tcp://`
  * addresses are CURVE clients; `ipc://` stays plain (the session directory
- * is private to its user).
+ * is private to its user). The token belongs to the endpoint: a process may
+ * hold endpoints into two clusters.
+ *
+ * A driver's endpoint (`idleExit`) must not keep its process alive by
+ * listening, yet must read what arrives (worker logs, node deaths) while
+ * the program runs: while nothing waits for a reply its receive loops stop,
+ * and an unref'd timer looks at its sockets every IDLE_POLL_MS and reads
+ * what is there without blocking.
  * @internal
  */
 import * as zmq from 'zeromq';
@@ -19,6 +26,7 @@ import { decodeFrame, encodeFrame } from '../protocol/codec';
 import { MT, type Message, type MessageOf } from '../protocol/messages';
 import { RateLimitedLog, log } from '../log';
 import { RaySystemError } from '../../errors';
+import { clusterKeys, type ClusterKeys } from '../cluster/token';
 import { acquireZap, curveClientOptions, releaseZap, securityOf, serverOptions, watchRefusals, type Security } from './curve';
 
 /** Who a message came from, for replying. */
@@ -113,6 +121,25 @@ interface PendingRequest {
   resolve: (m: Message) => void;
   reject: (e: Error) => void;
   timer?: NodeJS.Timeout;
+  /** does not keep an idle-exit endpoint receiving (liveness pings) */
+  weak?: boolean;
+}
+
+/** How an endpoint is set up. */
+export interface EndpointOptions {
+  /** a driver's endpoint: it never keeps the process alive by listening (see the module comment) */
+  idleExit?: boolean;
+  /**
+   * The cluster token of its tcp connections: a token, null for none, or
+   * undefined for the process's default (`cluster/token.ts`).
+   */
+  token?: string | null;
+}
+
+/** What `request()` takes besides the message. */
+export interface RequestOptions {
+  /** do not keep an idle-exit endpoint receiving while waiting for the answer (it is read when it comes, while the process lives) */
+  weak?: boolean;
 }
 
 /** A printable name for a peer, for logs. */
@@ -123,7 +150,9 @@ function peerName(p: Peer): string {
 
 const SOCKET_OPTIONS = { linger: 0, sendHighWaterMark: 0, receiveHighWaterMark: 0 } as const;
 /** In idle-exit mode, receive loops wake this often to see whether to stop. */
-const IDLE_POLL_MS = 100;
+const ACTIVE_POLL_MS = 100;
+/** In idle-exit mode, stopped receive loops are looked at this often for messages (unref'd: it keeps nothing alive). */
+const IDLE_POLL_MS = 25;
 
 /** See the module comment. */
 export class Endpoint {
@@ -137,7 +166,11 @@ export class Endpoint {
   /** idle-exit mode: receive only while something waits for messages */
   private readonly idleExit: boolean;
   private holds = 0;
-  private readonly stopped = new Set<() => void>();
+  /** pending requests that do not keep the endpoint receiving */
+  private weakPending = 0;
+  /** stopped receive loops, by socket, with how to restart each */
+  private readonly stopped = new Map<zmq.Socket, () => void>();
+  private idleTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly address: string,
@@ -145,6 +178,8 @@ export class Endpoint {
     routers: Array<{ sock: zmq.Router; curve: boolean }>,
     handler: MessageHandler,
     idleExit: boolean,
+    /** the cluster keys of its tcp connections (none without a token) */
+    private readonly keys: ClusterKeys | undefined,
   ) {
     this.routers = routers.map((r) => ({ ...r, out: new Outbox(r.sock, 'router') }));
     this.handler = handler;
@@ -163,35 +198,58 @@ export class Endpoint {
   }
 
   private get active(): boolean {
-    return !this.idleExit || this.holds > 0 || this.pending.size > 0;
+    return !this.idleExit || this.holds > 0 || this.pending.size > this.weakPending;
   }
 
   private wake(): void {
-    const loops = [...this.stopped];
+    const loops = [...this.stopped.values()];
     this.stopped.clear();
+    this.stopIdlePoll();
     for (const restart of loops) restart();
+  }
+
+  /** Restarts the stopped loops whose sockets have a message; they read what is there and stop again. */
+  private idlePoll(): void {
+    for (const [sock, restart] of [...this.stopped]) {
+      let ready: boolean;
+      try {
+        ready = sock.closed || sock.readable;
+      } catch {
+        ready = true; // the loop sees the error
+      }
+      if (!ready) continue;
+      this.stopped.delete(sock);
+      restart();
+    }
+    if (this.stopped.size === 0) this.stopIdlePoll();
+  }
+
+  private stopIdlePoll(): void {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
   }
 
   /**
    * Binds a ROUTER at `address` (`ipc://path` or `tcp://host:port`; a tcp
    * port of 0 picks a free one) and starts receiving.
    */
-  static async bind(address: string, identity: string, handler: MessageHandler, opts: { idleExit?: boolean } = {}, extra: string[] = []): Promise<Endpoint> {
+  static async bind(address: string, identity: string, handler: MessageHandler, opts: EndpointOptions = {}, extra: string[] = []): Promise<Endpoint> {
     const idleExit = opts.idleExit ?? false;
+    const keys = clusterKeys(opts.token);
     const all = [address, ...extra];
-    const kinds = all.map(securityOf);
+    const kinds = all.map((a) => securityOf(a, keys));
     const curve = kinds.some((k) => k !== 'none');
     const routers: Array<{ sock: zmq.Router; curve: boolean; security: Security }> = [];
     const routerFor = (security: Security): zmq.Router => {
       let r = routers.find((x) => x.security === security);
       if (!r) {
-        r = { sock: new zmq.Router({ ...SOCKET_OPTIONS, mandatory: false, ...(idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}), ...serverOptions(security) }), curve: security !== 'none', security };
+        r = { sock: new zmq.Router({ ...SOCKET_OPTIONS, mandatory: false, ...(idleExit ? { receiveTimeout: ACTIVE_POLL_MS } : {}), ...serverOptions(security, keys) }), curve: security !== 'none', security };
         routers.push(r);
       }
       return r.sock;
     };
     const bound: string[] = [];
-    if (curve) await acquireZap();
+    if (curve && keys) await acquireZap(keys);
     for (const [i, a] of all.entries()) {
       const security = kinds[i] as Security;
       const router = routerFor(security);
@@ -199,7 +257,7 @@ export class Endpoint {
         await router.bind(a.endsWith(':0') ? a.slice(0, -2) + ':*' : a);
       } catch (e) {
         for (const r of routers) r.sock.close();
-        if (curve) releaseZap();
+        if (curve && keys) releaseZap(keys);
         const err = new RaySystemError(`could not listen on ${a}: ${(e as Error).message}`);
         (err as { code?: string }).code = (e as { code?: string }).code;
         throw err;
@@ -207,9 +265,10 @@ export class Endpoint {
       const at = router.lastEndpoint ?? a;
       bound.push(at);
       // PLAIN peers all reach the ZAP handler, which logs refusals; CURVE ones may fail before it
-      if (security === 'curve') watchRefusals(router, at);
+      // (a driver does not watch: its watch would keep the process alive)
+      if (security === 'curve' && !idleExit) watchRefusals(router, at);
     }
-    const ep = new Endpoint(bound[0] as string, identity, routers, handler, idleExit);
+    const ep = new Endpoint(bound[0] as string, identity, routers, handler, idleExit, keys);
     ep.addresses = bound;
     return ep;
   }
@@ -234,30 +293,35 @@ export class Endpoint {
    * Sends a request (its `reqId` is filled in) and resolves with the reply
    * message whose `reqId` matches. Rejects after `timeoutMs` (default: never).
    */
-  request(address: string, msg: RequestMessage, timeoutMs?: number): Promise<Message> {
+  request(address: string, msg: RequestMessage, timeoutMs?: number, opts?: RequestOptions): Promise<Message> {
     const reqId = ++requestCounter;
     const full = { ...msg, reqId } as unknown as Message;
     return new Promise<Message>((resolve, reject) => {
       if (this.closed) {
-        reject(new RaySystemError('the connection was closed (shutdown)'));
+        reject(this.closedError ?? new RaySystemError('the connection was closed (shutdown)'));
         return;
       }
       const entry: PendingRequest = { address, resolve, reject };
+      if (opts?.weak) {
+        entry.weak = true;
+        this.weakPending++;
+      }
       if (timeoutMs !== undefined) {
         entry.timer = setTimeout(() => {
-          this.pending.delete(reqId);
+          if (this.pending.delete(reqId) && entry.weak) this.weakPending--;
           reject(new RaySystemError(`no answer from ${address} within ${timeoutMs} ms`));
         }, timeoutMs);
+        if (entry.weak) entry.timer.unref();
       }
       this.pending.set(reqId, entry);
-      if (this.idleExit && this.stopped.size > 0) this.wake();
+      if (this.idleExit && !entry.weak && this.stopped.size > 0) this.wake();
       this.send(address, full);
     });
   }
 
   /** Like `request`, for requests answered with `MT.Reply`; rejects when `ok` is false. */
-  async call(address: string, msg: RequestMessage, timeoutMs?: number): Promise<Reply> {
-    const r = await this.request(address, msg, timeoutMs);
+  async call(address: string, msg: RequestMessage, timeoutMs?: number, opts?: RequestOptions): Promise<Reply> {
+    const r = await this.request(address, msg, timeoutMs, opts);
     if (r.t !== MT.Reply) throw new RaySystemError(`unexpected reply type ${r.t}`);
     if (!r.ok) {
       const err = new RaySystemError(r.error ?? 'request failed');
@@ -305,36 +369,45 @@ export class Endpoint {
     for (const [id, p] of this.pending) {
       if (p.address !== address) continue;
       this.pending.delete(id);
+      if (p.weak) this.weakPending--;
       if (p.timer) clearTimeout(p.timer);
       p.reject(new RaySystemError(`no answer from ${address}: ${reason}`));
     }
   }
 
-  /** Stops everything; pending requests reject. */
-  close(): void {
+  /** What requests made after close() reject with. */
+  private closedError: Error | undefined;
+
+  /** Stops everything; pending requests (and later ones) reject, with `reason` when given. */
+  close(reason?: Error): void {
     if (this.closed) return;
     this.closed = true;
+    this.closedError = reason;
+    this.stopIdlePoll();
+    this.stopped.clear();
     for (const r of this.routers) {
       r.out.closed = true;
       r.sock.close();
-      if (r.curve) releaseZap();
+      if (r.curve && this.keys) releaseZap(this.keys);
     }
     for (const d of this.dealers.values()) {
       d.out.closed = true;
       d.sock.close();
     }
     this.dealers.clear();
-    for (const p of this.pending.values()) {
-      if (p.timer) clearTimeout(p.timer);
-      p.reject(new RaySystemError('the connection was closed (shutdown)'));
-    }
+    const pending = [...this.pending.values()];
     this.pending.clear();
+    this.weakPending = 0;
+    for (const p of pending) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(reason ?? new RaySystemError('the connection was closed (shutdown)'));
+    }
   }
 
   private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {
     let d = this.dealers.get(address);
     if (!d) {
-      const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: IDLE_POLL_MS } : {}), ...curveClientOptions(address) });
+      const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: ACTIVE_POLL_MS } : {}), ...curveClientOptions(address, this.keys) });
       sock.connect(address);
       d = { sock, out: new Outbox(sock, address) };
       this.dealers.set(address, d);
@@ -364,6 +437,7 @@ export class Endpoint {
         const p = this.pending.get(m.reqId);
         if (p) {
           this.pending.delete(m.reqId);
+          if (p.weak) this.weakPending--;
           if (p.timer) clearTimeout(p.timer);
           p.resolve(m);
           continue;
@@ -378,25 +452,38 @@ export class Endpoint {
     }
   }
 
-  /** Whether a loop should stop for now (idle-exit mode); registers its restart. */
-  private pause(restart: () => void): boolean {
+  /**
+   * Whether a loop should stop for now (idle-exit mode, nothing waits for a
+   * reply, and nothing is there to read without waiting); registers its
+   * restart with the idle poll.
+   */
+  private pause(sock: zmq.Socket, restart: () => void): boolean {
     if (this.active) return false;
-    this.stopped.add(restart);
+    try {
+      if (sock.readable) return false;
+    } catch {
+      return false; // the receive reports it
+    }
+    this.stopped.set(sock, restart);
+    if (!this.idleTimer) {
+      this.idleTimer = setInterval(() => this.idlePoll(), IDLE_POLL_MS);
+      this.idleTimer.unref();
+    }
     return true;
   }
 
   private async routerLoop(r: number): Promise<void> {
     const router = (this.routers[r] as { sock: zmq.Router }).sock;
+    const restart = (): void => void this.routerLoop(r);
     while (!this.closed) {
+      // an idle driver reads only what is there: a receive that waits would keep the process alive
+      if (this.idleExit && this.pause(router, restart)) return;
       let parts: Buffer[];
       try {
         parts = await router.receive();
       } catch (e) {
         if (this.closed) return;
-        if ((e as { code?: string }).code === 'EAGAIN') {
-          if (this.pause(() => void this.routerLoop(r))) return;
-          continue;
-        }
+        if ((e as { code?: string }).code === 'EAGAIN') continue;
         // never retry in a tight loop: a persistent error would block the process
         log.warn(`receive on ${this.address} failed: ${(e as Error).message}`);
         await new Promise((res) => setTimeout(res, 50));
@@ -410,16 +497,15 @@ export class Endpoint {
 
   private async dealerLoop(address: string, sock: zmq.Dealer): Promise<void> {
     const from: Peer = { kind: 'dealer', address };
+    const restart = (): void => void this.dealerLoop(address, sock);
     while (!this.closed && !sock.closed) {
+      if (this.idleExit && this.pause(sock, restart)) return;
       let parts: Buffer[];
       try {
         parts = await sock.receive();
       } catch (e) {
         if (this.closed || sock.closed) return;
-        if ((e as { code?: string }).code === 'EAGAIN') {
-          if (this.pause(() => void this.dealerLoop(address, sock))) return;
-          continue;
-        }
+        if ((e as { code?: string }).code === 'EAGAIN') continue;
         log.warn(`receive from ${address} failed: ${(e as Error).message}`);
         await new Promise((r) => setTimeout(r, 50));
         continue;

@@ -11,6 +11,7 @@ import { CoreWorker } from '../runtime/core-worker';
 import { currentTask } from '../runtime/executor';
 import { ipcAddress } from '../cluster/session';
 import { watchParent } from '../cluster/processes';
+import { dieWithParent, giveMemoryBackWhenIdle } from './process-addon';
 import { setRuntime, type Runtime } from '../api/context';
 import { forceGc } from '../api/gc';
 // Shippables that arrive in task arguments are made by it
@@ -84,12 +85,22 @@ async function main(): Promise<void> {
   // actor) before its runtime exists: keep what arrives until then.
   let early: Array<[Message, Peer]> | undefined = [];
   watchParent(() => process.exit(0));
+  dieWithParent();
   const bindHost = process.env.TSRAY_BIND_HOST;
   delete process.env.TSRAY_BIND_HOST;
   // in a cluster that spans nodes, processes on other nodes reach this one over tcp
   const listen = bindHost !== undefined ? `tcp://${bindHost}:0` : ipcAddress(sessionDir, `w-${workerId}`);
-  const endpoint = await Endpoint.bind(listen, workerId, (m, from) => {
-    if (m.t === MT.ExitWorker) process.exit(0);
+  // work pushed here: an idle worker is one that gets none (see giveMemoryBackWhenIdle)
+  let pushed = 0;
+  const endpoint: Endpoint = await Endpoint.bind(listen, workerId, (m, from) => {
+    if (m.t === MT.PushTasks || m.t === MT.PushActorTasks || m.t === MT.CreateActor) pushed++;
+    if (m.t === MT.ExitWorker) {
+      // asked to stop for being idle: not while it owns what others still use (Ray's workers refuse too)
+      const busy = m.ifIdle === true && core?.ownsWhatOthersUse();
+      if (busy && m.reqId !== undefined) endpoint.respond(from, m.reqId, false, undefined, busy);
+      if (!busy) process.exit(0);
+      return;
+    }
     if (core) core.onMessage(m, from);
     else early?.push([m, from]);
   });
@@ -139,6 +150,7 @@ async function main(): Promise<void> {
     if (ctx?.actorId) return c.executor?.logName ?? 'actor';
     return ctx?.name ?? c.executor?.logName ?? 'worker';
   });
+  giveMemoryBackWhenIdle(() => c.executor?.quiet ?? true, () => pushed);
   process.on('unhandledRejection', (e) => {
     log.error(`unhandled promise rejection in a task: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
   });
