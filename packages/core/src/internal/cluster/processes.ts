@@ -108,14 +108,13 @@ export function waitExit(proc: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Whether a process with this pid exists (and may be signalled by us). */
+/**
+ * Whether the process `pid` runs: it exists and is not a zombie (a process
+ * killed while its parent — often init, for a detached head — has not
+ * collected it yet still answers signal 0).
+ */
 export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+  return pid > 0 && !processGone(pid);
 }
 
 /**
