@@ -255,7 +255,7 @@ async function tasks(log: Log, metrics: Record<string, Metric>): Promise<void> {
 
 /** The ceiling of the sync sections: a bare ZeroMQ round trip between two processes (bench/zmq-round-trip.ts). */
 async function zmqSection(log: Log): Promise<void> {
-  log('zmq_ipc_round_trip', { ...(await zmqRoundTrip()), note: 'zeromq.js DEALER → ROUTER echo in a child process over ipc, sequential, 200-byte messages' });
+  log('zmq_ipc_round_trip', { ...(await zmqRoundTrip()), note: 'zeromq.js DEALER → ROUTER echo in a child process over ipc, sequential, 64-byte messages: the ceiling of a sync call' });
 }
 
 /** `sync` against the bare round trip measured in the same run, when it was. */

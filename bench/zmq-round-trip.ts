@@ -26,8 +26,7 @@ export async function zmqRoundTrip(): Promise<Metric> {
       child.once('exit', (code) => reject(new Error(`the ZeroMQ echo peer exited (code ${code})`)));
     });
     dealer.connect(address);
-    // about the size of a small task's push (msgpack of a TaskSpec)
-    const msg = Buffer.alloc(200, 1);
+    const msg = Buffer.alloc(64, 1);
     return await timeit(async () => {
       await dealer.send(msg);
       await dealer.receive();

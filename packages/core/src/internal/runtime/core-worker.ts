@@ -140,6 +140,8 @@ export class CoreWorker implements ActorCallSink {
   readonly actors: ActorSubmitter;
   readonly executor: Executor | undefined;
   readonly ids: IdGenerator;
+  /** function keys by module and key (fnKeyOf) */
+  private readonly fnKeys = new Map<string, Map<string, string>>();
   readonly borrowing: Borrowing;
   readonly objects: ObjectManager;
   /** rebuilds lost task returns (see lineage.ts) */
@@ -451,7 +453,7 @@ export class CoreWorker implements ActorCallSink {
     const { blob, deps, holds } = this.encodeArgs(req.args, req.code.name);
     const streaming = req.numReturns === 'streaming';
     const n = streaming ? 0 : (req.numReturns as number);
-    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
+    const returns = this.returnEntries(taskId, n);
     const t: NormalTask = {
       taskId,
       attempt: 0,
@@ -474,7 +476,7 @@ export class CoreWorker implements ActorCallSink {
       depsLeft: 0,
       lease: undefined,
       queued: false,
-      fnKey: `${req.code.module}\0${req.code.key}`,
+      fnKey: this.fnKeyOf(req.code.module, req.code.key),
       expectedUs: 0,
     };
     this.addChild(taskId);
@@ -494,6 +496,26 @@ export class CoreWorker implements ActorCallSink {
       this.submitter.submit(t, deps);
     }
     return out;
+  }
+
+  /** The entries of a task's `n` returns. */
+  private returnEntries(taskId: string, n: number): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (let i = 0; i < n; i++) out.push(this.returnEntry(taskId, i));
+    return out;
+  }
+
+  /**
+   * A function's key for duration estimates, one string per function: the
+   * submitter looks it up for every task, and a string kept from one task
+   * to the next keeps its hash.
+   */
+  private fnKeyOf(module: string, key: string): string {
+    let byKey = this.fnKeys.get(module);
+    if (!byKey) this.fnKeys.set(module, (byKey = new Map()));
+    let k = byKey.get(key);
+    if (k === undefined) byKey.set(key, (k = `${module}\0${key}`));
+    return k;
   }
 
   private results(t: PendingTask, n: number, streaming: boolean): unknown {
@@ -588,7 +610,7 @@ export class CoreWorker implements ActorCallSink {
     const { blob, deps, holds } = this.encodeArgs(args, name);
     const streaming = numReturns === 'streaming';
     const n = streaming ? 0 : (numReturns as number);
-    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
+    const returns = this.returnEntries(taskId, n);
     this.refs.addSubmitted(entry);
     holds.push(entry);
     const client = this.actors.client(entry.id, wire.className);

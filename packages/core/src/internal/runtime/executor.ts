@@ -521,7 +521,9 @@ let baseCuda: string | undefined | null = null;
 /** Shows the task exactly its GPUs (restoring the worker's own setting otherwise). */
 function setVisibleGpus(gpus: string[]): void {
   if (baseCuda === null) baseCuda = process.env.CUDA_VISIBLE_DEVICES;
-  if (gpus.length > 0) process.env.CUDA_VISIBLE_DEVICES = gpus.join(',');
-  else if (baseCuda === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
-  else process.env.CUDA_VISIBLE_DEVICES = baseCuda;
+  const want = gpus.length > 0 ? gpus.join(',') : baseCuda;
+  // reading the variable costs a third of writing it: write only when a task (or user code) changed it
+  if (process.env.CUDA_VISIBLE_DEVICES === want) return;
+  if (want === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+  else process.env.CUDA_VISIBLE_DEVICES = want;
 }
