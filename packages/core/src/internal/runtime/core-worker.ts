@@ -124,6 +124,8 @@ function withWorkingDir(t: NormalTask, ref: WorkingDirRef): void {
 
 /** Decodes refs as nulls (for reading an error's name without borrowing what it refers to). */
 const INERT_REFS: RefFactory = { ref: () => null, actor: () => null };
+/** The blob of an empty argument list, made once (encodeArgs). */
+let EMPTY_ARGS: Buffer | undefined;
 
 interface EncodedArgs {
   blob: Uint8Array;
@@ -394,6 +396,8 @@ export class CoreWorker implements ActorCallSink {
    * without encoding (typed arrays, strings, long arrays, Arrow tables).
    */
   private encodeArgs(args: unknown[], what: string, forTask = true): EncodedArgs {
+    // no arguments: one shared blob (nothing writes into a blob once made)
+    if (args.length === 0) return { blob: (EMPTY_ARGS ??= toInlineBlob(encodeValue([]))), deps: [], holds: [] };
     const deps: ArgRef[] = [];
     const values = args.slice();
     for (let i = 0; i < values.length; i++) {
@@ -448,7 +452,7 @@ export class CoreWorker implements ActorCallSink {
 
   /** Submits a normal task; returns the refs (or stream) the caller gets. */
   submitTask(req: TaskRequest): unknown {
-    this.assertOpen(`${req.code.name}.remote()`);
+    if (this.closed) this.assertOpen(`${req.code.name}.remote()`);
     const taskId = this.ids.nextTaskId();
     const { blob, deps, holds } = this.encodeArgs(req.args, req.code.name);
     const streaming = req.numReturns === 'streaming';
@@ -601,7 +605,7 @@ export class CoreWorker implements ActorCallSink {
 
   /** Calls an actor method (ActorCallSink). */
   callActor(entry: RefEntry, method: string, args: unknown[], opts: ActorMethodOptions): unknown {
-    this.assertOpen(`${method}.remote()`);
+    if (this.closed) this.assertOpen(`${method}.remote()`);
     const wire = entry.actorWire as ActorWire;
     // validated by compileMethodOptions
     const numReturns = opts.numReturns ?? 1;

@@ -115,6 +115,8 @@ export class Executor {
   private blocked = 0;
   private readonly out = new Map<string, { peer: Peer; results: TaskResult[] }>();
   private flushScheduled = false;
+  /** the definition def() found last, by the module and key it was asked for */
+  private lastDef: { module: string; key: string; def: unknown } | undefined;
   // actor
   private actorSpec: ActorSpec | undefined;
   private instance: Record<string, unknown> | undefined;
@@ -156,6 +158,9 @@ export class Executor {
   // ------------------------------------------------------------ definitions
 
   private def(code: CodeRef): unknown | Promise<unknown> {
+    // a worker usually runs one function over and over: keep the last one found
+    const last = this.lastDef;
+    if (last && last.module === code.module && last.key === code.key) return last.def;
     let module: string;
     try {
       module = localModule(code.module, this.h.workingDir);
@@ -163,7 +168,10 @@ export class Executor {
       return Promise.reject(new SystemFailure(`the worker cannot load ${code.name}: ${(e as Error).message}`));
     }
     const d = lookup(module, code.key);
-    if (d !== undefined) return d;
+    if (d !== undefined) {
+      this.lastDef = { module: code.module, key: code.key, def: d };
+      return d;
+    }
     return loadModule(module, { testGlobals: this.h.testGlobals }).then(
       () => {
         const found = lookup(module, code.key);
@@ -517,13 +525,20 @@ export class Executor {
 }
 
 let baseCuda: string | undefined | null = null;
+/** what setVisibleGpus last applied (null: nothing yet) */
+let lastCuda: string | undefined | null = null;
 
-/** Shows the task exactly its GPUs (restoring the worker's own setting otherwise). */
+/**
+ * Shows the task exactly its GPUs (restoring the worker's own setting
+ * otherwise). Like Ray's, it writes the variable only when the value it
+ * wants changes: an access to process.env costs microseconds, a lot for a
+ * task that returns at once.
+ */
 function setVisibleGpus(gpus: string[]): void {
   if (baseCuda === null) baseCuda = process.env.CUDA_VISIBLE_DEVICES;
   const want = gpus.length > 0 ? gpus.join(',') : baseCuda;
-  // reading the variable costs a third of writing it: write only when a task (or user code) changed it
-  if (process.env.CUDA_VISIBLE_DEVICES === want) return;
+  if (want === lastCuda) return;
+  lastCuda = want;
   if (want === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
   else process.env.CUDA_VISIBLE_DEVICES = want;
 }
