@@ -63,15 +63,17 @@ export const pid = ray.remote(function pid(): number {
 
 // ---------------------------------------------------------------------------
 
-/** A field of /proc/<p>/status in bytes (VmRSS, RssShmem, ...). */
-function statusBytes(p: number | 'self', field: string): number {
+/** Fields of /proc/<p>/status in bytes (VmRSS, RssShmem, ...), from one read. */
+function statusBytes(p: number | 'self', ...fields: string[]): number[] {
   const status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
-  return m ? Number(m[1]) * 1024 : NaN;
+  return fields.map((f) => {
+    const m = new RegExp(`${f}:\\s+(\\d+) kB`).exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  });
 }
 
 function rssOf(p: number): number {
-  return statusBytes(p, 'VmRSS');
+  return statusBytes(p, 'VmRSS')[0] as number;
 }
 
 /**
@@ -80,7 +82,8 @@ function rssOf(p: number): number {
  * (up to 1 GiB, TSRAY_PREFAULT), pages that belong to the node, not to it.
  */
 function ownRss(): number {
-  return statusBytes('self', 'VmRSS') - statusBytes('self', 'RssShmem');
+  const [rss, shmem] = statusBytes('self', 'VmRSS', 'RssShmem') as [number, number];
+  return rss - shmem;
 }
 
 /** A metric's median (its value when it has no rounds). */
@@ -139,7 +142,7 @@ async function memory(log: Log): Promise<void> {
     value: after / MiB,
     unit: 'MB',
     target: '≤ 400 MB',
-    note: `VmRSS less RssShmem (the pre-faulted object store pages, ${(statusBytes('self', 'RssShmem') / MiB).toFixed(0)} MB now); ${((after - before) / MiB).toFixed(0)} MB more than before submitting`,
+    note: `VmRSS less RssShmem (the pre-faulted object store pages, ${((statusBytes('self', 'RssShmem')[0] as number) / MiB).toFixed(0)} MB now); ${((after - before) / MiB).toFixed(0)} MB more than before submitting`,
   });
   await ray.get(pending);
 }
@@ -178,7 +181,7 @@ async function oneColdPut(arr: Float64Array): Promise<{ gbps: number; mappedMiB:
   await ray.init({ logToDriver: true });
   try {
     await new Promise((r) => setTimeout(r, COLD_PUT_AFTER_S * 1000));
-    const mappedMiB = statusBytes('self', 'RssShmem') / MiB;
+    const mappedMiB = (statusBytes('self', 'RssShmem')[0] as number) / MiB;
     const t = performance.now();
     ray.put(arr);
     return { gbps: arr.byteLength / GB / ((performance.now() - t) / 1000), mappedMiB };
@@ -296,11 +299,10 @@ async function actorCalls(log: Log): Promise<void> {
 
 /**
  * The sections, in order. `own` sections start (and stop) the clusters they
- * need and run before the shared one is started; the others share one
- * `init()`.
+ * need and run after the others, which share one `init()` (so that the
+ * memory section measures a fresh process, as it always has).
  */
 const SECTIONS: Array<{ name: string; own?: boolean; run: (log: Log, metrics: Record<string, Metric>) => Promise<void> }> = [
-  { name: 'cold_put', own: true, run: coldPut },
   { name: 'memory', run: memory },
   { name: 'small_objects', run: smallObjects },
   { name: 'put_gigabytes', run: putGigabytes },
@@ -311,6 +313,7 @@ const SECTIONS: Array<{ name: string; own?: boolean; run: (log: Log, metrics: Re
   { name: 'tasks_sync', run: tasksSync },
   { name: 'actor_calls_sync', run: actorCallsSync },
   { name: 'actor_calls', run: actorCalls },
+  { name: 'cold_put', own: true, run: coldPut },
 ];
 
 /** The names of the sections, in order (`npm run bench -- core <name> ...` runs some). */
@@ -327,7 +330,6 @@ export async function run(only?: string[]): Promise<void> {
     const pis = await piscinaTasksAsync();
     if (pis) log('piscina_tasks_async', { ...pis, note: 'the same trivial task on a worker-thread pool (piscina defaults), measured before tsray starts' });
   }
-  for (const s of picked) if (s.own) await s.run(log, metrics);
   const shared = picked.filter((s) => !s.own);
   if (shared.length > 0) {
     await ray.init({ objectStoreMemory: 4 * 1024 ** 3, logToDriver: true });
@@ -336,5 +338,6 @@ export async function run(only?: string[]): Promise<void> {
     for (const s of shared) await s.run(log, metrics);
     await ray.shutdown();
   }
+  for (const s of picked) if (s.own) await s.run(log, metrics);
   report(only ? `core-${only.join('+')}` : 'core', metrics, runMeta());
 }
