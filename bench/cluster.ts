@@ -3,7 +3,7 @@
  * sections that follow it) tasks across nodes, cross-node transfers and
  * recovery times. Run with `npm run bench -- cluster`; writes
  * bench/results/cluster.json in the core bench's format. Each section is one
- * entry of SECTIONS; TESTS_TO_RUN=name,name runs some of them.
+ * entry of SECTIONS; `npm run bench -- cluster name ...` runs some of them.
  */
 import * as os from 'node:os';
 import * as ray from '@tsray/core';
@@ -79,8 +79,11 @@ const SECTIONS: Section[] = [
   nodeKill,
 ];
 
-export async function run(): Promise<void> {
-  const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
+/** The names of the sections, in order (`npm run bench -- cluster <name> ...` runs some). */
+export const SECTION_NAMES: readonly string[] = SECTIONS.map((s) => s.name);
+
+/** Runs the sections in `only` (default: all) and writes the results file. */
+export async function run(only?: string[]): Promise<void> {
   const cpus = os.availableParallelism();
   const { metrics, log } = collect();
   console.error(`tsray cluster benchmark on ${cpus} CPUs, Node ${process.version}`);

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ray from '@tsray/core';
 import { collect, report, runMeta, summarize, timeit, type Log, type Metric } from './harness';
+import { zmqRoundTrip } from './zmq-round-trip';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { jsPid } = require('./js-probe.js') as { jsPid: ray.RemoteFunction<() => number> };
@@ -62,16 +63,36 @@ export const pid = ray.remote(function pid(): number {
 
 // ---------------------------------------------------------------------------
 
-function rssOf(p: number): number {
+/** Fields of /proc/<p>/status in bytes (VmRSS, RssShmem, ...), from one read; NaN for a process that is gone (stopped for being idle). */
+function statusBytes(p: number | 'self', ...fields: string[]): number[] {
   let status: string;
   try {
     status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
   } catch {
-    return NaN; // stopped for being idle
+    return fields.map(() => NaN);
   }
-  const m = /VmRSS:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) * 1024 : NaN;
+  return fields.map((f) => {
+    const m = new RegExp(`${f}:\\s+(\\d+) kB`).exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  });
 }
+
+function rssOf(p: number): number {
+  return statusBytes(p, 'VmRSS')[0] as number;
+}
+
+/**
+ * This process's resident memory less its shared-memory pages (RssShmem):
+ * the driver maps the node's object store and pre-faults the start of it
+ * (up to 1 GiB, TSRAY_PREFAULT), pages that belong to the node, not to it.
+ */
+function ownRss(): number {
+  const [rss, shmem] = statusBytes('self', 'VmRSS', 'RssShmem') as [number, number];
+  return rss - shmem;
+}
+
+/** A metric's median (its value when it has no rounds). */
+const median = (m: Metric): number => m.median ?? m.value;
 
 const MiB = 1024 * 1024;
 const GB = 1e9;
@@ -122,11 +143,16 @@ async function memory(log: Log): Promise<void> {
   await new Promise((r) => setTimeout(r, 2500));
   log('idle_worker_rss_mb', { ...summarize(rssMb(jsPids), 'MB'), target: '≤ 60 MB', note: 'worker that ran JavaScript tasks, idle 2.5 s (VmRSS; ~44 MB of it is the node binary, shared)' });
   log('idle_worker_rss_ts_mb', { ...summarize(tsRss, 'MB'), target: '≤ 60 MB', note: 'worker that loaded this TypeScript module through tsx, idle 2.5 s' });
-  const before = process.memoryUsage().rss;
+  const before = ownRss();
   const gate = sleep.remote(4000);
   const pending = Array.from({ length: 100_000 }, () => smallValueArg.remote(gate));
-  const after = process.memoryUsage().rss;
-  log('driver_rss_100k_pending_tasks_mb', { value: after / MiB, unit: 'MB', target: '≤ 400 MB', note: `VmRSS; ${((after - before) / MiB).toFixed(0)} MB more than before submitting` });
+  const after = ownRss();
+  log('driver_rss_100k_pending_tasks_mb', {
+    value: after / MiB,
+    unit: 'MB',
+    target: '≤ 400 MB',
+    note: `VmRSS less RssShmem (the pre-faulted object store pages, ${((statusBytes('self', 'RssShmem')[0] as number) / MiB).toFixed(0)} MB now); ${((after - before) / MiB).toFixed(0)} MB more than before submitting`,
+  });
   await ray.get(pending);
 }
 
@@ -149,8 +175,58 @@ async function putGigabytes(log: Log, metrics: Record<string, Metric>): Promise<
   log('single_client_put_gigabytes', { ...(await timeit(() => ray.put(arr), arr.byteLength / GB, { yieldEvery: 1 })), unit: 'GB/s', ray: '19.9 GB/s', target: '≥ 50% of memcpy' });
   const copy = await memcpyGbps(arr);
   log('memcpy_gigabytes (same run)', { ...copy, note: 'Float64Array.set of 800 MiB into a warm buffer' });
-  const put = metrics.single_client_put_gigabytes as Metric;
-  log('put_gigabytes_vs_memcpy', { value: (put.median ?? put.value) / (copy.median ?? copy.value), unit: 'ratio', target: '≥ 0.5', note: 'ratio of the medians, same run' });
+  log('put_gigabytes_vs_memcpy', { value: median(metrics.single_client_put_gigabytes as Metric) / median(copy), unit: 'ratio', target: '≥ 0.5', note: 'ratio of the medians, same run' });
+}
+
+/** Seconds a fresh cluster runs before the cold put (the store pre-faults in the background meanwhile). */
+const COLD_PUT_AFTER_S = 5;
+
+/**
+ * One put of `arr` into the store of a fresh `init()` (default options),
+ * `COLD_PUT_AFTER_S` after it returned: GB/s, and how much of the store this
+ * process had mapped by then (RssShmem: the pre-faulted pages).
+ */
+async function oneColdPut(arr: Float64Array): Promise<{ gbps: number; mappedMiB: number }> {
+  await ray.init({ logToDriver: true });
+  try {
+    await new Promise((r) => setTimeout(r, COLD_PUT_AFTER_S * 1000));
+    const mappedMiB = (statusBytes('self', 'RssShmem')[0] as number) / MiB;
+    const t = performance.now();
+    ray.put(arr);
+    return { gbps: arr.byteLength / GB / ((performance.now() - t) / 1000), mappedMiB };
+  } finally {
+    await ray.shutdown();
+  }
+}
+
+/**
+ * The first put of a large object into a fresh node's store, as a program
+ * that starts and soon puts its data sees it: fresh `init()`, wait 5 s, one
+ * put of 800 MiB. Three fresh clusters (median), then the same without
+ * pre-faulting (`TSRAY_PREFAULT=0`: every page faults on first touch),
+ * against memcpy in the same run.
+ */
+async function coldPut(log: Log, metrics: Record<string, Metric>): Promise<void> {
+  const arr = new Float64Array(BIG).fill(1.5);
+  const on: Array<{ gbps: number; mappedMiB: number }> = [];
+  for (let i = 0; i < 3; i++) on.push(await oneColdPut(arr));
+  const mapped = (rs: Array<{ mappedMiB: number }>): string => rs.map((r) => r.mappedMiB.toFixed(0)).join(', ');
+  log('single_client_cold_put_gigabytes', {
+    ...summarize(on.map((r) => r.gbps), 'GB/s'),
+    target: '≥ 0.5 × memcpy',
+    note: `one put of 800 MiB ${COLD_PUT_AFTER_S} s after a fresh init() (default store size), one round per fresh cluster; the driver had ${mapped(on)} MiB of the store mapped by then`,
+  });
+  process.env.TSRAY_PREFAULT = '0';
+  let off: { gbps: number; mappedMiB: number };
+  try {
+    off = await oneColdPut(arr);
+  } finally {
+    delete process.env.TSRAY_PREFAULT;
+  }
+  log('cold_put_gigabytes_without_prefault', { ...summarize([off.gbps], 'GB/s'), note: `the same with TSRAY_PREFAULT=0 (pages fault on first touch, as before pre-faulting; ${mapped([off])} MiB mapped)` });
+  const copy = await memcpyGbps(arr);
+  log('memcpy_gigabytes (cold_put run)', { ...copy, note: 'Float64Array.set of 800 MiB into a warm buffer' });
+  log('cold_put_vs_memcpy', { value: median(metrics.single_client_cold_put_gigabytes as Metric) / median(copy), unit: 'ratio', target: '≥ 0.5', note: 'ratio of the medians, same run' });
 }
 
 /** A task in another process reads an 800 MiB array the driver put. */
@@ -181,19 +257,43 @@ async function tasks(log: Log, metrics: Record<string, Metric>): Promise<void> {
     ray: '5.1/s',
     target: '≥ 10/s',
   });
-  log('single_client_tasks_sync', { ...(await timeit(() => ray.get(smallValue.remote()))), ray: '981/s', target: '≥ 2,000/s' });
   log('single_client_tasks_async', { ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => smallValue.remote())), 1000)), ray: '8,041/s', target: '≥ 15,000/s' });
   const pis = metrics.piscina_tasks_async;
   if (pis) {
     const ours = metrics.single_client_tasks_async as Metric;
-    log('tasks_async_vs_piscina', { value: (ours.median ?? ours.value) / (pis.median ?? pis.value), unit: 'ratio', target: '≥ 0.3', note: 'ratio of the medians' });
+    log('tasks_async_vs_piscina', { value: median(ours) / median(pis), unit: 'ratio', target: '≥ 0.3', note: 'ratio of the medians' });
   }
+}
+
+/** The ceiling of the sync sections: a bare ZeroMQ round trip between two processes (bench/zmq-round-trip.ts). */
+async function zmqSection(log: Log): Promise<void> {
+  log('zmq_ipc_round_trip', { ...(await zmqRoundTrip()), note: 'zeromq.js DEALER → ROUTER echo in a child process over ipc, sequential, 64-byte messages: the ceiling of a sync call' });
+}
+
+/** `sync` against the bare round trip measured in the same run, when it was. */
+function vsZmq(log: Log, metrics: Record<string, Metric>, name: string): void {
+  const zmq = metrics.zmq_ipc_round_trip;
+  const ours = metrics[name];
+  if (zmq && ours) log(`${name.replace(/^single_client_/, '')}_vs_zmq_round_trip`, { value: median(ours) / median(zmq), unit: 'ratio', note: 'ratio of the medians, same run: the share of the ZeroMQ ceiling a sync call reaches' });
+}
+
+async function tasksSync(log: Log, metrics: Record<string, Metric>): Promise<void> {
+  await ray.get(smallValue.remote());
+  log('single_client_tasks_sync', { ...(await timeit(() => ray.get(smallValue.remote()))), ray: '981/s', target: '≥ 8,000/s' });
+  vsZmq(log, metrics, 'single_client_tasks_sync');
+}
+
+async function actorCallsSync(log: Log, metrics: Record<string, Metric>): Promise<void> {
+  const a = ActorClass.remote();
+  await ray.get(a.small_value.remote());
+  log('1_1_actor_calls_sync', { ...(await timeit(() => ray.get(a.small_value.remote()))), ray: '2,012/s', target: '≥ 8,000/s' });
+  vsZmq(log, metrics, '1_1_actor_calls_sync');
+  ray.kill(a);
 }
 
 async function actorCalls(log: Log): Promise<void> {
   const a = ActorClass.remote();
   await ray.get(a.small_value.remote());
-  log('1_1_actor_calls_sync', { ...(await timeit(() => ray.get(a.small_value.remote()))), ray: '2,012/s', target: '≥ 3,000/s' });
   log('1_1_actor_calls_async', { ...(await timeit(() => ray.get(Array.from({ length: 1000 }, () => a.small_value.remote())), 1000)), ray: '8,664/s', target: '≥ 20,000/s' });
   const c = ActorClass.options({ maxConcurrency: 16 }).remote();
   await ray.get(c.small_value.remote());
@@ -206,30 +306,47 @@ async function actorCalls(log: Log): Promise<void> {
   log('n_n_actor_calls_async', { ...(await timeit(() => ray.get(Array.from({ length: m }, () => work.remote(actors, n))), m * n)), ray: '27,376/s', target: '≥ 20,000/s' });
 }
 
-/** Ray's TESTS_TO_RUN: comma-separated section names to run (default: all). */
-const SECTIONS: Array<[string, (log: Log, metrics: Record<string, Metric>) => Promise<void>]> = [
-  ['memory', memory],
-  ['small_objects', smallObjects],
-  ['put_gigabytes', putGigabytes],
-  ['read_in_place', readInPlaceSection],
-  ['tasks', tasks],
-  ['actor_calls', actorCalls],
+/**
+ * The sections, in order. `own` sections start (and stop) the clusters they
+ * need and run after the others, which share one `init()` (so that the
+ * memory section measures a fresh process, as it always has).
+ */
+const SECTIONS: Array<{ name: string; own?: boolean; run: (log: Log, metrics: Record<string, Metric>) => Promise<void> }> = [
+  { name: 'memory', run: memory },
+  { name: 'small_objects', run: smallObjects },
+  { name: 'put_gigabytes', run: putGigabytes },
+  { name: 'read_in_place', run: readInPlaceSection },
+  { name: 'tasks', run: tasks },
+  // the sync sections and their ceiling, side by side
+  { name: 'zmq_round_trip', run: zmqSection },
+  { name: 'tasks_sync', run: tasksSync },
+  { name: 'actor_calls_sync', run: actorCallsSync },
+  { name: 'actor_calls', run: actorCalls },
+  { name: 'cold_put', own: true, run: coldPut },
 ];
 
-export async function run(): Promise<void> {
-  const only = process.env.TESTS_TO_RUN?.split(',').map((x) => x.trim());
+/** The names of the sections, in order (`npm run bench -- core <name> ...` runs some). */
+export const SECTION_NAMES: readonly string[] = SECTIONS.map((s) => s.name);
+
+/** Runs the sections in `only` (default: all) and writes the results file. */
+export async function run(only?: string[]): Promise<void> {
+  const picked = SECTIONS.filter((s) => !only || only.includes(s.name));
   const cpus = os.availableParallelism();
   const { metrics, log } = collect();
   console.error(`tsray core benchmark on ${cpus} CPUs, Node ${process.version}`);
   // the peer runs first, on a quiet machine (tsray's idle processes would share its cores)
-  if (!only || only.includes('tasks')) {
+  if (picked.some((s) => s.name === 'tasks')) {
     const pis = await piscinaTasksAsync();
     if (pis) log('piscina_tasks_async', { ...pis, note: 'the same trivial task on a worker-thread pool (piscina defaults), measured before tsray starts' });
   }
-  await ray.init({ objectStoreMemory: 4 * 1024 ** 3, logToDriver: true });
-  // each section is its own function: an async function keeps its locals
-  // alive until it returns (100,000 refs from one section would weigh on the next)
-  for (const [name, section] of SECTIONS) if (!only || only.includes(name)) await section(log, metrics);
-  await ray.shutdown();
+  const shared = picked.filter((s) => !s.own);
+  if (shared.length > 0) {
+    await ray.init({ objectStoreMemory: 4 * 1024 ** 3, logToDriver: true });
+    // each section is its own function: an async function keeps its locals
+    // alive until it returns (100,000 refs from one section would weigh on the next)
+    for (const s of shared) await s.run(log, metrics);
+    await ray.shutdown();
+  }
+  for (const s of picked) if (s.own) await s.run(log, metrics);
   report(only ? `core-${only.join('+')}` : 'core', metrics, runMeta());
 }

@@ -118,6 +118,8 @@ export function runMeta(): Record<string, unknown> {
     machine: `${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB`,
     node: process.version,
     date: new Date().toISOString(),
+    // the machine may be shared: how busy it was (1, 5 and 15 min averages, at the end of the run)
+    loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
     method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
   };
 }

@@ -156,6 +156,9 @@ arena_t* MapFd(int fd, uint64_t size) {
   a->maprefs.store(1);
   a->refs.store(2);
   a->closed.store(0);
+  a->prefault_state.store(PF_IDLE);
+  a->prefault_done.store(0);
+  a->prefault_errno.store(0);
   return a;
 }
 
@@ -234,6 +237,14 @@ void OpenPath(const FunctionCallbackInfo<Value>& args) {
     close(fd);
     delete a;
     return Throw(iso, "that file is not a tsray object store (bad magic)");
+  }
+  if (hdr(a)->version != ARENA_VERSION) {
+    snprintf(msg, sizeof msg, "the node's object store has layout version %u, this tsray build reads version %u: run the same tsray version on the whole node",
+             hdr(a)->version, ARENA_VERSION);
+    munmap(a->base, a->size);
+    close(fd);
+    delete a;
+    return Throw(iso, msg);
   }
   args.GetReturnValue().Set(NewHandle(iso, a));
 }
@@ -361,6 +372,73 @@ void Populate(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(madvise(a->base + start, end - start, MADV_POPULATE_READ) == 0);
 }
 
+struct PrefaultJob {
+  arena_t* a;
+  uint64_t len;
+  int duty;
+};
+
+void* PrefaultThread(void* p) {
+  PrefaultJob* job = static_cast<PrefaultJob*>(p);
+  pthread_setname_np(pthread_self(), "tsray-prefault");
+  prefault_run(job->a, job->len, job->duty);
+  delete job;
+  return nullptr;
+}
+
+// prefault(handle, length, dutyPercent): faults in the first `length` bytes
+// of this process's mapping on a background thread (prefault_run); true if
+// it started, false if this handle already started one
+void Prefault(const FunctionCallbackInfo<Value>& args) {
+  arena_t* a = Open(args);
+  uint64_t len, duty;
+  if (!a || !U64(args, 1, &len) || !U64(args, 2, &duty)) return;
+  if (duty < 1 || duty > 100) return Throw(args.GetIsolate(), "the prefault duty cycle is a percentage from 1 to 100", true);
+  if (len > a->size) len = a->size;
+  len &= ~4095ULL;
+  int idle = PF_IDLE;
+  if (len == 0 || !a->prefault_state.compare_exchange_strong(idle, PF_RUNNING)) {
+    args.GetReturnValue().Set(false);
+    return;
+  }
+  a->maprefs.fetch_add(1); /* the thread's: the mapping stays until it ends */
+  PrefaultJob* job = new PrefaultJob{a, len, static_cast<int>(duty)};
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  pthread_t tid;
+  int rc = pthread_create(&tid, &at, PrefaultThread, job);
+  pthread_attr_destroy(&at);
+  if (rc != 0) {
+    delete job;
+    a->prefault_state.store(PF_FAILED);
+    a->prefault_errno.store(rc);
+    arena_unref_map(a);
+  }
+  args.GetReturnValue().Set(rc == 0);
+}
+
+// prefaultStatus(handle): { state, bytes, error? } of this handle's prefault
+// (works on a closed handle too)
+void PrefaultStatus(const FunctionCallbackInfo<Value>& args) {
+  arena_t* a = Raw(args);
+  if (!a) return;
+  Isolate* iso = args.GetIsolate();
+  Local<Context> ctx = iso->GetCurrentContext();
+  static const char* const names[] = {"idle", "running", "done", "failed", "stopped"};
+  int st = a->prefault_state.load();
+  Local<Object> o = Object::New(iso);
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "state"), String::NewFromUtf8(iso, names[st]).ToLocalChecked()).Check();
+  o->Set(ctx, String::NewFromUtf8Literal(iso, "bytes"), Number::New(iso, static_cast<double>(a->prefault_done.load()))).Check();
+  if (st == PF_FAILED) {
+    int e = a->prefault_errno.load();
+    o->Set(ctx, String::NewFromUtf8Literal(iso, "error"),
+           String::NewFromUtf8(iso, e == EINVAL ? "this kernel cannot populate pages in advance (MADV_POPULATE_WRITE needs Linux 5.14)" : strerror(e)).ToLocalChecked())
+        .Check();
+  }
+  args.GetReturnValue().Set(o);
+}
+
 void Stats(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   if (!a) return;
@@ -375,6 +453,7 @@ void Stats(const FunctionCallbackInfo<Value>& args) {
   }
   double cap = static_cast<double>(h->heap_end - h->heap_start), used = static_cast<double>(h->used);
   double n = static_cast<double>(h->nalloc), tot = static_cast<double>(h->total_allocs);
+  double pre = static_cast<double>(__atomic_load_n(&h->prefaulted, __ATOMIC_RELAXED));
   unlock(a);
   Local<Object> o = Object::New(iso);
   auto set = [&](const char* k, double v) { o->Set(ctx, String::NewFromUtf8(iso, k).ToLocalChecked(), Number::New(iso, v)).Check(); };
@@ -384,6 +463,7 @@ void Stats(const FunctionCallbackInfo<Value>& args) {
   set("freeBlocks", static_cast<double>(nfree));
   set("largestFree", largest > sizeof(block_t) ? static_cast<double>(largest - sizeof(block_t)) : 0);
   set("totalAllocs", tot);
+  set("prefaulted", pre);
   args.GetReturnValue().Set(o);
 }
 
@@ -478,6 +558,8 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   def("write", Write);
   def("addrMod", AddrMod);
   def("populate", Populate);
+  def("prefault", Prefault);
+  def("prefaultStatus", PrefaultStatus);
   def("stats", Stats);
   def("check", Check);
   def("close", Close);

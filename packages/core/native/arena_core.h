@@ -22,9 +22,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #define ARENA_MAGIC 0x7473726179617231ULL /* "tsrayar1" */
-#define ARENA_VERSION 1
+#define ARENA_VERSION 2
 #define BLOCK_MAGIC 0xb10cb10cU
 #define HDR_RESERVED 4096
 #define ALIGN 64
@@ -59,6 +61,7 @@ typedef struct {
   uint64_t nalloc;   /* number of allocated and sealed blocks */
   uint64_t total_allocs;
   uint64_t hwm;      /* end of the highest block ever allocated: pages below were touched */
+  uint64_t prefaulted; /* pages below were faulted in ahead of use (prefault); grows only, atomically */
   pthread_mutex_t mu;
 } arena_hdr_t;
 
@@ -73,7 +76,13 @@ typedef struct {
   std::atomic<int> maprefs;
   std::atomic<int> refs;
   std::atomic<int> closed;
+  /* the background prefault of this mapping (see prefault_run) */
+  std::atomic<int> prefault_state; /* PF_* */
+  std::atomic<uint64_t> prefault_done; /* bytes of this mapping faulted in so far */
+  std::atomic<int> prefault_errno;
 } arena_t;
+
+enum { PF_IDLE = 0, PF_RUNNING = 1, PF_DONE = 2, PF_FAILED = 3, PF_STOPPED = 4 };
 
 /* ------------------------------------------------------------------------ */
 /* allocator (callers hold the mutex)                                         */
@@ -199,7 +208,7 @@ static int64_t arena_alloc_locked(arena_t *a, uint64_t want, uint32_t slot, int 
   for (uint64_t cur = h->free_head; cur; cur = blk(a, cur)->next_free) {
     block_t *b = blk(a, cur);
     if (b->size < need) continue;
-    if ((flags & ALLOC_NO_GROW) && cur + need > h->hwm) return -2;
+    if ((flags & ALLOC_NO_GROW) && cur + need > h->hwm && cur + need > __atomic_load_n(&h->prefaulted, __ATOMIC_RELAXED)) return -2;
     uint64_t rest = b->size - need;
     if (rest >= MIN_SPLIT) {
       /* split: the tail becomes a free block taking this block's list slot */
@@ -289,3 +298,57 @@ static void arena_unref_map(arena_t *a) {
   }
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* background prefault                                                        */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define PREFAULT_CHUNK (4ULL << 20)
+
+/* Faults in [0, len) of the mapping, chunk by chunk, at the lowest CPU
+   priority (nice 19, this thread only: it yields to all other work, yet
+   still progresses on a busy machine, which SCHED_IDLE may not):
+   MADV_POPULATE_WRITE allocates the pages of the memfd (zeroed) and maps them
+   writable in this process without changing any byte, so it is safe while
+   other processes use the arena. After each chunk the thread sleeps for
+   `(100 - duty) / duty` times as long as the chunk took, so that it uses at
+   most `duty` percent of one CPU even when the machine is otherwise idle.
+   It stops early when the handle is closed. The caller has taken a mapping
+   reference for it (maprefs), which it drops at the end. */
+static void prefault_run(arena_t *a, uint64_t len, int duty) {
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+  arena_hdr_t *h = hdr(a);
+  int state = PF_DONE;
+  for (uint64_t off = 0; off < len; off += PREFAULT_CHUNK) {
+    if (a->closed.load()) {
+      state = PF_STOPPED;
+      break;
+    }
+    uint64_t n = len - off < PREFAULT_CHUNK ? len - off : PREFAULT_CHUNK;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (madvise(a->base + off, n, MADV_POPULATE_WRITE) != 0) {
+      /* EINVAL: the kernel predates MADV_POPULATE_WRITE (Linux 5.14);
+         ENOMEM/EFAULT: the memory is not there (limits, memory pressure) */
+      a->prefault_errno.store(errno);
+      state = PF_FAILED;
+      break;
+    }
+    a->prefault_done.store(off + n);
+    /* publish for every process: the allocator counts these pages as touched */
+    uint64_t end = off + n, seen = __atomic_load_n(&h->prefaulted, __ATOMIC_RELAXED);
+    while (seen < end && !__atomic_compare_exchange_n(&h->prefaulted, &seen, end, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    if (duty < 100 && ns > 0) {
+      int64_t pause = ns * (100 - duty) / duty;
+      struct timespec ts = {(time_t)(pause / 1000000000LL), (long)(pause % 1000000000LL)};
+      nanosleep(&ts, NULL);
+    }
+  }
+  a->prefault_state.store(state);
+  arena_unref_map(a);
+}

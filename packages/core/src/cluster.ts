@@ -86,6 +86,8 @@ export interface ClusterNodeObjectStats {
   primaries: number;
   /** copies evicted to make room */
   evictions: number;
+  /** bytes at the start of the store faulted in ahead of use (`TSRAY_PREFAULT`; by the node manager, and by drivers for their own mappings) */
+  prefaultedBytes: number;
 }
 
 interface NodeRecord extends ClusterNode {
@@ -320,6 +322,7 @@ export class Cluster {
       copies: t.copies,
       primaries: t.primaries,
       evictions: t.evictions,
+      prefaultedBytes: s.prefaulted,
     };
   }
 

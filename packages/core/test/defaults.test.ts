@@ -56,6 +56,17 @@ test('sequential tasks reuse a prestarted worker', async () => {
   expect(before.has(p1)).toBe(true);
 });
 
+test('soon after init the node and this driver fault in the first 1 GiB of the object store, in the background', async () => {
+  const shmem = (p: number | 'self'): number => Number(/RssShmem:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1]) * 1024;
+  const raylet = descendants(process.pid).find((p) => fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(path.join('raylet', 'main.js')));
+  expect(raylet).toBeDefined();
+  const GiB = 1024 ** 3;
+  // a low-priority thread in each process: slow on a loaded machine, hence the long deadline
+  await until(() => ray.objectStoreStats().prefaultedBytes >= GiB, 'the store to be pre-faulted', 100_000);
+  expect(ray.objectStoreStats().prefaultedBytes).toBe(GiB);
+  await until(() => shmem(raylet as number) >= GiB && shmem('self') >= GiB - 1024 * 1024, 'both processes to map the pre-faulted pages', 100_000);
+});
+
 test('a driver without a namespace gets its own anonymous one', () => {
   const ns = ray.getRuntimeContext().namespace;
   expect(typeof ns).toBe('string');

@@ -25,6 +25,16 @@ describe('before init', () => {
     await expect(ray.init('fast' as unknown as ray.InitOptions)).rejects.toThrow('init() options must be an object, got string');
     expect(ray.isInitialized()).toBe(false);
   });
+
+  test('init rejects a TSRAY_PREFAULT that is not a number of bytes before starting anything', async () => {
+    process.env.TSRAY_PREFAULT = '1G';
+    try {
+      await expect(ray.init()).rejects.toThrow("TSRAY_PREFAULT must be a whole number of bytes of the object store to fault in ahead of use (0 turns it off), got '1G'");
+    } finally {
+      delete process.env.TSRAY_PREFAULT;
+    }
+    expect(ray.isInitialized()).toBe(false);
+  });
 });
 
 describe('after init', () => {

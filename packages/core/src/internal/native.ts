@@ -23,6 +23,18 @@ export interface ArenaStats {
   largestFree: number;
   /** allocations since the arena was created */
   totalAllocs: number;
+  /** bytes from the start of the arena faulted in ahead of use by some process on the node ({@link ArenaAddon.prefault}) */
+  prefaulted: number;
+}
+
+/** Where a handle's background prefault ({@link ArenaAddon.prefault}) stands. */
+export interface PrefaultStatus {
+  /** idle: never started; stopped: the handle was closed first; failed: see `error` */
+  state: 'idle' | 'running' | 'done' | 'failed' | 'stopped';
+  /** bytes of this process's mapping faulted in so far */
+  bytes: number;
+  /** why it failed */
+  error?: string;
 }
 
 /**
@@ -52,6 +64,15 @@ export interface ArenaAddon {
   addrMod(src: ArrayBufferView | ArrayBuffer): number;
   /** Faults in the pages of a range in one call. */
   populate(h: ArenaHandle, offset: number, length: number): boolean;
+  /**
+   * Faults in the first `length` bytes of this process's mapping on a
+   * background thread at the lowest CPU priority (nice 19), using at most `dutyPercent` of
+   * one CPU; stops when the handle is closed. Returns false when this handle
+   * already started one (or `length` is under a page).
+   */
+  prefault(h: ArenaHandle, length: number, dutyPercent: number): boolean;
+  /** Where this handle's prefault stands (a closed handle answers too). */
+  prefaultStatus(h: ArenaHandle): PrefaultStatus;
   /** Allocator statistics. */
   stats(h: ArenaHandle): ArenaStats;
   /** Verifies the allocator's invariants: an error, or null. */

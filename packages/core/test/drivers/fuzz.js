@@ -18,9 +18,9 @@ const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
 const zmq = require('zeromq');
-const { Packr, pack } = require('msgpackr');
+const { Packr } = require('msgpackr');
 const ray = require('@tsray/core');
-const { MT } = require('../../dist/internal/protocol/messages.js');
+const { MT, PROTOCOL_VERSION: V } = require('../../dist/internal/protocol/messages.js');
 const { deriveClusterKeys, generateClusterToken } = require('../../dist/internal/cluster/token.js');
 const { currentRuntime } = require('../../dist/internal/api/context.js');
 
@@ -93,30 +93,31 @@ function wrongTyped(r) {
   return m;
 }
 
+const plain = new Packr({ useRecords: false });
 const records = new Packr({ useRecords: true });
-// the wire format is msgpack with records; plain msgpack maps decode as Maps, which no schema accepts
-const encode = (r, v) => (r.int(4) === 0 ? pack(v) : records.pack(v));
+// the wire format is plain msgpack maps; frames with msgpackr records are fuzzed too
+const encode = (r, v) => (r.int(4) === 0 ? records.pack(v) : plain.pack(v));
 
 /** Prefixes that announce far more data than follows. */
 const HUGE = [
   [0xdd, 0xff, 0xff, 0xff, 0xff], // array32 of 4 G items
-  [0x92, 0x01, 0xdd, 0x7f, 0xff, 0xff, 0xff], // [1, array32 of 2 G items]
-  [0x92, 0x01, 0x91, 0xdf, 0xff, 0xff, 0xff, 0xff], // [1, [map32 of 4 G entries]]
+  [0x92, V, 0xdd, 0x7f, 0xff, 0xff, 0xff], // [version, array32 of 2 G items]
+  [0x92, V, 0x91, 0xdf, 0xff, 0xff, 0xff, 0xff], // [version, [map32 of 4 G entries]]
   [0xc6, 0xff, 0xff, 0xff, 0xff], // bin32 of 4 GiB
   [0xdb, 0xff, 0xff, 0xff, 0xf0], // str32 of 4 GiB
   [0xc9, 0xff, 0xff, 0xff, 0xff, 0x01], // ext32 of 4 GiB
-  [0x92, 0x01, 0xdc, 0xff, 0xff, 0x81, 0xa1, 0x74], // [1, array16 of 65535 items, one half-written]
-  [0x92, 0x01, 0x91, 0xde, 0xff, 0xff, 0xa1, 0x74, 0x0d], // [1, [map16 of 65535 entries, one written]]
+  [0x92, V, 0xdc, 0xff, 0xff, 0x81, 0xa1, 0x74], // [version, array16 of 65535 items, one half-written]
+  [0x92, V, 0x91, 0xde, 0xff, 0xff, 0xa1, 0x74, 0x0d], // [version, [map16 of 65535 entries, one written]]
 ];
 
 /** The frames sent to one socket (each entry is one ZeroMQ message: a list of frames). */
 function frames(seed) {
   const r = prng(seed);
   const valid = [
-    [1, [{ t: MT.PushTasks, leaseId: 'x', owner: { workerId: 'w', nodeId: 'n', endpoint: 'ipc:///nowhere', slot: 1 }, jobId: 'j', tasks: [] }]],
-    [1, [{ t: MT.GetClusterInfo, reqId: 1 }, { t: MT.NodeStats, reqId: 2 }]],
-    [1, [{ t: MT.KillActor, actorId: 'no-such-actor', noRestart: true }]],
-    [1, [{ t: MT.GetObject, reqId: 3, id: 'no-such-object', wait: false }]],
+    [V, [{ t: MT.PushTasks, leaseId: 'x', owner: { workerId: 'w', nodeId: 'n', endpoint: 'ipc:///nowhere', slot: 1 }, jobId: 'j', tasks: [] }]],
+    [V, [{ t: MT.GetClusterInfo, reqId: 1 }, { t: MT.NodeStats, reqId: 2 }]],
+    [V, [{ t: MT.KillActor, actorId: 'no-such-actor', noRestart: true }]],
+    [V, [{ t: MT.GetObject, reqId: 3, id: 'no-such-object', wait: false }]],
   ];
   const out = [];
   // random bytes
@@ -128,15 +129,15 @@ function frames(seed) {
     out.push([f.subarray(0, r.int(f.length))]);
   }
   // wrong protocol versions
-  for (let i = 0; i < 25; i++) out.push([encode(r, [r.pick([0, 2, 99, -1, 1.5, null, true, 2 ** 40]), r.pick(valid)[1]])]);
+  for (let i = 0; i < 25; i++) out.push([encode(r, [r.pick([0, V - 1, V + 1, 99, -1, 1.5, null, true, 2 ** 40]), r.pick(valid)[1]])]);
   // not [version, messages]
-  for (let i = 0; i < 15; i++) out.push([encode(r, r.pick(['just a string', [1], [1, 'not a list'], { t: 13 }, 42, null, [1, { 0: 1 }]]))]);
+  for (let i = 0; i < 15; i++) out.push([encode(r, r.pick(['just a string', [V], [V, 'not a list'], { t: 13 }, 42, null, [V, { 0: 1 }]]))]);
   // multi-frame messages
   for (let i = 0; i < 30; i++) out.push(Array.from({ length: 2 + r.int(3) }, () => (r.int(2) ? encode(r, r.pick(valid)) : r.bytes(r.int(100)))));
   // huge lengths
   for (let i = 0; i < 30; i++) out.push([Buffer.concat([Buffer.from(HUGE[i % HUGE.length]), r.bytes(r.int(32))])]);
   // valid frames whose messages have the wrong field types
-  for (let i = 0; i < 100; i++) out.push([encode(r, [1, Array.from({ length: 1 + r.int(4) }, () => wrongTyped(r))])]);
+  for (let i = 0; i < 100; i++) out.push([encode(r, [V, Array.from({ length: 1 + r.int(4) }, () => wrongTyped(r))])]);
   // random msgpack values
   for (let i = 0; i < 20; i++) out.push([encode(r, randomValue(r))]);
   // last: a frame with its own drop reason, which tells the test this socket read them all
@@ -221,9 +222,9 @@ async function ask(address, t) {
   const d = new zmq.Dealer({ linger: 0, receiveTimeout: 10_000 });
   d.connect(address);
   try {
-    await d.send(records.pack([1, [{ t, reqId: 1 }]]));
+    await d.send(plain.pack([V, [{ t, reqId: 1 }]]));
     const [frame] = await d.receive();
-    return records.unpack(frame)[1][0].data;
+    return plain.unpack(frame)[1][0].data;
   } finally {
     d.close();
   }

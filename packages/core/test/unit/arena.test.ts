@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import { arenaAddon, type ArenaHandle } from '../../src/internal/native';
+import { until } from '../helpers/poll';
 
 const A = arenaAddon();
 const MiB = 1024 * 1024;
@@ -104,7 +106,32 @@ describe('shared-memory arena', () => {
     A.close(other);
   });
 
+  test('prefault maps the start of the arena on a background thread, once per handle, and publishes how far it got', async () => {
+    const shmem = (): number => Number(/RssShmem:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
+    const before = shmem();
+    expect(A.prefault(h, 16 * MiB, 100)).toBe(true);
+    expect(A.prefault(h, 16 * MiB, 100)).toBe(false);
+    await until(() => A.prefaultStatus(h).state !== 'running', 'the prefault to end');
+    expect(A.prefaultStatus(h)).toEqual({ state: 'done', bytes: 16 * MiB });
+    expect(A.stats(h).prefaulted).toBe(16 * MiB);
+    expect(shmem() - before).toBeGreaterThanOrEqual(15 * MiB); // (the header page and first block were mapped already)
+    // those pages count as touched: a large allocation that must not grow into fresh memory may use them, and no more
+    expect(A.alloc(h, 8 * MiB, 1, true)).toBeGreaterThan(0);
+    expect(A.alloc(h, 16 * MiB, 1, true)).toBe(-2);
+    expect(A.check(h)).toBeNull();
+  });
+
+  test('closing the handle stops a prefault that is still running', async () => {
+    const g = A.create(256 * MiB, 'unit-stop');
+    expect(A.prefault(g, 256 * MiB, 1)).toBe(true); // 1% of a CPU: far from done when closed
+    A.close(g);
+    await until(() => A.prefaultStatus(g).state !== 'running', 'the prefault to stop');
+    expect(A.prefaultStatus(g).state).toBe('stopped');
+    expect(A.prefaultStatus(g).bytes).toBeLessThan(256 * MiB);
+  });
+
   test('bad arguments throw errors instead of crashing', () => {
+    expect(() => A.prefault(h, MiB, 0)).toThrow(/duty cycle is a percentage/);
     expect(() => A.alloc(h, -1, 1)).toThrow(/non-negative number/);
     expect(() => A.view(h, 64 * MiB, 100)).toThrow(/bounds/);
     expect(() => A.open('/nonexistent/arena')).toThrow(/could not open/);

@@ -5,6 +5,7 @@ import { arenaAddon, type ArenaHandle } from '../../src/internal/native';
 import { ObjectStoreClient, spillDirOf } from '../../src/internal/objects/object-store';
 import type { Encoded } from '../../src/internal/serialization/value-codec';
 import { ObjectStoreFullError } from '../../src/errors';
+import { DEFAULT_PREFAULT_BYTES, prefaultSetting } from '../../src/internal/objects/prefault';
 
 const A = arenaAddon();
 const KiB = 1024;
@@ -109,5 +110,16 @@ describe('ObjectStoreClient', () => {
     expect(second.spill).toBeDefined();
     expect(calls).toBe(1);
     expect(maxDepth).toBe(1);
+  });
+});
+
+describe('TSRAY_PREFAULT', () => {
+  test('is a number of bytes, 1 GiB when unset, 0 for none; anything else is refused with the fix', () => {
+    expect(prefaultSetting({})).toBe(DEFAULT_PREFAULT_BYTES);
+    expect(DEFAULT_PREFAULT_BYTES).toBe(1024 ** 3);
+    expect(prefaultSetting({ TSRAY_PREFAULT: '' })).toBe(DEFAULT_PREFAULT_BYTES);
+    expect(prefaultSetting({ TSRAY_PREFAULT: '0' })).toBe(0);
+    expect(prefaultSetting({ TSRAY_PREFAULT: '268435456' })).toBe(256 * 1024 * 1024);
+    for (const bad of ['1G', '-1', '1.5', 'off']) expect(() => prefaultSetting({ TSRAY_PREFAULT: bad })).toThrow(`TSRAY_PREFAULT must be a whole number of bytes of the object store to fault in ahead of use (0 turns it off), got '${bad}'`);
   });
 });

@@ -26,6 +26,7 @@ import type { InitConfig } from './options';
 import { runtimeLost, type Runtime } from './context';
 import { Liveness } from './liveness';
 import { WorkingDirPackages, storeInHead, type PackedDir, type WorkingDirRef } from '../runtime-env/working-dir';
+import { prefaultSetting } from '../objects/prefault';
 
 const HEAD_MAIN = path.join(__dirname, '..', 'head', 'main.js');
 
@@ -91,6 +92,8 @@ export class DriverRuntime implements Runtime {
 
   /** Starts or joins a cluster and connects this driver to it. */
   static async start(cfg: InitConfig): Promise<DriverRuntime> {
+    // a bad TSRAY_PREFAULT fails init before any process starts (node managers read it too)
+    const prefault = prefaultSetting();
     // packages go to the head once this driver is connected to it
     let connected: { endpoint: Endpoint; headAddress: string } | undefined;
     const packages = new WorkingDirPackages((pkg, bytes) =>
@@ -195,6 +198,8 @@ export class DriverRuntime implements Runtime {
         forceGc();
         return (core?.refs.sweepCollected() ?? 0) > 0;
       }, cfg.spillDir !== undefined);
+      // this driver's own mapping of the node's store: it is where its puts write
+      store.prefault(prefault);
       core = new CoreWorker({
         mode: 'driver',
         self,

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ObjectStoreFullError, ObjectLostError } from '../../errors';
-import { arenaAddon, type ArenaAddon, type ArenaHandle, type ArenaStats } from '../native';
+import { arenaAddon, type ArenaAddon, type ArenaHandle, type ArenaStats, type PrefaultStatus } from '../native';
+import { prefaultLater } from './prefault';
 import type { Location } from '../protocol/messages';
 import { layout, maxBlobSize, writeBlob, type Encoded } from '../serialization/value-codec';
 import { log } from '../log';
@@ -40,6 +41,7 @@ export class ObjectStoreClient {
   private readonly A: ArenaAddon;
   private closed = false;
   private relieving = false;
+  private cancelPrefault: (() => void) | undefined;
 
   /**
    * @param handle the mapped arena
@@ -207,6 +209,22 @@ export class ObjectStoreClient {
   }
 
   /**
+   * Faults in the start of this process's mapping of the arena in the
+   * background, soon (objects/prefault.ts): `bytes` at most (0: nothing).
+   * Drivers do it; workers do not (each would hold the pages in its RSS).
+   */
+  prefault(bytes: number): void {
+    this.ensureOpen('pre-fault it');
+    this.cancelPrefault?.();
+    this.cancelPrefault = prefaultLater(this.A, this.handle, this.A.stats(this.handle).capacity, bytes);
+  }
+
+  /** Where this process's prefault stands. */
+  prefaultStatus(): PrefaultStatus {
+    return this.A.prefaultStatus(this.handle);
+  }
+
+  /**
    * Verifies the allocator's invariants (tests): an error, or null.
    * @throws Error after {@link close}
    */
@@ -222,6 +240,7 @@ export class ObjectStoreClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cancelPrefault?.();
     this.A.close(this.handle);
     try {
       fs.rmSync(this.ownsSpillRoot ? this.spillRoot : spillDirOf(this.spillRoot, this.slot), { recursive: true, force: true });

@@ -8,7 +8,10 @@
 import { Packr } from 'msgpackr';
 import { PROTOCOL_VERSION, invalidReason, type Message } from './messages';
 
-const packr = new Packr({ useRecords: true, moreTypes: false, bundleStrings: false });
+// plain msgpack maps: records (useRecords) would repeat each message's key
+// list in every frame anyway (no structures are shared between peers) and
+// cost more to write and read
+const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
 /** Encodes a batch of messages into one frame. */
 export function encodeFrame(msgs: readonly Message[]): Buffer {

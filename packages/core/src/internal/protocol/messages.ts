@@ -8,7 +8,7 @@
 import { S, type Check, type Infer } from './schema';
 
 /** Version of the wire protocol; frames of another version are dropped. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 // ---------------------------------------------------------------------------
 // shared shapes

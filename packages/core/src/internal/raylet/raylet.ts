@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { arenaAddon, type ArenaHandle } from '../native';
+import { prefaultLater, prefaultSetting } from '../objects/prefault';
 import { randomId } from '../ids';
 import { log } from '../log';
 import { spillDirOf } from '../objects/object-store';
@@ -135,6 +136,8 @@ function leastLoaded(nodes: NodeView[]): NodeView {
 export class Raylet {
   private endpoint!: Endpoint;
   private readonly arena: ArenaHandle;
+  /** cancels the arena's background prefault if it has not started (objects/prefault.ts) */
+  private cancelPrefault: (() => void) | undefined;
   readonly arenaPath: string;
   private readonly available: Resources;
   /** the node's resources, and those of placement group bundles committed here */
@@ -219,6 +222,7 @@ export class Raylet {
       isClient: (id) => this.clients.has(id),
     });
     await this.register(false);
+    this.cancelPrefault = prefaultLater(arenaAddon(), this.arena, this.cfg.objectStoreMemory, prefaultSetting());
     this.driverWatch = setInterval(() => this.checkDrivers(), 500);
     // resources double as the heartbeat: the head marks a node that goes quiet dead
     this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
@@ -1111,6 +1115,7 @@ export class Raylet {
       available: this.available,
       total: this.total,
       store: arenaAddon().stats(this.arena),
+      prefault: arenaAddon().prefaultStatus(this.arena),
       transfers: this.objects.stats(),
       clients: this.clients.size,
       ...this.envs.stats(),
@@ -1157,6 +1162,7 @@ export class Raylet {
     clearTimeout(timer);
     await this.closeAllLogFiles();
     this.attempt('close its endpoint', () => this.endpoint?.close());
+    this.cancelPrefault?.();
     this.attempt('close the object store', () => arenaAddon().close(this.arena));
     this.attempt('remove the spill directory', () => fs.rmSync(this.cfg.spillDir, { recursive: true, force: true }));
   }

@@ -131,6 +131,8 @@ function withWorkingDir(t: NormalTask, ref: WorkingDirRef): void {
 
 /** Decodes refs as nulls (for reading an error's name without borrowing what it refers to). */
 const INERT_REFS: RefFactory = { ref: () => null, actor: () => null };
+/** The blob of an empty argument list, made once (encodeArgs). */
+let EMPTY_ARGS: Buffer | undefined;
 
 interface EncodedArgs {
   blob: Uint8Array;
@@ -147,6 +149,8 @@ export class CoreWorker implements ActorCallSink {
   readonly actors: ActorSubmitter;
   readonly executor: Executor | undefined;
   readonly ids: IdGenerator;
+  /** function keys by module and key (fnKeyOf) */
+  private readonly fnKeys = new Map<string, Map<string, string>>();
   readonly borrowing: Borrowing;
   readonly objects: ObjectManager;
   /** rebuilds lost task returns (see lineage.ts) */
@@ -399,6 +403,8 @@ export class CoreWorker implements ActorCallSink {
    * without encoding (typed arrays, strings, long arrays, Arrow tables).
    */
   private encodeArgs(args: unknown[], what: string, forTask = true): EncodedArgs {
+    // no arguments: one shared blob (nothing writes into a blob once made)
+    if (args.length === 0) return { blob: (EMPTY_ARGS ??= toInlineBlob(encodeValue([]))), deps: [], holds: [] };
     const deps: ArgRef[] = [];
     const values = args.slice();
     for (let i = 0; i < values.length; i++) {
@@ -453,12 +459,12 @@ export class CoreWorker implements ActorCallSink {
 
   /** Submits a normal task; returns the refs (or stream) the caller gets. */
   submitTask(req: TaskRequest): unknown {
-    this.assertOpen(`${req.code.name}.remote()`);
+    if (this.closed) this.assertOpen(`${req.code.name}.remote()`);
     const taskId = this.ids.nextTaskId();
     const { blob, deps, holds } = this.encodeArgs(req.args, req.code.name);
     const streaming = req.numReturns === 'streaming';
     const n = streaming ? 0 : (req.numReturns as number);
-    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
+    const returns = this.returnEntries(taskId, n);
     const t: NormalTask = {
       taskId,
       attempt: 0,
@@ -482,7 +488,7 @@ export class CoreWorker implements ActorCallSink {
       depsLeft: 0,
       lease: undefined,
       queued: false,
-      fnKey: `${req.code.module}\0${req.code.key}`,
+      fnKey: this.fnKeyOf(req.code.module, req.code.key),
       expectedUs: 0,
     };
     this.addChild(taskId);
@@ -502,6 +508,26 @@ export class CoreWorker implements ActorCallSink {
       this.submitter.submit(t, deps);
     }
     return out;
+  }
+
+  /** The entries of a task's `n` returns. */
+  private returnEntries(taskId: string, n: number): RefEntry[] {
+    const out: RefEntry[] = [];
+    for (let i = 0; i < n; i++) out.push(this.returnEntry(taskId, i));
+    return out;
+  }
+
+  /**
+   * A function's key for duration estimates, one string per function: the
+   * submitter looks it up for every task, and a string kept from one task
+   * to the next keeps its hash.
+   */
+  private fnKeyOf(module: string, key: string): string {
+    let byKey = this.fnKeys.get(module);
+    if (!byKey) this.fnKeys.set(module, (byKey = new Map()));
+    let k = byKey.get(key);
+    if (k === undefined) byKey.set(key, (k = `${module}\0${key}`));
+    return k;
   }
 
   private results(t: PendingTask, n: number, streaming: boolean): unknown {
@@ -588,7 +614,7 @@ export class CoreWorker implements ActorCallSink {
 
   /** Calls an actor method (ActorCallSink). */
   callActor(entry: RefEntry, method: string, args: unknown[], opts: ActorMethodOptions): unknown {
-    this.assertOpen(`${method}.remote()`);
+    if (this.closed) this.assertOpen(`${method}.remote()`);
     const wire = entry.actorWire as ActorWire;
     // validated by compileMethodOptions
     const numReturns = opts.numReturns ?? 1;
@@ -597,7 +623,7 @@ export class CoreWorker implements ActorCallSink {
     const { blob, deps, holds } = this.encodeArgs(args, name);
     const streaming = numReturns === 'streaming';
     const n = streaming ? 0 : (numReturns as number);
-    const returns = Array.from({ length: n }, (_, i) => this.returnEntry(taskId, i));
+    const returns = this.returnEntries(taskId, n);
     this.refs.addSubmitted(entry);
     holds.push(entry);
     const client = this.actors.client(entry.id, wire.className);

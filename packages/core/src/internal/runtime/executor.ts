@@ -113,6 +113,8 @@ export class Executor {
   private blocked = 0;
   private readonly out = new Map<string, { peer: Peer; results: TaskResult[] }>();
   private flushScheduled = false;
+  /** the definition def() found last, by the module and key it was asked for */
+  private lastDef: { module: string; key: string; def: unknown } | undefined;
   // actor
   private actorSpec: ActorSpec | undefined;
   private instance: Record<string, unknown> | undefined;
@@ -159,14 +161,19 @@ export class Executor {
   // ------------------------------------------------------------ definitions
 
   private def(code: CodeRef): unknown | Promise<unknown> {
+    // a worker usually runs one function over and over: keep the last one found
+    const last = this.lastDef;
+    if (last && last.module === code.module && last.key === code.key) return last.def;
     const asFailure = (e: unknown): SystemFailure => new SystemFailure(e instanceof Error ? e.message : String(e));
     try {
       const d = findDefinition(code, { workingDir: this.h.workingDir, testGlobals: this.h.testGlobals, nodeId: this.h.self.nodeId });
-      return isThenable(d)
-        ? Promise.resolve(d).catch((e: unknown) => {
-            throw asFailure(e);
-          })
-        : d;
+      if (!isThenable(d)) {
+        this.lastDef = { module: code.module, key: code.key, def: d };
+        return d;
+      }
+      return Promise.resolve(d).catch((e: unknown) => {
+        throw asFailure(e);
+      });
     } catch (e) {
       return Promise.reject(asFailure(e));
     }
@@ -503,11 +510,20 @@ export class Executor {
 }
 
 let baseCuda: string | undefined | null = null;
+/** what setVisibleGpus last applied (null: nothing yet) */
+let lastCuda: string | undefined | null = null;
 
-/** Shows the task exactly its GPUs (restoring the worker's own setting otherwise). */
+/**
+ * Shows the task exactly its GPUs (restoring the worker's own setting
+ * otherwise). Like Ray's, it writes the variable only when the value it
+ * wants changes: an access to process.env costs microseconds, a lot for a
+ * task that returns at once.
+ */
 function setVisibleGpus(gpus: string[]): void {
   if (baseCuda === null) baseCuda = process.env.CUDA_VISIBLE_DEVICES;
-  if (gpus.length > 0) process.env.CUDA_VISIBLE_DEVICES = gpus.join(',');
-  else if (baseCuda === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
-  else process.env.CUDA_VISIBLE_DEVICES = baseCuda;
+  const want = gpus.length > 0 ? gpus.join(',') : baseCuda;
+  if (want === lastCuda) return;
+  lastCuda = want;
+  if (want === undefined) delete process.env.CUDA_VISIBLE_DEVICES;
+  else process.env.CUDA_VISIBLE_DEVICES = want;
 }

@@ -471,6 +471,8 @@ export class ObjectManager {
 
   /** Decodes a task's arguments; large ones are read in place (see readLoc). */
   decodeArgs(args: Uint8Array, deps: Dep[] | undefined, ctx: TaskContext): unknown[] {
+    // no arguments (a msgpack empty array): nothing to decode
+    if (deps === undefined && args.length === 1 && args[0] === 0x90) return [];
     const values = decodeValue(args, this.factory, false) as unknown[];
     if (!Array.isArray(values)) throw new Error('arguments are not a list');
     if (deps) {

@@ -48,7 +48,14 @@ interface Lease {
   readonly inflight: Map<string, NormalTask>;
   /** sum of the expected times of the tasks in flight */
   expectedUs: number;
+  /**
+   * returns the lease once it has been idle for LEASE_IDLE_MS; armed when it
+   * goes idle and left running while it works again (a timer per task would
+   * cost more than the tasks of a sync loop), then re-armed for what is left
+   */
   idleTimer: NodeJS.Timeout | undefined;
+  /** when its last task in flight finished (performance.now()) */
+  idleSince: number;
   returned: boolean;
   /**
    * its worker handed tasks back because the running one blocks in get/wait:
@@ -305,10 +312,6 @@ export class TaskSubmitter {
       batch.push(t.spec);
     }
     if (batch.length === 0) return;
-    if (l.idleTimer) {
-      clearTimeout(l.idleTimer);
-      l.idleTimer = undefined;
-    }
     this.h.endpoint.send(l.worker.endpoint, { t: MT.PushTasks, leaseId: l.id, owner: this.h.self, jobId: this.h.jobId, tasks: batch });
   }
 
@@ -378,7 +381,7 @@ export class TaskSubmitter {
     }
     const q = req.queue;
     q.requests.delete(leaseReqId);
-    const l: Lease = { id: leaseId, raylet: req.raylet, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, returned: false, blocked: false };
+    const l: Lease = { id: leaseId, raylet: req.raylet, queue: q, worker, gpus, inflight: new Map(), expectedUs: 0, idleTimer: undefined, idleSince: 0, returned: false, blocked: false };
     this.leases.set(leaseId, l);
     q.leases.add(l);
     this.push(l);
@@ -428,13 +431,23 @@ export class TaskSubmitter {
     // a SPREAD lease runs one task: the next one is placed afresh
     if (l.inflight.size === 0 && oneShot(l)) this.returnLease(l);
     if (q.length > 0) this.schedule(q);
-    if (l.inflight.size === 0 && !l.returned && !l.idleTimer) {
-      l.idleTimer = setTimeout(() => {
-        l.idleTimer = undefined;
-        if (l.inflight.size === 0) this.returnLease(l);
-      }, LEASE_IDLE_MS);
-      l.idleTimer.unref();
+    if (l.inflight.size === 0 && !l.returned) {
+      l.idleSince = performance.now();
+      if (!l.idleTimer) this.armIdle(l, LEASE_IDLE_MS);
     }
+  }
+
+  /** See Lease.idleTimer. */
+  private armIdle(l: Lease, ms: number): void {
+    l.idleTimer = setTimeout(() => {
+      l.idleTimer = undefined;
+      // busy now: armed again when it goes idle
+      if (l.returned || l.inflight.size > 0) return;
+      const left = LEASE_IDLE_MS - (performance.now() - l.idleSince);
+      if (left >= 1) this.armIdle(l, left);
+      else this.returnLease(l);
+    }, ms);
+    l.idleTimer.unref();
   }
 
   private finished(): void {
