@@ -24,14 +24,20 @@ export async function collectGarbage(): Promise<void> {
   await new Promise((r) => setImmediate(r));
 }
 
-/** Collects garbage until `count()` stops changing, and returns it. */
+/**
+ * Collects garbage until `count()` stops changing, and returns it: the same
+ * count over five readings (~200 ms), so that frees still on their way
+ * (from workers, or a worker the node stops for being idle) are counted.
+ */
 export async function settled(count: () => number): Promise<number> {
   let last = -1;
-  for (let i = 0; i < 50; i++) {
+  let same = 0;
+  for (let i = 0; i < 100; i++) {
     await collectGarbage();
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 40));
     const n = count();
-    if (n === last) return n;
+    same = n === last ? same + 1 : 0;
+    if (same >= 4) return n;
     last = n;
   }
   return last;
