@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import * as zmq from 'zeromq';
 import { deriveClusterKeys, generateClusterToken } from '../src/internal/cluster/token';
-import { decodeFrame, encodeFrame } from '../src/internal/protocol/codec';
+import { decodeFrame, encodeFrame, partsFrame } from '../src/internal/protocol/codec';
 import { MT } from '../src/internal/protocol/messages';
 import { Child, alive } from './helpers/procs';
 import { until } from './helpers/poll';
@@ -111,7 +111,7 @@ describe('a cluster started with `tsray start --head`', () => {
     const mine = deriveClusterKeys(token);
     const member = dealer({ curveServerKey: mine.server.publicKey, curvePublicKey: mine.client.publicKey, curveSecretKey: mine.client.secretKey });
     await member.send(ask);
-    const [frame] = await member.receive();
+    const { frame } = partsFrame(await member.receive());
     const [reply] = decodeFrame(frame as Buffer).msgs;
     expect(reply).toMatchObject({ t: MT.Reply, ok: true, data: [expect.objectContaining({ isHead: true, alive: true })] });
     // the peer's address comes with ZeroMQ's event only when the handshake got far enough
@@ -188,7 +188,7 @@ describe('loopback connections of a tokened cluster', () => {
     d.connect(`tcp://127.0.0.1:${port}`);
     try {
       await d.send(encodeFrame([{ t: MT.GetClusterInfo, reqId: 1 }]));
-      const [frame] = await d.receive();
+      const { frame } = partsFrame(await d.receive());
       return decodeFrame(frame as Buffer).msgs.some((m) => m.t === MT.Reply && m.ok);
     } catch {
       return false;

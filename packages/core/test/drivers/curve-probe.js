@@ -5,7 +5,7 @@
 // (no answer within a second; the head logs why it refused).
 const zmq = require('zeromq');
 const { MT } = require('../../dist/internal/protocol/messages.js');
-const { decodeFrame, encodeFrame } = require('../../dist/internal/protocol/codec.js');
+const { decodeFrame, encodeFrame, partsFrame } = require('../../dist/internal/protocol/codec.js');
 const { deriveClusterKeys } = require('../../dist/internal/cluster/token.js');
 
 async function ask(address, opts, ms) {
@@ -13,7 +13,7 @@ async function ask(address, opts, ms) {
   d.connect(`tcp://${address}`);
   try {
     await d.send(encodeFrame([{ t: MT.GetClusterInfo, reqId: 1 }]));
-    const [frame] = await d.receive();
+    const { frame } = partsFrame(await d.receive());
     const [reply] = decodeFrame(frame).msgs;
     return reply && reply.ok ? reply.data : undefined;
   } catch (e) {

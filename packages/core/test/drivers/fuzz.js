@@ -21,6 +21,7 @@ const zmq = require('zeromq');
 const { Packr } = require('msgpackr');
 const ray = require('@tsray/core');
 const { MT, PROTOCOL_VERSION: V } = require('../../dist/internal/protocol/messages.js');
+const { partsFrame } = require('../../dist/internal/protocol/codec.js');
 const { deriveClusterKeys, generateClusterToken } = require('../../dist/internal/cluster/token.js');
 const { currentRuntime } = require('../../dist/internal/api/context.js');
 
@@ -134,6 +135,15 @@ function frames(seed) {
   for (let i = 0; i < 15; i++) out.push([encode(r, r.pick(['just a string', [V], [V, 'not a list'], { t: 13 }, 42, null, [V, { 0: 1 }]]))]);
   // multi-frame messages
   for (let i = 0; i < 30; i++) out.push(Array.from({ length: 2 + r.int(3) }, () => (r.int(2) ? encode(r, r.pick(valid)) : r.bytes(r.int(100)))));
+  // chunked frames (a 0xc1 marker part, then chunks): truncated, random, empty, huge
+  for (let i = 0; i < 20; i++) {
+    const f = encode(r, r.pick(valid));
+    const cut = i % 2 === 0 ? f.subarray(0, r.int(f.length)) : r.bytes(r.int(600));
+    const chunks = [];
+    for (let at = 0; at < cut.length; at += 1 + r.int(200)) chunks.push(cut.subarray(at, at + 1 + r.int(200)));
+    out.push([Buffer.from([0xc1]), ...chunks]);
+  }
+  out.push([Buffer.from([0xc1])], [Buffer.from([0xc1]), Buffer.from(HUGE[0])]);
   // huge lengths
   for (let i = 0; i < 30; i++) out.push([Buffer.concat([Buffer.from(HUGE[i % HUGE.length]), r.bytes(r.int(32))])]);
   // valid frames whose messages have the wrong field types
@@ -223,7 +233,7 @@ async function ask(address, t) {
   d.connect(address);
   try {
     await d.send(plain.pack([V, [{ t, reqId: 1 }]]));
-    const [frame] = await d.receive();
+    const { frame } = partsFrame(await d.receive());
     return plain.unpack(frame)[1][0].data;
   } finally {
     d.close();

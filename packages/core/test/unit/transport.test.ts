@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Endpoint, type Peer } from '../../src/internal/transport/endpoint';
 import { MT, type Address, type Message } from '../../src/internal/protocol/messages';
+import { CHUNKED_MAX, encodeFrame, frameParts, partsFrame } from '../../src/internal/protocol/codec';
 import { Borrowing } from '../../src/internal/runtime/borrowing';
 import { RefEntry, RefKind, ReferenceTable } from '../../src/internal/runtime/refs';
 import { until } from '../helpers/poll';
@@ -43,6 +44,38 @@ describe('Endpoint requests', () => {
     asker.close();
     await expect(pending).rejects.toThrow(/closed/);
     await expect(asker.request(silent.address, { t: MT.NodeStats })).rejects.toThrow(/closed/);
+  });
+});
+
+describe('small frames travel in copied chunks', () => {
+  test('a frame of 129 to CHUNKED_MAX bytes is split into parts of 128 bytes behind a marker no frame starts with, and joined again', () => {
+    for (const size of [1, 128, 129, 300, CHUNKED_MAX, CHUNKED_MAX + 1, 5000]) {
+      const frame = Buffer.alloc(size, 7);
+      const parts = frameParts(frame);
+      const chunked = size > 128 && size <= CHUNKED_MAX;
+      expect(parts.length).toBe(chunked ? 1 + Math.ceil(size / 128) : 1);
+      if (chunked) expect([...(parts[0] as Buffer)]).toEqual([0xc1]);
+      for (const part of parts) expect(part.length).toBeLessThanOrEqual(chunked ? 128 : size);
+      const { frame: back, rest } = partsFrame(parts);
+      expect(back?.equals(frame)).toBe(true);
+      expect(rest).toEqual([]);
+    }
+    // an encoded frame never starts with the marker byte, so a bulk message (frame, bytes) is told apart
+    expect(encodeFrame([{ t: MT.NodeStats, reqId: 1 }])[0]).not.toBe(0xc1);
+    const bulk = partsFrame([Buffer.from([0x92]), Buffer.from([1, 2])]);
+    expect([...(bulk.frame as Buffer)]).toEqual([0x92]);
+    expect(bulk.rest).toHaveLength(1);
+  });
+
+  test('messages of every size reach their peer whole, in order', async () => {
+    const sizes = [0, 50, 100, 200, 700, 1500, 20_000];
+    const got: string[] = [];
+    const server = await endpoint('server', (m, from) => {
+      if (m.t === MT.NodeStats) server.respond(from, m.reqId, true, 'x'.repeat(sizes[got.length] ?? 0));
+      got.push('asked');
+    });
+    const client = await endpoint('client', () => undefined);
+    for (const n of sizes) expect((await client.call(server.address, { t: MT.NodeStats })).data).toBe('x'.repeat(n));
   });
 });
 

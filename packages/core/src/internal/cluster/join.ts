@@ -12,7 +12,7 @@
  */
 import * as zmq from 'zeromq';
 import { RaySystemError } from '../../errors';
-import { decodeFrame, encodeFrame } from '../protocol/codec';
+import { decodeFrame, encodeFrame, partsFrame } from '../protocol/codec';
 import { MT, type NodeInfo } from '../protocol/messages';
 import { curveClientOptions } from '../transport/curve';
 import { clusterKeys, localClusterTokens, readTokenFile, tokenFile, tokenFromEnv, TOKEN_ENV } from './token';
@@ -84,7 +84,7 @@ export async function askHeadForNodes(address: string, choice: TokenChoice, time
     sock.connect(address);
     await sock.send(encodeFrame([{ t: MT.GetClusterInfo, reqId: 1 }]));
     for (;;) {
-      const [frame] = await sock.receive();
+      const { frame } = partsFrame(await sock.receive());
       const reply = frame ? decodeFrame(frame).msgs[0] : undefined;
       if (reply?.t === MT.Reply && reply.reqId === 1) {
         if (!reply.ok) throw new RaySystemError(`the head at ${address.replace('tcp://', '')} refused to list its nodes: ${reply.error ?? 'no reason given'}`);

@@ -7,8 +7,8 @@
  */
 import { S, type Check, type Infer } from './schema';
 
-/** Version of the wire protocol; frames of another version are dropped. */
-export const PROTOCOL_VERSION = 2;
+/** Version of the wire protocol (3: frames of 129 B to 1 KiB travel in chunks, see codec.ts); frames of another version are dropped. */
+export const PROTOCOL_VERSION = 3;
 
 // ---------------------------------------------------------------------------
 // shared shapes

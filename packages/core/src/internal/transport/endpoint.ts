@@ -22,7 +22,7 @@
  * @internal
  */
 import * as zmq from 'zeromq';
-import { decodeFrame, encodeFrame } from '../protocol/codec';
+import { decodeFrame, encodeFrame, frameParts, partsFrame } from '../protocol/codec';
 import { MT, type Message, type MessageOf } from '../protocol/messages';
 import { RateLimitedLog, log } from '../log';
 import { RaySystemError } from '../../errors';
@@ -86,14 +86,14 @@ class Outbox {
         this.queue = new Map();
         for (const { dest, msgs, bulk } of batch.values()) {
           if (!bulk) {
-            await this.sendParts(dest, [encodeFrame(msgs)]);
+            await this.sendParts(dest, frameParts(encodeFrame(msgs)));
             continue;
           }
           let from = 0;
           for (let i = 0; i <= msgs.length; i++) {
             const bytes = i < msgs.length ? this.attached.get(msgs[i] as Message) : undefined;
             if (i < msgs.length && !bytes) continue;
-            if (i > from) await this.sendParts(dest, [encodeFrame(msgs.slice(from, i))]);
+            if (i > from) await this.sendParts(dest, frameParts(encodeFrame(msgs.slice(from, i))));
             if (bytes) await this.sendParts(dest, [encodeFrame([msgs[i] as Message]), bytes]);
             from = i + 1;
           }
@@ -416,7 +416,11 @@ export class Endpoint {
     return d;
   }
 
-  private dispatch(frame: Buffer | undefined, from: Peer, extraFrames: number, attachment?: Buffer): void {
+  /** Handles the parts of one ZeroMQ message (after a ROUTER's routing id). */
+  private dispatch(parts: readonly Buffer[], from: Peer): void {
+    const { frame, rest } = partsFrame(parts);
+    const extraFrames = rest.length;
+    const attachment = rest[0];
     if (!frame || extraFrames > 1) {
       this.dropLog.warn('frames', `dropped a message with ${extraFrames + (frame ? 1 : 0)} frames (expected 1) from ${peerName(from)}`);
       return;
@@ -491,7 +495,7 @@ export class Endpoint {
       }
       const id = parts[0];
       if (!id) continue;
-      this.dispatch(parts[1], r === 0 ? { kind: 'router', id, key: id.toString('latin1') } : { kind: 'router', id, key: id.toString('latin1'), r }, parts.length - 2, parts[2]);
+      this.dispatch(parts.slice(1), r === 0 ? { kind: 'router', id, key: id.toString('latin1') } : { kind: 'router', id, key: id.toString('latin1'), r });
     }
   }
 
@@ -510,7 +514,7 @@ export class Endpoint {
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      this.dispatch(parts[0], from, parts.length - 1, parts[1]);
+      this.dispatch(parts, from);
     }
   }
 }
