@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ray from '@tsray/core';
-import { idleWorkersToStop, idleWorkerSoftLimit } from '../src/internal/raylet/idle-workers';
+import { idleWorkersToStop, idleWorkerSoftLimit, refusalBackoffMs } from '../src/internal/raylet/idle-workers';
 import type { WorkerProc, WorkerState } from '../src/internal/raylet/worker-pool';
 import { ownAnObject, plusOne, waitFor } from './fixtures/cluster-death';
 import { alive, descendantsRunning } from './helpers/procs';
@@ -30,6 +30,12 @@ test('the idle workers beyond the CPU count that idled a second or more are stop
   expect(idleWorkersToStop(ws, 5, now)).toEqual([]);
   expect(idleWorkersToStop(ws, 2, now + 1000).map((w) => w.workerId)).toEqual(['a', 'b', 'c']);
   expect([idleWorkerSoftLimit(0), idleWorkerSoftLimit(2.5), idleWorkerSoftLimit(16)]).toEqual([1, 2, 16]);
+});
+
+test('a worker that refused to stop is asked again after 1, 3, 7 ... more idle periods, never more than a minute later', () => {
+  expect([0, 1, 2, 3].map((n) => refusalBackoffMs(n))).toEqual([0, 1000, 3000, 7000]);
+  expect(refusalBackoffMs(10)).toBe(60_000);
+  expect(refusalBackoffMs(1000)).toBe(60_000);
 });
 
 describe('a node with more idle workers than CPUs', () => {

@@ -31,6 +31,8 @@ interface App {
   Versions: ray.ActorClass<new () => { report(): Promise<Report> }>;
   /** a remote function made inside a function: shipped by value, its require() resolving from app.js */
   inline: () => ray.RemoteFunction<() => string>;
+  /** the same with import() */
+  inlineImport: () => ray.RemoteFunction<() => Promise<string>>;
 }
 
 const dirs: string[] = [];
@@ -46,7 +48,8 @@ function writeApp(): string {
   dirs.push(dir);
   const local = (name: string, main: string): void => {
     fs.mkdirSync(path.join(dir, 'node_modules', name), { recursive: true });
-    fs.writeFileSync(path.join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '0.0.1-local', main: 'index.js' }));
+    // with an exports field, which resolvers of import() read first
+    fs.writeFileSync(path.join(dir, 'node_modules', name, 'package.json'), JSON.stringify({ name, version: '0.0.1-local', main: 'index.js', exports: { '.': './index.js' } }));
     fs.writeFileSync(path.join(dir, 'node_modules', name, 'index.js'), main);
   };
   local('lodash', "exports.VERSION = '0.0.1-local';\n");
@@ -75,6 +78,7 @@ exports.plain = ray.remote(function plain() { return process.pid; });
 class Versions { report() { return report(); } }
 exports.Versions = ray.remote(Versions);
 exports.inline = function inline() { return ray.remote(() => require('lodash').VERSION); };
+exports.inlineImport = function inlineImport() { return ray.remote(async () => { const m = await import('lodash'); return (m.default ?? m).VERSION; }); };
 `,
   );
   return dir;
@@ -141,11 +145,14 @@ describe('tasks and actors with npm packages', () => {
     ray.kill(actor);
   });
 
-  test("a function shipped by value resolves from its file's directory, the list's packages first", async () => {
+  test("a function shipped by value resolves require() and import() from its file's directory, the list's packages first", async () => {
     const app = load(writeApp());
     const version = app.inline();
     expect(await ray.get(version.remote())).toBe('0.0.1-local');
     expect(await ray.get(version.options({ runtimeEnv: { npm: LIST } }).remote())).toBe('4.17.21');
+    const imported = app.inlineImport();
+    expect(await ray.get(imported.remote())).toBe('0.0.1-local');
+    expect(await ray.get(imported.options({ runtimeEnv: { npm: LIST } }).remote())).toBe('4.17.21');
   });
 
   test('a task without the list runs in another process and gets the project’s own copies', async () => {

@@ -4,6 +4,7 @@
  * made; exports of the calling module and library calls at a module's top
  * level are located. Everything here is inline in jest's own test file.
  */
+import * as crypto from 'node:crypto';
 import * as ray from '@tsray/core';
 import { fromIife, registerInside, remotePreprocess, shipPreprocess, times7 } from './fixtures/shipping';
 import { applyScaler, callShipped } from './fixtures/tsray-lib/src/index';
@@ -124,6 +125,30 @@ describe('definitions made inside a function are shipped by value', () => {
     expect(cls.message).toMatch(/^the class given to ray\.remote\(\) captures `thrown`/);
   });
 
+  test("an import named like a global (crypto) is a capture, not the worker's global, and the error says how to reach the global", () => {
+    const err = thrown(() => ray.remote((s: string) => crypto.createHash('sha256').update(s).digest('hex')));
+    expect(err).toBeInstanceOf(ray.RemoteDefinitionError);
+    expect(err.message).toMatch(/captures `crypto` \(declared in its module, where it hides the global of that name that a worker would see\)/);
+    expect(err.message).toContain('Pass `crypto` as an argument');
+    expect(err.message).toContain('To use the worker\'s global `crypto` instead, write `globalThis.crypto`.');
+    // the global itself, named as such, ships
+    expect(() => ray.remote(() => globalThis.crypto.randomUUID())).not.toThrow();
+  });
+
+  test("an arrow function that uses the enclosing `this` fails at ray.remote(): a worker has no such `this`", () => {
+    class Pipeline {
+      scale = 2;
+      stage(): unknown {
+        return ray.remote((x: number) => x * this.scale);
+      }
+    }
+    const err = thrown(() => new Pipeline().stage());
+    expect(err.message).toMatch(/captures `this` \(the `this` of the code around the arrow function; a worker has none\)/);
+    expect(err.message).toContain('Pass the value as an argument');
+    // module.exports in the function is the worker's own: a capture as well
+    expect(thrown(() => ray.remote(() => (module.exports as Record<string, unknown>).x)).message).toMatch(/captures `module\.exports` \(the module's own exports/);
+  });
+
   test('shippable() names what takes the function in its error', () => {
     const err = thrown(() => registerInside(4));
     expect(err).toBeInstanceOf(ray.RemoteDefinitionError);
@@ -164,6 +189,9 @@ describe('ray.util.shippable', () => {
     expect(ray.util.isShippable(len)).toBe(true);
     expect(await len.call('local')).toBe(5);
     expect(await ray.get(callShipped.remote(len, 'abcd'))).toBe(4);
+    // put once, passed by reference to many tasks
+    const stored = ray.put(len);
+    expect(await ray.get([callShipped.remote(stored, 'ab'), callShipped.remote(stored, 'abc')])).toEqual([2, 3]);
   });
 
   test('a shippable made in a worker and returned to the driver is loaded and called there', async () => {

@@ -28,10 +28,12 @@ export async function collectGarbage(): Promise<void> {
  * Collects garbage until `count()` stops changing, and returns it: the same
  * count over five readings (~200 ms), so that frees still on their way
  * (from workers, or a worker the node stops for being idle) are counted.
+ * Throws when the count still moves after ~5 s.
  */
 export async function settled(count: () => number): Promise<number> {
   let last = -1;
   let same = 0;
+  const seen: number[] = [];
   for (let i = 0; i < 100; i++) {
     await collectGarbage();
     await new Promise((r) => setTimeout(r, 40));
@@ -39,6 +41,7 @@ export async function settled(count: () => number): Promise<number> {
     same = n === last ? same + 1 : 0;
     if (same >= 4) return n;
     last = n;
+    seen.push(n);
   }
-  return last;
+  throw new Error(`the count did not settle within 100 readings (last ones: ${seen.slice(-8).join(', ')})`);
 }

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import * as path from 'node:path';
-import { NPM_ENV_MARKER, NodeNpmEnvs, npmErrorLines, npmInstallArgs, type NpmInstaller } from '../../src/internal/runtime-env/npm-envs';
+import { NPM_ENV_MARKER, NodeNpmEnvs, installEnv, npmErrorLines, npmInstallArgs, type NpmInstaller } from '../../src/internal/runtime-env/npm-envs';
 import { compileNpmEnv, npmEnvKey, type NpmEnvSpec } from '../../src/internal/runtime-env/npm-spec';
 import { until } from '../helpers/poll';
 import { tempDirs, writeFiles } from '../helpers/files';
@@ -234,6 +234,19 @@ describe('npm environments on a node', () => {
     } finally {
       for (const c of sockets) c.destroy();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  test("npm runs without the cluster token or tsray's other settings (install scripts would see them), and without npm's script variables", () => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { TSRAY_CLUSTER_TOKEN: 'a'.repeat(64), TSRAY_SESSION_DIR: '/tmp/x', npm_config_local_prefix: '/repo', INIT_CWD: '/repo', KEEP_ME: '1' });
+      const env = installEnv();
+      expect(Object.keys(env).filter((k) => k.startsWith('TSRAY_') || k === 'npm_config_local_prefix' || k === 'INIT_CWD')).toEqual([]);
+      expect(env.KEEP_ME).toBe('1');
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
     }
   });
 

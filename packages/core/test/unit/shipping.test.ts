@@ -36,7 +36,17 @@ describe('free identifiers', () => {
   test('assignments to outer names, exports.NAME reads and loader helpers are found', () => {
     const a = analyze('(x) => { counter += x; return (0, exports.helper)(x) + __name(x) + tslib_1.__awaiter; }');
     expect(a.free).toEqual(['counter', 'exports', '__name', 'tslib_1']);
-    expect(a.exportReads).toEqual(['helper']);
+    expect(a.exportReads).toEqual(['exports.helper']);
+  });
+
+  test("an arrow function's outer `this`, module.exports and exports[…] are found; a function's or class's own `this` is not", () => {
+    expect(analyze('() => this.scale * 2').outerThis).toBe(true);
+    expect(analyze('(x) => [1].map(function () { return this; })').outerThis).toBe(false);
+    expect(analyze('function f() { return () => this.x; }').outerThis).toBe(false);
+    expect(analyze('class A { x = this; m() { return () => this.x; } static { this.y = 1; } }').outerThis).toBe(false);
+    expect(analyze('m() { return this.v; }').outerThis).toBe(false);
+    expect(analyze('() => module.exports.helper() + exports[k]').exportReads).toEqual(['module.exports', 'exports[…]']);
+    expect(analyze('(module) => module.exports').exportReads).toEqual([]);
   });
 
   test('methods, async and generator forms parse; import() and import.meta are located', () => {
@@ -106,7 +116,7 @@ describe('exports of an ES module', () => {
       fs.writeFileSync(file, 'export default function pre() {}\nexport async function* gen() {}\nfunction loc() {}\nexport { loc as renamed };\n');
       const url = pathToFileURL(file).href;
       const named = (n: string): object => ({ [n]: function () {} })[n] as object;
-      expect(['pre', 'gen', 'loc', 'other'].map((n) => exportedAs(named(n), url))).toEqual(['default', 'gen', 'renamed', undefined]);
+      expect(['pre', 'gen', 'loc', 'other'].map((n) => exportedAs(named(n), url))).toEqual([...['default', 'gen', 'renamed'].map((name) => ({ name, byIdentity: false })), undefined]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

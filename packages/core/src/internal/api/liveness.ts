@@ -7,7 +7,7 @@
  * - The node manager runs on the driver's machine (they share the object
  *   store): its pid is looked at every RAYLET_CHECK_MS.
  * - The head of a cluster the driver started (init() without an address)
- *   is its child: its exit is seen at once. Any head is also pinged every
+ *   is its child: its exit is seen at once. Any other head is pinged every
  *   PING_EVERY_MS; it is dead once it has not answered for the head timeout
  *   (TSRAY_HEAD_TIMEOUT_MS, default 5000) and several pings in a row went
  *   unanswered (so that a driver whose own event loop was blocked for a while
@@ -74,7 +74,9 @@ export class Liveness {
       this.timers.push(timer);
     };
     every(RAYLET_CHECK_MS, () => this.checkRaylet());
-    every(PING_EVERY_MS, () => this.pingHead());
+    // a head this driver started is its child: its exit is seen at once, and one that is only slow
+    // (a loaded machine) must not be taken for dead, which would stop a working cluster
+    if (!this.t.headProc) every(PING_EVERY_MS, () => this.pingHead());
     const proc = this.t.headProc;
     if (proc) {
       if (proc.exitCode !== null || proc.signalCode !== null) queueMicrotask(() => this.headExited(proc.exitCode, proc.signalCode));

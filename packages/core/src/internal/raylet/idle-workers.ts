@@ -5,8 +5,9 @@
  * while there are more than the node has CPUs it stops those idle for
  * IDLE_WORKER_KILLING_TIME_MS or more, the longest idle first. Actor workers
  * are never counted or stopped. A worker asked to stop may refuse (it owns
- * objects or tasks others still use) and is asked again after another idle
- * period.
+ * objects or tasks others still use) and is asked again later, after twice
+ * as long each time (refusalBackoffMs): each ask costs it a full garbage
+ * collection.
  * @internal
  */
 import type { WorkerProc } from './worker-pool';
@@ -16,6 +17,11 @@ export const KILL_IDLE_WORKERS_INTERVAL_MS = 200;
 
 /** How long a worker must be idle before it may be stopped (Ray's idle_worker_killing_time_threshold_ms). */
 export const IDLE_WORKER_KILLING_TIME_MS = 1000;
+
+/** How much longer than usual a worker that refused `refusals` times waits before it is asked again: 1, 3, 7 ... idle periods, at most a minute. */
+export function refusalBackoffMs(refusals: number, thresholdMs = IDLE_WORKER_KILLING_TIME_MS): number {
+  return Math.min(60_000, thresholdMs * (2 ** Math.min(refusals, 16) - 1));
+}
 
 /** Task workers a node keeps however idle: as many as it has CPUs, at least one. */
 export function idleWorkerSoftLimit(cpus: number): number {

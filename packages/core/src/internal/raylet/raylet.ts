@@ -24,7 +24,7 @@ import { PACKAGE_KV_NS } from '../runtime-env/archive';
 import type { NpmEnvSpec } from '../runtime-env/npm-spec';
 import { NodeRuntimeEnvs, type EnvMatch, type EnvNeeds } from './runtime-envs';
 import { NodeObjectManager } from './object-manager';
-import { KILL_IDLE_WORKERS_INTERVAL_MS, idleWorkerSoftLimit, idleWorkersToStop } from './idle-workers';
+import { KILL_IDLE_WORKERS_INTERVAL_MS, idleWorkerSoftLimit, idleWorkersToStop, refusalBackoffMs } from './idle-workers';
 
 /** How a node manager is set up. */
 export interface RayletConfig {
@@ -794,10 +794,11 @@ export class Raylet {
         () => undefined, // it exits (onWorkerExit follows)
         (e: Error) => {
           if (w.state === 'dead') return;
-          // it still owns something in use, or did not answer: ask again after another idle period
+          // it still owns something in use, or did not answer: ask again later, after longer each time
           log.debug(`idle worker ${w.workerId} (pid ${w.pid}) stays: ${e.message}`);
           w.stopAsked = false;
-          w.idleSince = Date.now();
+          w.stopRefusals++;
+          w.idleSince = Date.now() + refusalBackoffMs(w.stopRefusals);
           this.schedule();
         },
       );

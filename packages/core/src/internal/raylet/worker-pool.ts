@@ -52,6 +52,8 @@ export interface WorkerProc {
   idleSince: number;
   /** asked to exit for being idle (not handed out meanwhile); stopped that way, it is not replaced */
   stopAsked: boolean;
+  /** how often it refused to stop for being idle (each refusal doubles the wait before the next ask) */
+  stopRefusals: number;
   /** fires when it takes too long to register (cleared when it registers or exits) */
   registerTimer: NodeJS.Timeout | undefined;
 }
@@ -181,6 +183,7 @@ export function launchWorker(l: WorkerLaunch, logSink: LogSink, onExit: ExitHand
     killRequested: false,
     idleSince: Date.now(),
     stopAsked: false,
+    stopRefusals: 0,
     registerTimer: undefined,
   };
   const pipe = (stream: NodeJS.ReadableStream | null, n: 0 | 1): void => {

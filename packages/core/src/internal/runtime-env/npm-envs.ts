@@ -22,6 +22,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../log';
+import { pidAlive } from '../cluster/processes';
 import { describeNpmEnv, npmEnvKey, npmSpecProblem, type NpmEnvSpec } from './npm-spec';
 import { OncePerKey } from './setups';
 
@@ -62,10 +63,16 @@ export function findNpm(): { cmd: string; pre: string[]; shown: string } {
   throw new Error(`npm is not installed on this node (looked next to ${process.execPath} and on PATH): install npm on the node, or leave runtimeEnv.npm out`);
 }
 
-/** Variables that npm sets for the scripts it runs (`npm test`): they must not steer a nested install elsewhere. */
-function installEnv(): NodeJS.ProcessEnv {
+/**
+ * The environment npm runs in: the node manager's, less the variables npm
+ * sets for the scripts it runs (`npm test`: they must not steer a nested
+ * install elsewhere) and less tsray's own settings, the cluster token among
+ * them (packages' install scripts, when allowed, run in this environment).
+ */
+export function installEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('TSRAY_')) continue;
     if (/^npm_(package_|lifecycle_|command$|config_(local_prefix|prefix|global|workspaces?|include_workspace_root|save|package_lock|ignore_scripts|dry_run)$)/i.test(k)) continue;
     if (k === 'INIT_CWD') continue;
     env[k] = v;
@@ -148,16 +155,6 @@ export const runNpmInstall: NpmInstaller = (dir, spec, { timeoutMs, signal }) =>
     });
   });
 };
-
-/** Whether the process `pid` runs (on this machine). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -299,7 +296,7 @@ export class NodeNpmEnvs {
         continue; // released meanwhile: try again
       }
       // a lock of a process that is gone (or one never written in full) is stale
-      if ((Number.isInteger(holder) && !alive(holder)) || (!Number.isInteger(holder) && age > 10_000)) {
+      if ((Number.isInteger(holder) && !pidAlive(holder)) || (!Number.isInteger(holder) && age > 10_000)) {
         log.warn(`taking over the stale npm install lock ${file} (process ${Number.isInteger(holder) ? holder : '?'} is gone)`);
         fs.rmSync(file, { force: true });
         continue;

@@ -72,6 +72,20 @@ export function envPackages(root: string): (name: string) => boolean {
 type ResolveFilename = (this: unknown, request: string, parent: { filename?: string | null } | undefined, isMain: boolean, options?: { paths?: string[] }) => string;
 
 let installed: string | undefined;
+/** the installed environment's rules (set by installNpmResolution) */
+let active: { cfg: NpmResolutionConfig; has: (name: string) => boolean } | undefined;
+
+/**
+ * For resolvers of our own (`import()` in code shipped by value): a file to
+ * resolve `specifier` from instead of `parentFile`, when this worker's npm
+ * environment has its package and goes first for `parentFile`.
+ */
+export function npmEnvParent(specifier: string, parentFile: string): string | undefined {
+  if (!active) return undefined;
+  const name = packageNameOf(specifier);
+  if (name === undefined || !active.has(name) || !prefersEnv(parentFile, active.cfg)) return undefined;
+  return path.join(active.cfg.root, 'tsray-npm-env.json');
+}
 
 /**
  * Makes this process (a worker) resolve the packages of the environment in
@@ -87,6 +101,7 @@ export function installNpmResolution(root: string): void {
   // package's other files (its tests, say) are user code
   const cfg: NpmResolutionConfig = { root, keep: [path.resolve(__dirname, '..', '..')] };
   const has = envPackages(root);
+  active = { cfg, has };
   const M = Module as unknown as { _resolveFilename: ResolveFilename };
   const original = M._resolveFilename;
   const envPaths = [root];

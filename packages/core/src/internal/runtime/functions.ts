@@ -233,20 +233,21 @@ export const EXPORT_KEY = '@export:';
 /**
  * The name `def` is exported under by the (already loaded) module `file`,
  * found by identity: `module.exports.NAME === def`. ES modules cannot be
- * read synchronously: there, an export declaration of the function's own
- * name in the file's source counts.
+ * read synchronously (nor modules jest loaded): there, an export
+ * declaration of the function's own name in the file's source counts, and
+ * `byIdentity` is false.
  */
-export function exportedAs(def: object, file: string): string | undefined {
+export function exportedAs(def: object, file: string): { name: string; byIdentity: boolean } | undefined {
   const cache = require.cache as Record<string, { exports?: unknown } | undefined>;
   const m = file.startsWith('file:') ? undefined : cache[file];
   if (m) {
     const ex = m.exports;
-    if (ex === def) return '';
+    if (ex === def) return { name: '', byIdentity: true };
     if (typeof ex !== 'object' && typeof ex !== 'function') return undefined;
     if (ex === null) return undefined;
     for (const k of Object.keys(ex)) {
       try {
-        if ((ex as Record<string, unknown>)[k] === def) return k;
+        if ((ex as Record<string, unknown>)[k] === def) return { name: k, byIdentity: true };
       } catch {
         /* a throwing getter: not this one */
       }
@@ -258,12 +259,12 @@ export function exportedAs(def: object, file: string): string | undefined {
   const src = sourceOf(file);
   if (src === undefined) return undefined;
   const declared = new RegExp(`(?:^|[\\n;])\\s*export\\s+(default\\s+)?(?:(?:async\\s+)?function\\s*\\*?\\s*|class\\s+|(?:const|let|var)\\s+)${name.replace(/\$/g, '\\$')}\\b`).exec(src);
-  if (declared) return declared[1] ? 'default' : name;
+  if (declared) return { name: declared[1] ? 'default' : name, byIdentity: false };
   const list = /(?:^|[\n;])\s*export\s*\{([^}]*)\}(?!\s*from)/g;
   for (let m2 = list.exec(src); m2; m2 = list.exec(src)) {
     for (const part of (m2[1] as string).split(',')) {
       const [local, exported] = part.trim().split(/\s+as\s+/);
-      if (local === name) return exported ?? local;
+      if (local === name) return { name: exported ?? local, byIdentity: false };
     }
   }
   return undefined;

@@ -6,7 +6,7 @@
  * @internal
  */
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const TS_EXT = /\.(ts|tsx|mts|cts)$/;
 let tsCjs = false;
@@ -72,7 +72,7 @@ export function loadModule(module: string, opts: { testGlobals: boolean }): Prom
 async function doLoad(module: string, opts: { testGlobals: boolean }): Promise<unknown> {
   if (opts.testGlobals) installTestGlobals();
   const isUrl = module.startsWith('file:');
-  const file = isUrl ? new URL(module).pathname : module;
+  const file = isUrl ? fileURLToPath(module) : module;
   const ts = TS_EXT.test(file);
   if (!isUrl && !/\.(mjs|mts)$/.test(file)) {
     if (ts) ensureTypeScriptCjs();

@@ -55,10 +55,13 @@ export function shipmentOf(def: object, req: ShipRequest): Shipment {
   const file = site.file;
   if (file !== undefined && site.topLevel === 'yes') return fromLocated(register(def, req.explicitName, { ...site, file }));
   if (file !== undefined) {
-    const exported = exportedAs(def, file);
-    if (exported !== undefined) {
-      const name = req.explicitName ?? (exported || (def as { name?: string }).name || path.basename(file));
-      return { ok: true, code: { module: file, key: EXPORT_KEY + exported, name } };
+    const found = exportedAs(def, file);
+    if (found !== undefined) {
+      // matched by name only (ES modules, jest): a local of the same name would be taken for the export, so by value goes first
+      const v = found.byIdentity ? undefined : byValue(def, site, req, false);
+      if (v) return v;
+      const name = req.explicitName ?? (found.name || (def as { name?: string }).name || path.basename(file));
+      return { ok: true, code: { module: file, key: EXPORT_KEY + found.name, name } };
     }
   }
   if (file !== undefined && site.topLevel === 'maybe') {
@@ -85,6 +88,38 @@ function analyzed(text: string): Analysis {
     analyses.set(text, a);
   }
   return a;
+}
+
+const declared = new Map<string, Set<string>>();
+
+/**
+ * Names the source of `file` declares anywhere (imports, variables,
+ * functions, classes), read with patterns rather than parsed: the file may
+ * be TypeScript. A free name of shipped code that is also a global counts
+ * as captured when its file declares it (`import * as crypto from
+ * 'node:crypto'`): in a worker it would be the global instead.
+ */
+function declaredIn(file: string): Set<string> {
+  let d = declared.get(file);
+  if (d) return d;
+  d = new Set();
+  const src = sourceOf(file) ?? '';
+  const add = (list: string): void => {
+    for (const part of list.split(',')) {
+      const m = /(?:^|\s)(?:type\s+)?(?:[\w$]+\s+as\s+)?([A-Za-z_$][\w$]*)\s*(?:[:=].*)?$/.exec(part.trim());
+      if (m) d?.add(m[1] as string);
+    }
+  };
+  for (const m of src.matchAll(/\bimport\s+(?:type\s+)?([A-Za-z_$][\w$]*)\s*(?:,|from\b)/g)) d.add(m[1] as string);
+  for (const m of src.matchAll(/\bimport\s+(?:[\w$]+\s*,\s*)?\*\s*as\s+([A-Za-z_$][\w$]*)/g)) d.add(m[1] as string);
+  for (const m of src.matchAll(/\bimport\s+(?:type\s+)?(?:[\w$]+\s*,\s*)?\{([^}]*)\}/g)) add(m[1] as string);
+  for (const m of src.matchAll(/\bimport\s+([A-Za-z_$][\w$]*)\s*=\s*require\b/g)) d.add(m[1] as string);
+  for (const m of src.matchAll(/\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)/g)) d.add(m[1] as string);
+  for (const m of src.matchAll(/\b(?:const|let|var)\s*\{([^}]*)\}\s*=/g)) add((m[1] as string).replace(/[\w$]+\s*:\s*/g, ''));
+  for (const m of src.matchAll(/\b(?:function\s*\*?|class)\s+([A-Za-z_$][\w$]*)/g)) d.add(m[1] as string);
+  if (declared.size >= 256) declared.delete(declared.keys().next().value as string);
+  declared.set(file, d);
+  return d;
 }
 
 /** Where a site is, for messages: `main (driver.ts:12)`, with the line as written when the loader left a source map. */
@@ -131,6 +166,9 @@ function nameFromSource(site: DefinitionSite): string | undefined {
 
 /** How a captured name reads in an error: what loaders turn imports into is said so. */
 function describeName(n: string): string {
+  if (n === 'this') return '`this` (the `this` of the code around the arrow function; a worker has none)';
+  if (n.startsWith('global:')) return `\`${n.slice(7)}\` (declared in its module, where it hides the global of that name that a worker would see)`;
+  if (n === 'module.exports' || n === 'exports[…]') return `\`${n}\` (the module's own exports; a worker's are its own)`;
   if (n === '_this' || n === '_a') return `\`${n}\` (TypeScript's name for the enclosing \`this\` or a temporary, when compiling to an old target)`;
   if (n.startsWith('exports.')) return `\`${n}\` (the module's own export ${n.slice(8)})`;
   const esb = /^import_(.+)$/.exec(n);
@@ -186,16 +224,21 @@ function byValue(def: object, site: DefinitionSite, req: ShipRequest, strictly: 
     if (isHelper(n)) needs.push(n);
     else captured.push(n);
   }
-  for (const n of a.exportReads) captured.push(`exports.${n}`);
+  // a name the defining file declares (an import, a local) is that, not the worker's global of that name
+  const shadowed = a.free.filter((n) => globals.has(n) && site.file !== undefined && declaredIn(site.file).has(n));
+  captured.push(...shadowed.map((n) => `global:${n}`));
+  captured.push(...a.exportReads);
+  if (a.outerThis) captured.push('this');
   if (captured.length > 0) {
     const list = captured.slice(0, 5).map(describeName);
     const more = captured.length > 5 ? ` and ${captured.length - 5} more` : '';
     const names = list.length === 1 ? list[0] : `${list.slice(0, -1).join(', ')} and ${list[list.length - 1]}`;
     const first = captured[0] as string;
+    const globalHint = shadowed.length > 0 ? ` (To use the worker's global \`${shadowed[0] as string}\` instead, write \`globalThis.${shadowed[0] as string}\`.)` : '';
     return fail(
       `${subject} captures ${names}${more}, defined outside it. It is made ${where()}, not at the top level of a module, so it is shipped to workers ` +
         'by value (its source text), and a worker has only globals and what the function defines itself. ' +
-        `Pass ${first.startsWith('exports.') ? 'the value' : `\`${first}\``} as an argument, \`require\` it inside the function, or define the function at the top level of a module (or export it from the calling module).`,
+        `Pass ${first.startsWith('exports') || first.startsWith('module.') || first === 'this' ? 'the value' : `\`${first.replace(/^global:/, '')}\``} as an argument, \`require\` it inside the function, or define the function at the top level of a module (or export it from the calling module).${globalHint}`,
     );
   }
   const body = bodyOf(text, a);

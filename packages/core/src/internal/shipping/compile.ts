@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { npmEnvParent } from '../runtime-env/npm-resolution';
 import * as vm from 'node:vm';
 import { IMPORT_META_NAME, IMPORT_NAME, MODULE_NAMES } from './names';
 
@@ -35,18 +36,21 @@ export interface TypeScriptHooks {
 }
 
 const cache = new Map<string, { body: string; value: unknown }>();
+/** Compiled definitions kept per process (the oldest goes first beyond it). */
+const CACHE_MAX = 256;
 
 /** The definition, compiled on first use in this process. */
 export function compileShipped(s: ShippedSource, ts: TypeScriptHooks): unknown {
   const hit = cache.get(s.hash);
   if (hit && hit.body === s.body) return hit.value;
   const value = compile(s, ts);
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value as string);
   cache.set(s.hash, { body: s.body, value });
   return value;
 }
 
 function compile(s: ShippedSource, ts: TypeScriptHooks): unknown {
-  const file = s.file === '' ? path.join(process.cwd(), '[shipped]') : s.file.startsWith('file:') ? new URL(s.file).pathname : s.file;
+  const file = s.file === '' ? path.join(process.cwd(), '[shipped]') : s.file.startsWith('file:') ? fileURLToPath(s.file) : s.file;
   const dir = path.dirname(file);
   const isTs = TS_FILE.test(file);
   const req = createRequire(file);
@@ -102,11 +106,13 @@ async function importTarget(spec: string, file: string): Promise<string> {
 /** Resolves `spec` from `file` as `import` would: relative paths as paths, packages by their `exports` for `import`, else by `main`. */
 function resolveForImport(spec: string, file: string): string {
   if (spec.startsWith('node:') || BUILTINS.has(spec)) return spec;
-  if (spec.startsWith('file:')) return new URL(spec).pathname;
+  if (spec.startsWith('file:')) return fileURLToPath(spec);
   if (spec.startsWith('./') || spec.startsWith('../') || spec.startsWith('/') || spec === '.' || spec === '..') return path.resolve(path.dirname(file), spec);
-  const viaExports = resolveExports(spec, file);
+  // a worker of an npm environment finds the environment's packages first (npm-resolution.ts)
+  const from = npmEnvParent(spec, file) ?? file;
+  const viaExports = resolveExports(spec, from);
   if (viaExports !== undefined) return viaExports;
-  return createRequire(file).resolve(spec);
+  return createRequire(from).resolve(spec);
 }
 
 type ExportsField = string | null | ExportsField[] | { [k: string]: ExportsField };

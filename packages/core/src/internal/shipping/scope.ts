@@ -20,8 +20,10 @@ export interface Analysis {
   strict: boolean;
   /** free identifiers, in order of first use */
   free: string[];
-  /** `exports.NAME` reads of a free `exports` (TypeScript's way to reach a module's own exports) */
+  /** `exports.NAME` reads of a free `exports` (TypeScript's way to reach a module's own exports); `exports[…]` and `module.exports` as such */
   exportReads: string[];
+  /** whether it uses the `this` of the code around it (an arrow function's `this`, outside any function or class of its own) */
+  outerThis: boolean;
   /** start offsets (in the source text) of `import` in `import(...)` */
   dynamicImports: number[];
   /** start and end offsets of `import.meta` */
@@ -32,6 +34,8 @@ interface Scope {
   readonly parent: Scope | undefined;
   /** a function (or static block): `var` declarations land here */
   readonly fn: boolean;
+  /** a scope with a `this` of its own: a non-arrow function, a class body */
+  readonly ownThis: boolean;
   readonly names: Set<string>;
 }
 
@@ -73,12 +77,17 @@ function parse(src: string): { ast: acorn.Program; form: Analysis['form']; stric
 export function analyze(src: string): Analysis {
   const { ast, form, strict, offset } = parse(src);
   const refs: Array<{ name: string; scope: Scope }> = [];
-  const exportReads: Array<{ name: string; scope: Scope }> = [];
+  const exportReads: Array<{ name: string; scope: Scope; via: 'exports' | 'module' }> = [];
   const dynamicImports: number[] = [];
   const importMetas: Array<[number, number]> = [];
-  const root: Scope = { parent: undefined, fn: true, names: new Set() };
+  const root: Scope = { parent: undefined, fn: true, ownThis: form === 'method', names: new Set() };
+  let outerThis = false;
 
-  const child = (parent: Scope, fn: boolean): Scope => ({ parent, fn, names: new Set() });
+  const child = (parent: Scope, fn: boolean, ownThis = false): Scope => ({ parent, fn, ownThis, names: new Set() });
+  const thisIsOwn = (s: Scope): boolean => {
+    for (let c: Scope | undefined = s; c; c = c.parent) if (c.ownThis) return true;
+    return false;
+  };
   const fnScope = (s: Scope): Scope => {
     let c: Scope = s;
     while (!c.fn && c.parent) c = c.parent;
@@ -144,7 +153,7 @@ export function analyze(src: string): Analysis {
   const target = (p: Node | null | undefined, s: Scope): void => patternParts(p, s, true);
 
   const fn = (f: Node, outer: Scope): void => {
-    const s = child(outer, true);
+    const s = child(outer, true, f.type !== 'ArrowFunctionExpression');
     if (f.type === 'FunctionExpression' && f.id) declare(f.id as Node, s);
     if (f.type !== 'ArrowFunctionExpression') s.names.add('arguments');
     for (const p of f.params as Node[]) declare(p, s);
@@ -156,11 +165,11 @@ export function analyze(src: string): Analysis {
 
   const cls = (c: Node, outer: Scope): void => {
     if (c.superClass) visit(c.superClass as Node, outer);
-    const s = child(outer, false);
+    const s = child(outer, false, true);
     if (c.type === 'ClassExpression' && c.id) declare(c.id as Node, s);
     for (const el of (c.body as Node).body as Node[]) {
       if (el.type === 'StaticBlock') {
-        const b = child(s, true);
+        const b = child(s, true, true);
         for (const st of el.body as Node[]) visit(st, b);
         continue;
       }
@@ -243,9 +252,15 @@ export function analyze(src: string): Analysis {
         target(n.left as Node, s);
         visit(n.right as Node, s);
         return;
+      case 'ThisExpression':
+        if (!thisIsOwn(s)) outerThis = true;
+        return;
       case 'MemberExpression': {
         const obj = n.object as Node;
-        if (obj.type === 'Identifier' && obj.name === 'exports' && !n.computed) exportReads.push({ name: (n.property as Node).name as string, scope: s });
+        const prop = n.property as Node;
+        if (obj.type === 'Identifier' && obj.name === 'exports') exportReads.push({ name: n.computed ? '[…]' : (prop.name as string), scope: s, via: 'exports' });
+        // module.exports is the worker's own (empty) one there
+        if (obj.type === 'Identifier' && obj.name === 'module' && !n.computed && prop.name === 'exports') exportReads.push({ name: '', scope: s, via: 'module' });
         visit(obj, s);
         if (n.computed) visit(n.property as Node, s);
         return;
@@ -292,6 +307,6 @@ export function analyze(src: string): Analysis {
     seen.add(r.name);
     free.push(r.name);
   }
-  const reads = [...new Set(exportReads.filter((r) => !bound('exports', r.scope)).map((r) => r.name))];
-  return { form, strict, free, exportReads: reads, dynamicImports, importMetas };
+  const reads = [...new Set(exportReads.filter((r) => !bound(r.via, r.scope)).map((r) => (r.via === 'module' ? 'module.exports' : r.name === '[…]' ? 'exports[…]' : `exports.${r.name}`)))];
+  return { form, strict, free, exportReads: reads, outerThis, dynamicImports, importMetas };
 }
