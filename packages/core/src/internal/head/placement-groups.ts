@@ -12,7 +12,7 @@ import { log } from '../log';
 import { MT, type Bundle, type MessageOf, type PlacementGroupInfo, type Resources } from '../protocol/messages';
 import type { Endpoint, Peer } from '../transport/endpoint';
 import { add, subtract } from '../raylet/resources';
-import { bundleResources } from '../placement/resource-names';
+import { bundleMarker, bundleResources } from '../placement/resource-names';
 import { PLACERS, type NodeCapacity } from '../placement/strategies';
 
 /** A node as the head sees it (its fields are the head's live view, updated in place). */
@@ -265,8 +265,11 @@ export class PlacementGroupTable {
         rec.placed[b.index] = id;
         rec.info.nodes[b.index] = id;
         const extra = bundleResources(b.resources, rec.info.id, b.index);
-        add(n.total, extra);
-        add(n.available, extra);
+        // the node's own report may have come first (in the same frame as its commit reply): it has them already
+        if (n.total[bundleMarker(rec.info.id, b.index)] === undefined) {
+          add(n.total, extra);
+          add(n.available, extra);
+        }
         add(this.addedOn(rec, id), extra);
       }
     });

@@ -21,6 +21,11 @@ export function formatGroupResource(name: string, pgId: string, index: number): 
   return index >= 0 ? `${name}_group_${index}_${pgId}` : `${name}_group_${pgId}`;
 }
 
+/** The resource only bundle `index` of group `pgId` has: its node's resources include it once the bundle is committed there. */
+export function bundleMarker(pgId: string, index: number): string {
+  return formatGroupResource(MARKER, pgId, index);
+}
+
 /** The resources a committed bundle adds to its node. */
 export function bundleResources(bundle: Resources, pgId: string, index: number): Resources {
   const out: Resources = {};
