@@ -7,25 +7,16 @@ import { WaiterActor, plusOne, spin, waitFor } from './fixtures/cluster-death';
 import { Child, alive, descendantsRunning } from './helpers/procs';
 import { until } from './helpers/poll';
 import { freePort } from './helpers/net';
+import { ownTsrayTmpdir } from './helpers/files';
 
 // this file's clusters keep their sessions under a root of their own
-let tmp: string;
-const savedTmpdir = process.env.TSRAY_TMPDIR;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-death-'));
-  process.env.TSRAY_TMPDIR = tmp;
-});
-afterAll(() => {
-  if (savedTmpdir === undefined) delete process.env.TSRAY_TMPDIR;
-  else process.env.TSRAY_TMPDIR = savedTmpdir;
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const tmpdir = ownTsrayTmpdir('tsray-death', 'suite');
 afterEach(async () => {
   await ray.shutdown();
 });
 
 const lines = (file: string): number[] => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map(Number) : []);
-const sessions = (): string[] => (fs.existsSync(path.join(tmp, 'tsray')) ? fs.readdirSync(path.join(tmp, 'tsray')).filter((d) => d.startsWith('session_')) : []);
+const sessions = (): string[] => (fs.existsSync(path.join(tmpdir(), 'tsray')) ? fs.readdirSync(path.join(tmpdir(), 'tsray')).filter((d) => d.startsWith('session_')) : []);
 
 /** Settles `p`, failing when that takes longer than `ms`. */
 async function beforeDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -64,7 +55,7 @@ function expectAllFailedWith(settled: Array<PromiseSettledResult<unknown>>, chec
 describe('a driver whose cluster dies', () => {
   test('when its node manager is killed, pending gets, waits and actor calls reject with NodeDiedError, and init() starts again', async () => {
     await ray.init({ numCpus: 1, logToDriver: false });
-    const file = path.join(tmp, 'nm');
+    const file = path.join(tmpdir(), 'nm');
     const pending = await pendingCalls(file);
     const [head] = descendantsRunning(process.pid, 'head/main.js');
     const [raylet] = descendantsRunning(process.pid, 'raylet/main.js');
@@ -85,7 +76,7 @@ describe('a driver whose cluster dies', () => {
 
   test('when its head is killed, pending calls reject with NodeDiedError naming the head, and nothing is left behind', async () => {
     await ray.init({ numCpus: 1, logToDriver: false });
-    const file = path.join(tmp, 'head');
+    const file = path.join(tmpdir(), 'head');
     const pending = await pendingCalls(file);
     const [head] = descendantsRunning(process.pid, 'head/main.js');
     const [raylet] = descendantsRunning(process.pid, 'raylet/main.js');
@@ -110,7 +101,7 @@ test('the workers of a node whose node manager is killed exit, even one busy in 
     const node = await cluster.addNode({ numCpus: 2 });
     await cluster.waitForNodes();
     await ray.init({ address: cluster.address, logToDriver: false });
-    const file = path.join(tmp, 'workers');
+    const file = path.join(tmpdir(), 'workers');
     const there = { scheduling: { nodeId: node.nodeId }, maxRetries: 0 };
     const refs = [spin.options(there).remote(file, 120_000), waitFor.options(there).remote(file, 120_000)];
     const actor = WaiterActor.options({ scheduling: { nodeId: node.nodeId } }).remote();

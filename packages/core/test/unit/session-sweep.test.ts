@@ -1,21 +1,11 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { PIDS_FILE, createSessionDir, recordSessionPid, sessionPids, sweepStaleSessions, tsrayTmpRoot } from '../../src/internal/cluster/session';
 import { readNodeRecords, sweepStale, writeClusterRecord, writeNodeRecord } from '../../src/internal/cluster/cluster-file';
+import { ownTsrayTmpdir } from '../helpers/files';
 
-let tmp: string;
-const saved = process.env.TSRAY_TMPDIR;
-beforeEach(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-sweep-'));
-  process.env.TSRAY_TMPDIR = tmp;
-});
-afterEach(() => {
-  if (saved === undefined) delete process.env.TSRAY_TMPDIR;
-  else process.env.TSRAY_TMPDIR = saved;
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+const tmpdir = ownTsrayTmpdir('tsray-sweep', 'test');
 
 /** The pid of a process that has exited. */
 function deadPid(): number {
@@ -67,7 +57,7 @@ test('sweepStale keeps the session of the cluster file (a head to restore) and f
   const other = session('other', `${dead} node -\n`);
   writeClusterRecord({ address: '127.0.0.1:6380', pid: dead, sessionDir: restorable, startedAt: new Date().toISOString() });
   writeNodeRecord({ nodeId: 'n1', pid: dead, head: '127.0.0.1:6380', sessionDir: other, startedAt: new Date().toISOString() });
-  writeNodeRecord({ nodeId: 'n2', pid: process.pid, head: '127.0.0.1:6380', sessionDir: path.join(tmp, 'gone'), startedAt: new Date().toISOString() });
+  writeNodeRecord({ nodeId: 'n2', pid: process.pid, head: '127.0.0.1:6380', sessionDir: path.join(tmpdir(), 'gone'), startedAt: new Date().toISOString() });
 
   expect(sweepStale()).toEqual([other]);
   expect(fs.existsSync(restorable)).toBe(true);
