@@ -22,7 +22,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #define ARENA_MAGIC 0x7473726179617231ULL /* "tsrayar1" */
@@ -305,12 +304,15 @@ static void arena_unref_map(arena_t *a) {
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
-#define PREFAULT_CHUNK (4ULL << 20)
+#define PREFAULT_CHUNK (1ULL << 20)
 
-/* Faults in [0, len) of the mapping, chunk by chunk, at the lowest CPU
-   priority (nice 19, this thread only: it yields to all other work, yet
-   still progresses on a busy machine, which SCHED_IDLE may not):
-   MADV_POPULATE_WRITE allocates the pages of the memfd (zeroed) and maps them
+/* Faults in [0, len) of the mapping, chunk by chunk, at the thread's normal
+   CPU priority: MADV_POPULATE_WRITE holds the process's mmap lock for a
+   chunk, and a thread at a low priority (nice 19) starved on a busy machine
+   while holding it would stall every thread of the process that maps or
+   unmaps memory (the event loop included) for seconds: a priority
+   inversion that made the head think a node had died. Small chunks (1 MiB,
+   a fraction of a millisecond) keep each hold short. MADV_POPULATE_WRITE allocates the pages of the memfd (zeroed) and maps them
    writable in this process without changing any byte, so it is safe while
    other processes use the arena. After each chunk the thread sleeps for
    `(100 - duty) / duty` times as long as the chunk took, so that it uses at
@@ -318,7 +320,6 @@ static void arena_unref_map(arena_t *a) {
    It stops early when the handle is closed. The caller has taken a mapping
    reference for it (maprefs), which it drops at the end. */
 static void prefault_run(arena_t *a, uint64_t len, int duty) {
-  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
   arena_hdr_t *h = hdr(a);
   int state = PF_DONE;
   for (uint64_t off = 0; off < len; off += PREFAULT_CHUNK) {

@@ -131,6 +131,24 @@ test('a node marked dead that still runs is told to exit, and is not used again'
   await cluster.removeNode(b);
 }, 60_000);
 
+test('a head that was paused longer than the node timeout does not mark the live nodes dead', async () => {
+  // heartbeats sent while the head did not run wait unread in its socket: the pause does not count against the nodes
+  process.kill(cluster.head.pid, 'SIGSTOP');
+  try {
+    // the stimulus is the pause itself: longer than the node timeout (3 s), shorter than a driver's head timeout (5 s)
+    await new Promise((r) => setTimeout(r, 4000));
+  } finally {
+    process.kill(cluster.head.pid, 'SIGCONT');
+  }
+  // the head checks its nodes' health first thing when it runs again, before it answers
+  const after = await ray.nodes();
+  expect(after.find((n) => n.nodeId === a.nodeId)?.alive).toBe(true);
+  expect(alive(a.pid)).toBe(true);
+  const probe = path.join(tmp, 'probe-after-pause');
+  await ray.get(slowWhere.options({ scheduling: { nodeId: a.nodeId } }).remote(probe, 0));
+  expect(lines(probe)).toEqual([a.nodeId]);
+}, 60_000);
+
 test('a restarted head takes the cluster back: a named detached actor on another node answers, and a new driver connects', async () => {
   const keeper = SleeperActor.options({ name: 'keeper', lifetime: 'detached', scheduling: { nodeId: a.nodeId } }).remote();
   expect(await ray.get(keeper.node.remote())).toBe(a.nodeId);

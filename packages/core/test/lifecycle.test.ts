@@ -104,6 +104,7 @@ test('shutdown() stops every process it started and removes the session', async 
 
 test('a driver that ends without shutdown() exits and leaves nothing behind', async () => {
   const { child, pids, arena } = await startDriver('exit');
+  child.proc.kill('SIGUSR2');
   const { code } = await child.exited;
   expect(code).toBe(0);
   await expectNothingLeft(pids, arena);

@@ -66,7 +66,7 @@ export interface ArenaAddon {
   populate(h: ArenaHandle, offset: number, length: number): boolean;
   /**
    * Faults in the first `length` bytes of this process's mapping on a
-   * background thread at the lowest CPU priority (nice 19), using at most `dutyPercent` of
+   * background thread (normal priority, 1 MiB steps), using at most `dutyPercent` of
    * one CPU; stops when the handle is closed. Returns false when this handle
    * already started one (or `length` is under a page).
    */

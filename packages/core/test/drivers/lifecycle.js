@@ -1,4 +1,4 @@
-// A driver for the lifecycle tests. Modes: exit (ends without shutdown),
+// A driver for the lifecycle tests. Modes: exit (ends without shutdown on SIGUSR2),
 // crash (uncaught error), hang (waits to be signalled), shutdown (shuts down
 // on SIGUSR2, then stays alive until a second SIGUSR2).
 const ray = require('@tsray/core');
@@ -20,8 +20,13 @@ async function main(mode) {
   await ray.get(big);
   console.log(`READY ${process.pid}`);
   // a signal listener alone does not keep a process alive (an idle driver receives nothing): a timer does
-  const untilSignal = mode === 'crash' || mode === 'shutdown' ? setInterval(() => undefined, 1000) : undefined;
-  // crash or shut down when the test says so (after it has looked at our processes)
+  const untilSignal = mode === 'hang' ? undefined : setInterval(() => undefined, 1000);
+  // end, crash or shut down when the test says so (after it has looked at our processes)
+  if (mode === 'exit') {
+    await new Promise((r) => process.once('SIGUSR2', r));
+    clearInterval(untilSignal);
+    return; // nothing else keeps the process alive: it ends without shutdown()
+  }
   if (mode === 'crash') {
     await new Promise((r) => process.once('SIGUSR2', r));
     clearInterval(untilSignal);

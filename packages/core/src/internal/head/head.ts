@@ -145,6 +145,8 @@ export class Head {
   /** when each node was last heard from */
   private readonly lastSeen = new Map<string, number>();
   private healthTimer: NodeJS.Timeout | undefined;
+  /** when checkHealth last ran (a late run means the head itself was stalled) */
+  private lastHealthCheck = 0;
   private readonly nodeTimeout = nodeTimeoutMs();
   /** round-robin position of SPREAD actors */
   private spreadNext = 0;
@@ -197,7 +199,8 @@ export class Head {
     }
     const [first, ...rest] = addresses;
     this.endpoint = await Endpoint.bind(first as string, `head-${randomId(4)}`, (m, from) => this.onMessage(m, from), {}, rest);
-    this.healthTimer = setInterval(() => this.checkHealth(), Math.min(500, this.nodeTimeout / 4));
+    this.lastHealthCheck = Date.now();
+    this.healthTimer = setInterval(() => this.checkHealth(), this.healthIntervalMs());
     // the earlier head's node stopped with it: its actors restart elsewhere, its drivers' jobs end
     for (const id of this.earlierHeadNodes.splice(0)) this.onNodeDied(id, 'it was the node of the earlier head, which stopped');
     this.state?.write();
@@ -770,8 +773,18 @@ export class Head {
 
   // ------------------------------------------------------------------ node health
 
+  private healthIntervalMs(): number {
+    return Math.min(500, this.nodeTimeout / 4);
+  }
+
   private checkHealth(): void {
     const now = Date.now();
+    // Time the head itself did not run (a stalled event loop, a machine too
+    // busy to schedule it) does not count against the nodes: their heartbeats
+    // of that time wait unread in the head's socket.
+    const stalled = now - this.lastHealthCheck - this.healthIntervalMs();
+    this.lastHealthCheck = now;
+    if (stalled > 50) for (const [id, seen] of this.lastSeen) this.lastSeen.set(id, seen + stalled);
     for (const n of this.nodes.values()) {
       // the head's own node manager is its child: if it dies, the head stops too
       if (!n.alive || n.isHead) continue;

@@ -11,7 +11,9 @@
  * never more than the arena nor a quarter of the memory free when it starts;
  * `TSRAY_PREFAULT=0` turns it off. It starts 1 s after the node (or driver)
  * is up, so that short-lived clusters never pay for it, and runs on a thread
- * at the lowest CPU priority (nice 19) using at most half of one CPU.
+ * using at most a quarter of one CPU, in 1 MiB steps at normal priority (a
+ * low-priority thread starved while it holds the process's memory-map lock
+ * would stall the event loop: see prefault_run in native/arena_core.h).
  * @internal
  */
 import * as os from 'node:os';
@@ -22,7 +24,7 @@ export const DEFAULT_PREFAULT_BYTES = 1024 ** 3;
 /** How long after start the prefault begins. */
 export const PREFAULT_DELAY_MS = 1000;
 /** The most of one CPU the prefault thread uses, in percent. */
-const PREFAULT_DUTY = 50;
+const PREFAULT_DUTY = 25;
 
 /**
  * The `TSRAY_PREFAULT` setting in bytes (`DEFAULT_PREFAULT_BYTES` when unset).
