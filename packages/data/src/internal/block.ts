@@ -435,7 +435,7 @@ export function concatBlocks(blocks: readonly Block[]): Block {
   const first = nonEmpty[0] as Block;
   const same = nonEmpty.every((b) => b.schema.fields.length === u.fields.size && b.schema.fields.every((f) => typeKey(f.type) === typeKey(u.fields.get(f.name) as arrow.DataType)));
   if (same && nonEmpty.every((b) => b.schema.fields.every((f, i) => f.name === first.schema.fields[i]?.name))) {
-    return new arrow.Table(first.schema, nonEmpty.flatMap((b) => b.batches));
+    return new arrow.Table(first.schema, nonEmpty.flatMap((b) => b.batches.map((rb) => (rb.schema === first.schema ? rb : new arrow.RecordBatch(first.schema, rb.data)))));
   }
   const parts = nonEmpty.map((b) => {
     const cols: Record<string, arrow.Vector> = {};
@@ -457,4 +457,36 @@ export function selectBlockColumns(t: Block, columns: readonly string[]): Block 
 /** Column names of a block. */
 export function blockColumns(t: Block): string[] {
   return t.schema.fields.map((f) => f.name);
+}
+
+/** Rows `indices` of a block, in that order (a gather). */
+export function takeIndices(t: Block, indices: ArrayLike<number>): Block {
+  const cols: Record<string, arrow.Vector> = {};
+  for (const f of t.schema.fields) {
+    const col = t.getChild(f.name) as arrow.Vector;
+    const numeric = arrow.DataType.isInt(f.type) || arrow.DataType.isFloat(f.type);
+    if (numeric && col.nullCount === 0) {
+      const src = col.toArray() as TypedArray;
+      const out = new (src.constructor as new (n: number) => TypedArray)(indices.length);
+      for (let i = 0; i < indices.length; i++) out[i] = src[indices[i] as number] as never;
+      cols[f.name] = arrow.makeVector(out as Float64Array);
+    } else {
+      const vals = new Array<unknown>(indices.length);
+      for (let i = 0; i < indices.length; i++) vals[i] = col.get(indices[i] as number);
+      cols[f.name] = arrow.vectorFromArray(vals, f.type);
+    }
+  }
+  return new arrow.Table(cols);
+}
+
+/** A seeded pseudo-random generator (mulberry32): numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
