@@ -3,8 +3,8 @@
  * from rows or a batch, to read it back as rows or as a batch in a user's
  * format, and to slice, concatenate and measure them.
  *
- * Type rules (JS values → Arrow): numbers that are all integers → Int64,
- * other numbers → Float64; strings → Utf8; booleans → Bool; bigints →
+ * Type rules (JS values → Arrow): numbers → Float64 (JS does not tell 1 from
+ * 1.0, and every block of a column must agree); strings → Utf8; booleans → Bool; bigints →
  * Int64; Dates → Timestamp (ms); Uint8Arrays/Buffers → Binary; arrays →
  * List; plain objects → Struct; null/undefined → null in any column. Back
  * to JS: Int64 → number (bigint only beyond 2^53), Utf8 → string, Struct →
@@ -118,7 +118,6 @@ function inferType(column: string, values: readonly unknown[], where = ''): arro
     case 'null':
       return new arrow.Null();
     case 'int':
-      return new arrow.Int64();
     case 'float':
       return new arrow.Float64();
     case 'string':

@@ -32,7 +32,8 @@ export type Step =
   | { t: 'select'; op: string; columns: string[] }
   | { t: 'drop'; op: string; columns: string[] }
   | { t: 'rename'; op: string; names: Record<string, string> }
-  | { t: 'limit'; op: string; n: number };
+  | { t: 'limit'; op: string; n: number }
+  | { t: 'sample'; op: string; fraction: number; seed: number | null };
 
 /** What one read task reads. */
 export type ReadSpec = { kind: 'range'; start: number; end: number } | { kind: 'file'; task: ReadTask };

@@ -2,7 +2,6 @@
  * randomSample: each row kept with probability `fraction`, as a batch step.
  * @internal
  */
-import * as ray from '@tsray/core';
 import type * as arrow from 'apache-arrow';
 import { seededRandom, takeIndices } from './block';
 import type { Step } from './plan';
@@ -23,5 +22,5 @@ export function sampleRows(batch: arrow.Table, fraction: number, seed: number | 
 
 /** The step of ds.randomSample(fraction, { seed }). */
 export function sampleRowsStep(fraction: number, seed: number | undefined): Step {
-  return { t: 'mapBatches', op: `RandomSample(${fraction})`, batchSize: null, format: 'arrow', zeroCopy: false, fn: ray.util.shippable(sampleRows), args: [fraction, seed ?? null] };
+  return { t: 'sample', op: `RandomSample(${fraction})`, fraction, seed: seed ?? null };
 }

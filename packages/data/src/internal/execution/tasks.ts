@@ -120,7 +120,7 @@ export const partitionTask = ray.remote({ name: 'data.partition' }, async functi
 });
 
 /** partitionTask for one partition (a single return value). */
-export const partitionOneTask = ray.remote({ name: 'data.partition' }, async function partitionOneTask(how: Partitioning, block: Block): Promise<Block> {
+export const partitionOneTask = ray.remote({ name: 'data.partition1' }, async function partitionOneTask(how: Partitioning, block: Block): Promise<Block> {
   return partitionBlock(how, block)[0] as Block;
 });
 

@@ -22,6 +22,7 @@ import {
 } from '../block';
 import * as arrow from 'apache-arrow';
 import type { Step, UserFn } from '../plan';
+import { sampleRows } from '../sample';
 
 /** The instance of the user's class in a pool actor (for 'callBatches'). */
 export interface CallTarget {
@@ -185,6 +186,9 @@ export async function applySteps(block: Block, steps: readonly Step[], target?: 
       case 'drop':
       case 'rename':
         b = project(b, step);
+        break;
+      case 'sample':
+        b = sampleRows(b, step.fraction, step.seed);
         break;
       case 'limit': {
         const seen = state.seen.get(i) ?? 0;
