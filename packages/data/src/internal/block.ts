@@ -348,7 +348,7 @@ export function blockSizeBytes(t: Block): number {
   let n = 0;
   const visit = (d: arrow.Data): void => {
     for (const b of [d.values, d.valueOffsets, d.nullBitmap, d.typeIds] as Array<ArrayBufferView | undefined>) if (b) n += b.byteLength;
-    for (const c of d.children) visit(c);
+    for (const c of d.children ?? []) visit(c);
     if (d.dictionary) for (const dd of d.dictionary.data) visit(dd);
   };
   for (const b of t.batches) visit(b.data);

@@ -225,6 +225,6 @@ export class DataIterator {
 
 /** `n` iterators over disjoint parts of `ds`, fed by one coordinator actor. */
 export function streamingSplit(ds: Dataset, n: number, equal: boolean): DataIterator[] {
-  const coordinator = SplitCoordinatorActor.options({ numCpus: 0 }).remote(ds.plan, n, equal) as unknown as ray.ActorHandleOf<SplitCoordinator>;
+  const coordinator = SplitCoordinatorActor.options({ numCpus: 0, maxConcurrency: 1000 }).remote(ds.plan, n, equal) as unknown as ray.ActorHandleOf<SplitCoordinator>;
   return Array.from({ length: n }, (_, index) => new DataIterator({ kind: 'split', coordinator, index }));
 }
