@@ -1,0 +1,66 @@
+/**
+ * Helpers of the data benchmarks: one timed run, and a sampler of the
+ * summed RSS of this process and every process it started, with the object
+ * store's use.
+ */
+import * as fs from 'node:fs';
+
+/** Seconds one call of `fn` takes. */
+export async function timeOnce(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+function children(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    const p = Number(e);
+    if (!Number.isInteger(p)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(p);
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples every 200 ms until stopped; stop() returns the peaks. */
+export class RssSampler {
+  private peakRss = 0;
+  private peakStore = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly store: () => number) {
+    this.timer = setInterval(() => this.sample(), 200);
+    this.sample();
+  }
+
+  private sample(): void {
+    const all = [process.pid];
+    for (let i = 0; i < all.length; i++) all.push(...children(all[i] as number));
+    this.peakRss = Math.max(this.peakRss, all.reduce((a, p) => a + rssOf(p), 0));
+    try {
+      this.peakStore = Math.max(this.peakStore, this.store());
+    } catch {
+      // not initialized
+    }
+  }
+
+  stop(): { rss: number; store: number } {
+    clearInterval(this.timer);
+    return { rss: this.peakRss, store: this.peakStore };
+  }
+}
