@@ -28,18 +28,22 @@ function children(pid: number): number[] {
   return out;
 }
 
-function rssOf(pid: number): number {
+/** RSS and PSS (shared pages split among the processes that map them) of a process, bytes. */
+function memOf(pid: number): { rss: number; pss: number } {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
+    const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const rss = /^Rss:\s+(\d+) kB/m.exec(t);
+    const pss = /^Pss:\s+(\d+) kB/m.exec(t);
+    return { rss: rss ? Number(rss[1]) * 1024 : 0, pss: pss ? Number(pss[1]) * 1024 : 0 };
   } catch {
-    return 0;
+    return { rss: 0, pss: 0 };
   }
 }
 
 /** Samples every 200 ms until stopped; stop() returns the peaks. */
 export class RssSampler {
   private peakRss = 0;
+  private peakPss = 0;
   private peakStore = 0;
   private readonly timer: NodeJS.Timeout;
 
@@ -51,7 +55,9 @@ export class RssSampler {
   private sample(): void {
     const all = [process.pid];
     for (let i = 0; i < all.length; i++) all.push(...children(all[i] as number));
-    this.peakRss = Math.max(this.peakRss, all.reduce((a, p) => a + rssOf(p), 0));
+    const mems = all.map(memOf);
+    this.peakRss = Math.max(this.peakRss, mems.reduce((a, m) => a + m.rss, 0));
+    this.peakPss = Math.max(this.peakPss, mems.reduce((a, m) => a + m.pss, 0));
     try {
       this.peakStore = Math.max(this.peakStore, this.store());
     } catch {
@@ -59,8 +65,8 @@ export class RssSampler {
     }
   }
 
-  stop(): { rss: number; store: number } {
+  stop(): { rss: number; pss: number; store: number } {
     clearInterval(this.timer);
-    return { rss: this.peakRss, store: this.peakStore };
+    return { rss: this.peakRss, pss: this.peakPss, store: this.peakStore };
   }
 }

@@ -10,6 +10,7 @@ import { type LogicalOp, type Step, type AllToAll, type Bundle, type Compute, DE
 import { ROW_FN_OPTIONS, checkColumns, checkInt, checkKeys, compileMapBatches, compileTaskCompute, userFn } from './internal/options';
 import { type IterBatchesOptions, type BundleSource, batchesOf, rowsOf } from './internal/iterator';
 import { execute } from './internal/planner';
+import { planRead } from './internal/io';
 import type { Execution, ExecutionOptions } from './internal/execution/executor';
 import type { ExecBundle } from './internal/execution/operator';
 import * as K from './internal/kernels';
@@ -343,6 +344,11 @@ export class Dataset {
     if (p.kind === 'Source' && p.steps.length === 0 && p.limit === undefined) {
       if (p.source.kind === 'blocks') return p.source.bundles.reduce((a, b) => a + b.meta.numRows, 0);
       if (p.source.kind === 'range') return p.source.n;
+      if (p.source.kind === 'files' && p.source.format === 'parquet') {
+        // Parquet footers hold the row counts: nothing to read
+        const tasks = await planRead('parquet', p.source.paths, p.source.options);
+        if (tasks.every((t) => t.numRows !== undefined)) return tasks.reduce((a, t) => a + (t.numRows as number), 0);
+      }
     }
     const bundles = await this.bundles();
     return bundles.reduce((a, b) => a + b.meta.numRows, 0);

@@ -314,10 +314,11 @@ export function columnOf(t: Block, name: string): Column {
   if (numeric && col.nullCount === 0) {
     if (arrow.DataType.isInt(type) && type.bitWidth === 64) {
       const raw = col.toArray() as BigInt64Array | BigUint64Array;
+      if (raw instanceof BigInt64Array) return int64ToFloat64(raw) ?? raw;
       const out = new Float64Array(raw.length);
       for (let i = 0; i < raw.length; i++) {
         const v = raw[i] as bigint;
-        if (v > MAX_SAFE || v < MIN_SAFE) return raw;
+        if (v > MAX_SAFE) return raw;
         out[i] = Number(v);
       }
       return out;
@@ -488,4 +489,32 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+const TWO32 = 4294967296;
+
+/** An Int64 column of safe integers `f(0..n-1)`, written through 32-bit halves (no BigInt per value). */
+export function int64Of(n: number, f: (i: number) => number): BigInt64Array {
+  const out = new BigInt64Array(n);
+  const w = new Int32Array(out.buffer);
+  for (let i = 0; i < n; i++) {
+    const v = f(i);
+    const hi = Math.floor(v / TWO32);
+    w[2 * i] = (v - hi * TWO32) | 0;
+    w[2 * i + 1] = hi | 0;
+  }
+  return out;
+}
+
+/** Int64 values as numbers; undefined when one is beyond 2^53 (little-endian halves, no BigInt per value). */
+export function int64ToFloat64(raw: BigInt64Array): Float64Array | undefined {
+  const lo = new Uint32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+  const hi = new Int32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+  const out = new Float64Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const h = hi[2 * i + 1] as number;
+    if (h >= 2097152 || h < -2097152) return undefined;
+    out[i] = h * TWO32 + (lo[2 * i] as number);
+  }
+  return out;
 }

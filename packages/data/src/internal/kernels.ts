@@ -8,7 +8,7 @@
  */
 import * as arrow from 'apache-arrow';
 import { DataError } from '../errors';
-import { type Block, blockColumns, concatBlocks, emptyBlock, seededRandom, sliceBlock, takeIndices, toJs } from './block';
+import { type Block, blockColumns, concatBlocks, emptyBlock, int64ToFloat64, seededRandom, sliceBlock, takeIndices, toJs } from './block';
 
 // ------------------------------------------------------------------ keys
 
@@ -42,7 +42,10 @@ export function numericValues(block: Block, column: string, what: string): { v: 
   const n = col.length;
   let v: Float64Array;
   const raw = col.toArray() as ArrayLike<number | bigint>;
+  const fast = raw instanceof BigInt64Array ? int64ToFloat64(raw) : undefined;
   if (raw instanceof Float64Array) v = raw;
+  else if (fast) v = fast;
+  else if (ArrayBuffer.isView(raw) && !(raw instanceof BigInt64Array) && !(raw instanceof BigUint64Array)) v = Float64Array.from(raw as ArrayLike<number>);
   else {
     v = new Float64Array(n);
     for (let i = 0; i < n; i++) v[i] = Number(raw[i]);
@@ -243,6 +246,34 @@ export function aggName(a: AggSpec): string {
   return a.kind === 'count' ? 'count()' : `${a.kind}(${a.column})`;
 }
 
+/**
+ * Groups of integer keys in a small range, through a table indexed by key
+ * (no hashing); false (nothing written) when the keys are not such.
+ */
+function denseGroups(v: Float64Array, group: Uint32Array, firsts: number[]): boolean {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i] as number;
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  if (!(max - min <= 1 << 22) || !Number.isInteger(min) || !Number.isInteger(max)) return false;
+  for (let i = 0; i < v.length; i++) if (!Number.isInteger(v[i] as number)) return false;
+  const slot = new Int32Array(max - min + 1).fill(-1);
+  for (let i = 0; i < v.length; i++) {
+    const k = (v[i] as number) - min;
+    let g = slot[k] as number;
+    if (g < 0) {
+      g = firsts.length;
+      slot[k] = g;
+      firsts.push(i);
+    }
+    group[i] = g;
+  }
+  return true;
+}
+
 /** Groups of a block: for each row its group, and the first row of each group. */
 function groupRows(block: Block, keys: string[]): { group: Uint32Array; firsts: number[] } {
   const group = new Uint32Array(block.numRows);
@@ -252,6 +283,11 @@ function groupRows(block: Block, keys: string[]): { group: Uint32Array; firsts: 
     return { group, firsts };
   }
   const cols = keys.map((c) => (checkHas(block, c, 'groupBy'), keyCol(block, c)));
+  const only = cols[0] as KeyCol;
+  if (cols.length === 1 && only.num && only.valid === null) {
+    const dense = denseGroups(only.v, group, firsts);
+    if (dense) return { group, firsts };
+  }
   const ids = new Map<string | number, number>();
   for (let i = 0; i < block.numRows; i++) {
     const k = groupKeyOf(cols, i);

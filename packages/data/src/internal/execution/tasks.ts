@@ -8,7 +8,7 @@
  */
 import * as ray from '@tsray/core';
 import * as arrow from 'apache-arrow';
-import { type Block, type BlockMeta, blockMeta, blockColumns, concatBlocks, sliceBlock } from '../block';
+import { type Block, type BlockMeta, blockMeta, blockColumns, concatBlocks, int64Of, sliceBlock } from '../block';
 import { type ReadOptions, runReadTask } from '../io';
 import * as K from '../kernels';
 import type { ReadSpec, Step, UserFn } from '../plan';
@@ -48,9 +48,7 @@ export async function timed(f: () => Promise<Block>): Promise<BlockAndMeta> {
 /** Rows [start, end) of range(): column "id" (Int64). */
 export function rangeBlock(start: number, end: number): Block {
   const n = Math.max(0, end - start);
-  const ids = new BigInt64Array(n);
-  for (let i = 0; i < n; i++) ids[i] = BigInt(start + i);
-  return new arrow.Table({ id: arrow.makeVector(ids) });
+  return new arrow.Table({ id: arrow.makeVector(int64Of(n, (i) => start + i)) });
 }
 
 async function readBlocks(spec: ReadSpec, options: ReadOptions): Promise<Block[]> {
