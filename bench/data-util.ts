@@ -6,6 +6,14 @@
 import * as fs from 'node:fs';
 
 /** Seconds one call of `fn` takes. */
+/** Times `fn` `reps` times after one untimed warm-up run (workers started, code compiled, files in the page cache), in seconds. */
+export async function warmTimes(fn: () => Promise<unknown>, reps = 5): Promise<number[]> {
+  await fn();
+  const out: number[] = [];
+  for (let r = 0; r < reps; r++) out.push(await timeOnce(fn));
+  return out;
+}
+
 export async function timeOnce(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
   await fn();

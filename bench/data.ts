@@ -13,7 +13,7 @@ import * as arrow from 'apache-arrow';
 import * as ray from '@tsray/core';
 import * as data from '@tsray/data';
 import { collect, report, runMeta, summarize, type Log, type Metric } from './harness';
-import { RssSampler, timeOnce } from './data-util';
+import { RssSampler, timeOnce, warmTimes } from './data-util';
 
 const SCALE = Number(process.env.BENCH_DATA_SCALE ?? 1);
 const scaled = (n: number): number => Math.max(1, Math.round(n * SCALE));
@@ -43,12 +43,12 @@ const mapBatchesCpu: Section = {
       // the peer: the same loop over the same Arrow column, in this process
       const table = new arrow.Table({ id: arrow.makeVector(Float64Array.from({ length: n }, (_, i) => i)) });
       const single: number[] = [];
-      for (let r = 0; r < 3; r++) single.push(await timeOnce(async () => burn(table.getChild('id')?.toArray() as Float64Array).length));
+      single.push(...(await warmTimes(async () => burn(table.getChild('id')?.toArray() as Float64Array).length)));
       const ds = data.range(n, { overrideNumBlocks: 40 });
       const ours: number[] = [];
-      for (let r = 0; r < 3; r++) {
+      {
         ours.push(
-          await timeOnce(() =>
+          ...(await warmTimes(() =>
             ds
               .mapBatches(
                 (b: { id: Float64Array }) => {
@@ -63,14 +63,14 @@ const mapBatchesCpu: Section = {
                 { batchSize: null },
               )
               .count(),
-          ),
+          )),
         );
       }
       const s = summarize(single.map((t) => n / t), 'rows/s');
       const o = summarize(ours.map((t) => n / t), 'rows/s');
       log('map_batches_cpu_one_process', { ...s, note: `${n.toLocaleString()} rows, the loop over the Arrow column in one process` });
       log('map_batches_cpu_tsray_2cpus', { ...o, note: 'range → mapBatches on 2 CPUs, counted' });
-      log('map_batches_cpu_speedup', { value: (o.median as number) / (s.median as number), unit: '×', target: '≥ 1.6×', note: 'medians of 3 runs each, same run' });
+      log('map_batches_cpu_speedup', { value: (o.median as number) / (s.median as number), unit: '×', target: '≥ 1.6×', note: 'medians of 5 runs each after a warm-up, same run' });
     } finally {
       await ray.shutdown();
     }
@@ -91,14 +91,14 @@ const groupBySum: Section = {
     const { op } = require('arquero') as { op: { sum(c: string): unknown } };
     const aqTable = aq.table({ k, v });
     const aqTimes: number[] = [];
-    for (let r = 0; r < 3; r++) aqTimes.push(await timeOnce(async () => aqTable.groupby('k').rollup({ s: op.sum('v') }).numRows()));
+    aqTimes.push(...(await warmTimes(async () => aqTable.groupby('k').rollup({ s: op.sum('v') }).numRows())));
     // DuckDB, on a table in its memory
     const { DuckDBInstance } = await import('@duckdb/node-api');
     const db = await DuckDBInstance.create(':memory:');
     const con = await db.connect();
     await con.run(`CREATE TABLE t AS SELECT CAST((i * 7919) % 1000 AS INTEGER) AS k, (i % 1013) / 7.0 AS v FROM range(${n}) r(i)`);
     const duckTimes: number[] = [];
-    for (let r = 0; r < 3; r++) duckTimes.push(await timeOnce(async () => (await con.runAndReadAll('SELECT k, sum(v) FROM t GROUP BY k')).getRows().length));
+    duckTimes.push(...(await warmTimes(async () => (await con.runAndReadAll('SELECT k, sum(v) FROM t GROUP BY k')).getRows().length)));
     con.closeSync();
     // tsray: the same columns as blocks in the object store
     await ray.init({ numCpus: 2, logToDriver: true });
@@ -110,7 +110,7 @@ const groupBySum: Section = {
       });
       const ds = data.fromArrow(tables);
       const ours: number[] = [];
-      for (let r = 0; r < 3; r++) ours.push(await timeOnce(async () => (await ds.groupBy('k').sum('v').takeAll()).length));
+      ours.push(...(await warmTimes(async () => (await ds.groupBy('k').sum('v').takeAll()).length)));
       const med = (xs: number[]): number => summarize(xs, 's').median as number;
       log('groupby_sum_tsray', { ...summarize(ours, 's'), note: `${n.toLocaleString()} rows, 1,000 keys, ${blocks} blocks, 2 CPUs` });
       log('groupby_sum_arquero', summarize(aqTimes, 's'));
@@ -136,18 +136,18 @@ const readParquet: Section = {
     );
     const mb = fs.statSync(file).size / 1e6;
     const duck: number[] = [];
-    for (let r = 0; r < 3; r++) duck.push(await timeOnce(async () => (await con.runAndReadAll(`SELECT count(*), sum(v) FROM read_parquet('${file}')`)).getRows().length));
+    duck.push(...(await warmTimes(async () => (await con.runAndReadAll(`SELECT count(*), sum(v) FROM read_parquet('${file}')`)).getRows().length)));
     con.closeSync();
     await ray.init({ numCpus: 2, logToDriver: true });
     try {
       const ours: number[] = [];
-      for (let r = 0; r < 3; r++) {
+      {
         ours.push(
-          await timeOnce(async () => {
+          ...(await warmTimes(async () => {
             const ds = data.readParquet(file, { columns: ['v'] });
             const [count, sum] = await Promise.all([ds.count(), ds.sum('v')]);
             if (count !== rows || sum === null) throw new Error(`read ${count} rows`);
-          }),
+          })),
         );
       }
       const o = summarize(ours.map((t) => mb / t), 'MB/s');

@@ -1,5 +1,9 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ray from '@tsray/core';
 import * as data from '@tsray/data';
+import type { Row } from '@tsray/data';
 
 let cluster: ray.Cluster;
 beforeAll(async () => {
@@ -14,18 +18,33 @@ afterAll(async () => {
 });
 
 test("on a 2-node cluster a map's tasks run on both nodes", async () => {
-  const rows = await data
-    .range(40, { overrideNumBlocks: 20 })
-    .map(async (r) => {
-      // long enough that both nodes' CPUs are busy at once
-      await new Promise((res) => setTimeout(res, 30));
-      return { id: r.id, node: (require('@tsray/core') as typeof ray).getRuntimeContext().nodeId };
-    })
-    .takeAll();
-  expect(rows.map((r) => r.id)).toEqual([...Array(40).keys()]);
-  const nodes = new Set(rows.map((r) => r.node));
-  expect(nodes.size).toBe(2);
-  expect([...nodes].sort()).toEqual((await ray.nodes()).filter((n) => n.alive).map((n) => n.nodeId).sort());
+  // each task waits until tasks on two nodes have started: this completes only if the executor runs them on both at once
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-data-nodes-'));
+  try {
+    const rows = await data
+      .range(8, { overrideNumBlocks: 4 })
+      .map(
+        async (r: Row, where: string) => {
+          const fsm = require('node:fs') as typeof fs;
+          const node = (require('@tsray/core') as typeof ray).getRuntimeContext().nodeId;
+          fsm.writeFileSync(`${where}/${node}`, '');
+          const deadline = Date.now() + 30_000;
+          while (fsm.readdirSync(where).length < 2) {
+            if (Date.now() > deadline) throw new Error(`only node ${node} ran tasks`);
+            await new Promise((res) => setTimeout(res, 20));
+          }
+          return { id: r.id, node };
+        },
+        { fnArgs: [dir] },
+      )
+      .takeAll();
+    expect(rows.map((r) => r.id)).toEqual([...Array(8).keys()]);
+    const nodes = new Set(rows.map((r) => r.node));
+    expect(nodes.size).toBe(2);
+    expect([...nodes].sort()).toEqual((await ray.nodes()).filter((n) => n.alive).map((n) => n.nodeId).sort());
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }, 60_000);
 
 test('a sort and a groupBy shuffle blocks between the nodes', async () => {

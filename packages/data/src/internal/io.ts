@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
+import * as ray from '@tsray/core';
 import { DataReadError } from '../errors';
 import { type Block, blockColumns, blockFromRows, blockToRows, emptyBlock } from './block';
 import { type CsvOptions, formatCsv, parseCsv } from './io/csv';
@@ -47,6 +48,58 @@ function pq(): ParquetWasm {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   pqModule ??= require('parquet-wasm/node') as ParquetWasm;
   return pqModule;
+}
+
+/**
+ * Row groups a read task left in wasm memory: its block was read in place
+ * from there (no copy), and the task's result was written to the object
+ * store before the next task of this worker starts (a worker runs one task
+ * at a time), which frees them.
+ */
+const heldInWasm: Array<{ drop(): void }> = [];
+
+/** True inside a normal task, where tasks run one at a time (not an actor, not the driver). */
+function inTask(): boolean {
+  if (!ray.isInitialized()) return false;
+  const c = ray.getRuntimeContext();
+  return c.taskId !== undefined && c.actorId === undefined;
+}
+
+/** arrow-js-ffi's reader of Arrow's C data interface (an ES module with a CommonJS build). */
+type ParseTable = (buffer: ArrayBuffer, arrayAddrs: ArrayLike<number>, schemaAddr: number, copy: boolean) => arrow.Table;
+let parseTableFn: ParseTable | undefined;
+function parseTable(buffer: ArrayBuffer, arrayAddrs: ArrayLike<number>, schemaAddr: number, copy: boolean): arrow.Table {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  parseTableFn ??= (require('arrow-js-ffi') as { parseTable: ParseTable }).parseTable;
+  return parseTableFn(buffer, arrayAddrs, schemaAddr, copy);
+}
+
+/** The Parquet file a worker read last (its footer parsed once for all its row groups), while the file is unchanged. */
+let lastParquet: { key: string; file: import('parquet-wasm/node').ParquetFile } | undefined;
+
+async function openParquetCached(file: string): Promise<import('parquet-wasm/node').ParquetFile> {
+  let key: string;
+  try {
+    const st = fs.statSync(file);
+    key = `${file}\0${st.size}\0${st.mtimeMs}`;
+  } catch (e) {
+    throw new DataReadError(`${file} could not be read: ${(e as Error).message}`, file, undefined, { cause: e });
+  }
+  if (lastParquet?.key === key) return lastParquet.file;
+  const f = await parquetFile(file);
+  lastParquet?.file.free();
+  lastParquet = { key, file: f };
+  return f;
+}
+
+/** A wasm Table as an Arrow JS table: viewed in place inside a task, copied elsewhere. */
+function fromWasm(t: import('parquet-wasm/node').Table): arrow.Table {
+  const ffi = t.intoFFI();
+  const inPlace = inTask();
+  const table = parseTable(pq().wasmMemory().buffer, ffi.arrayAddrs(), ffi.schemaAddr(), !inPlace);
+  if (inPlace) heldInWasm.push(ffi);
+  else ffi.drop();
+  return table;
 }
 
 async function parquetFile(file: string): Promise<import('parquet-wasm/node').ParquetFile> {
@@ -129,19 +182,16 @@ export async function runReadTask(task: ReadTask, opts: ReadOptions = {}): Promi
   const limit = opts.limit ?? Number.POSITIVE_INFINITY;
   const file = task.path;
   if (task.format === 'parquet') {
-    const f = await parquetFile(file);
+    for (const h of heldInWasm.splice(0)) h.drop();
+    const f = await openParquetCached(file);
     try {
       const options: Record<string, unknown> = { rowGroups: [task.rowGroup ?? 0], batchSize: 1 << 20 };
       if (opts.columns) options.columns = opts.columns;
       if (Number.isFinite(limit)) options.limit = limit;
-      const t = await f.read(options);
-      const table = arrow.tableFromIPC(t.intoIPCStream());
-      return [table];
+      return [fromWasm(await f.read(options))];
     } catch (e) {
       if (e instanceof DataReadError) throw e;
       throw new DataReadError(`${file}: row group ${task.rowGroup ?? 0} could not be read (${e instanceof Error ? e.message : String(e)})`, file, undefined, { cause: e });
-    } finally {
-      f.free();
     }
   }
   let bytes: Buffer;

@@ -45,7 +45,7 @@ export function numericValues(block: Block, column: string, what: string): { v: 
   const fast = raw instanceof BigInt64Array ? int64ToFloat64(raw) : undefined;
   if (raw instanceof Float64Array) v = raw;
   else if (fast) v = fast;
-  else if (ArrayBuffer.isView(raw) && !(raw instanceof BigInt64Array) && !(raw instanceof BigUint64Array)) v = Float64Array.from(raw as ArrayLike<number>);
+  else if (ArrayBuffer.isView(raw) && !(raw instanceof BigInt64Array) && !(raw instanceof BigUint64Array)) v = new Float64Array(raw as unknown as ArrayLike<number>);
   else {
     v = new Float64Array(n);
     for (let i = 0; i < n; i++) v[i] = Number(raw[i]);
@@ -312,49 +312,133 @@ function valuesFor(block: Block, a: AggSpec): { v: Float64Array; valid: Uint8Arr
   return num;
 }
 
+/** Integer typed arrays a dense key column can be read from directly. */
+type IntArray = Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array;
+
+/**
+ * A single integer key column without nulls whose values span a small
+ * range: groups are `value - min`, read straight from the column (no
+ * per-row arrays are allocated: fresh pages cost more than the work here).
+ */
+function denseKey(block: Block, keyColumns: string[]): { raw: IntArray; min: number; range: number } | undefined {
+  if (keyColumns.length !== 1) return undefined;
+  const col = checkHas(block, keyColumns[0] as string, 'groupBy');
+  if (!arrow.DataType.isInt(col.type) || col.type.bitWidth === 64 || col.nullCount > 0 || col.length === 0) return undefined;
+  const raw = col.toArray() as IntArray;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < raw.length; i++) {
+    const x = raw[i] as number;
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  const range = max - min + 1;
+  return range <= Math.min(1 << 20, 4 * raw.length + 1024) ? { raw, min, range } : undefined;
+}
+
+/** Accumulates one aggregation's partial state: group of row i is `gidx[i] - off` (or 0 when `gidx` is null). */
+function accumulate(
+  kind: AggSpec['kind'],
+  rows: number,
+  gidx: ArrayLike<number> | null,
+  off: number,
+  v: Float64Array | null,
+  valid: Uint8Array | null,
+  st: { n: Float64Array; s: Float64Array; m: Float64Array; q: Float64Array; x: Float64Array },
+): void {
+  const { n, s, m, q, x } = st;
+  // one loop per kind: no per-row dispatch
+  if (kind === 'count' || v === null) {
+    for (let i = 0; i < rows; i++) {
+      const g = gidx === null ? 0 : (gidx[i] as number) - off;
+      n[g] = (n[g] as number) + 1;
+    }
+  } else if (kind === 'sum' || kind === 'mean') {
+    for (let i = 0; i < rows; i++) {
+      if (valid !== null && valid[i] === 0) continue;
+      const g = gidx === null ? 0 : (gidx[i] as number) - off;
+      n[g] = (n[g] as number) + 1;
+      s[g] = (s[g] as number) + (v[i] as number);
+    }
+  } else if (kind === 'min' || kind === 'max') {
+    const lo = kind === 'min';
+    for (let i = 0; i < rows; i++) {
+      if (valid !== null && valid[i] === 0) continue;
+      const g = gidx === null ? 0 : (gidx[i] as number) - off;
+      n[g] = (n[g] as number) + 1;
+      const val = v[i] as number;
+      if (lo ? val < (x[g] as number) : val > (x[g] as number)) x[g] = val;
+    }
+  } else {
+    // Welford
+    for (let i = 0; i < rows; i++) {
+      if (valid !== null && valid[i] === 0) continue;
+      const g = gidx === null ? 0 : (gidx[i] as number) - off;
+      const val = v[i] as number;
+      const c = (n[g] as number) + 1;
+      n[g] = c;
+      const d = val - (m[g] as number);
+      m[g] = (m[g] as number) + d / c;
+      q[g] = (q[g] as number) + d * (val - (m[g] as number));
+    }
+  }
+}
+
 /** Per key of `keyColumns` (none: the whole block), the partial states of `aggs`. */
 export function partialAggregate(block: Block, keyColumns: string[], aggs: AggSpec[]): Block {
-  const { group, firsts } = groupRows(block, keyColumns);
-  const G = firsts.length;
+  const rows = block.numRows;
+  const dense = denseKey(block, keyColumns);
+  let gidx: ArrayLike<number> | null = null;
+  let off = 0;
+  let G: number;
+  let firsts: number[] | undefined;
+  if (keyColumns.length === 0) G = rows > 0 ? 1 : 0;
+  else if (dense) {
+    gidx = dense.raw;
+    off = dense.min;
+    G = dense.range;
+  } else {
+    const r = groupRows(block, keyColumns);
+    gidx = r.group;
+    firsts = r.firsts;
+    G = firsts.length;
+  }
+  const states = aggs.map((a) => {
+    const num = a.kind === 'count' ? null : valuesFor(block, a);
+    const st = { n: new Float64Array(G), s: new Float64Array(G), m: new Float64Array(G), q: new Float64Array(G), x: new Float64Array(G).fill(a.kind === 'min' ? Infinity : -Infinity) };
+    accumulate(a.kind, rows, gidx, off, num ? num.v : null, num ? num.valid : null, st);
+    return st;
+  });
+  // the dense path keeps the keys that occur, in ascending order
+  let keep: Uint32Array | undefined;
+  if (dense) {
+    const seen = new Uint8Array(G);
+    for (let i = 0; i < rows; i++) seen[(dense.raw[i] as number) - off] = 1;
+    let c = 0;
+    for (let g = 0; g < G; g++) c += seen[g] as number;
+    keep = new Uint32Array(c);
+    for (let g = 0, j = 0; g < G; g++) if (seen[g] === 1) keep[j++] = g;
+  }
+  const pick = (a: Float64Array): Float64Array => (keep ? Float64Array.from(keep, (g) => a[g] as number) : a);
   const cols: Record<string, arrow.Vector> = {};
-  const keyBlock = keyColumns.length > 0 ? takeIndices(block.select(keyColumns), firsts) : undefined;
-  for (const k of keyColumns) cols[k] = (keyBlock as Block).getChild(k) as arrow.Vector;
-  for (const a of aggs) {
-    if (a.kind === 'count') {
-      const n = new Float64Array(G);
-      for (let i = 0; i < block.numRows; i++) (n[group[i] as number] as number)++;
-      cols[stateCol(a, 'n')] = arrow.makeVector(n);
-      continue;
-    }
-    const { v, valid } = valuesFor(block, a);
-    const n = new Float64Array(G);
-    const s = new Float64Array(G);
-    const q = new Float64Array(G);
-    const m = new Float64Array(G);
-    const x = new Float64Array(G).fill(a.kind === 'min' ? Infinity : -Infinity);
-    for (let i = 0; i < block.numRows; i++) {
-      if (valid !== null && valid[i] === 0) continue;
-      const g = group[i] as number;
-      const val = v[i] as number;
-      n[g] = (n[g] as number) + 1;
-      if (a.kind === 'sum' || a.kind === 'mean') s[g] = (s[g] as number) + val;
-      else if (a.kind === 'min') {
-        if (val < (x[g] as number)) x[g] = val;
-      } else if (a.kind === 'max') {
-        if (val > (x[g] as number)) x[g] = val;
-      } else {
-        // Welford
-        const d = val - (m[g] as number);
-        m[g] = (m[g] as number) + d / (n[g] as number);
-        q[g] = (q[g] as number) + d * (val - (m[g] as number));
-      }
-    }
-    cols[stateCol(a, 'n')] = arrow.makeVector(n);
-    if (a.kind === 'sum' || a.kind === 'mean') cols[stateCol(a, 's')] = arrow.makeVector(s);
-    else if (a.kind === 'min' || a.kind === 'max') cols[stateCol(a, 'v')] = arrow.makeVector(x);
-    else {
-      cols[stateCol(a, 'm')] = arrow.makeVector(m);
-      cols[stateCol(a, 'q')] = arrow.makeVector(q);
+  if (dense && keep) {
+    const name = keyColumns[0] as string;
+    const Ctor = dense.raw.constructor as new (n: number) => IntArray;
+    const keys = new Ctor(keep.length);
+    for (let j = 0; j < keep.length; j++) keys[j] = (keep[j] as number) + off;
+    cols[name] = arrow.makeVector(keys);
+  } else if (firsts) {
+    const keyBlock = takeIndices(block.select(keyColumns), firsts);
+    for (const k of keyColumns) cols[k] = keyBlock.getChild(k) as arrow.Vector;
+  }
+  for (const [i, a] of aggs.entries()) {
+    const st = states[i] as (typeof states)[number];
+    cols[stateCol(a, 'n')] = arrow.makeVector(pick(st.n));
+    if (a.kind === 'sum' || a.kind === 'mean') cols[stateCol(a, 's')] = arrow.makeVector(pick(st.s));
+    else if (a.kind === 'min' || a.kind === 'max') cols[stateCol(a, 'v')] = arrow.makeVector(pick(st.x));
+    else if (a.kind === 'std') {
+      cols[stateCol(a, 'm')] = arrow.makeVector(pick(st.m));
+      cols[stateCol(a, 'q')] = arrow.makeVector(pick(st.q));
     }
   }
   return new arrow.Table(cols);

@@ -33,7 +33,9 @@ export type Step =
   | { t: 'drop'; op: string; columns: string[] }
   | { t: 'rename'; op: string; names: Record<string, string> }
   | { t: 'limit'; op: string; n: number }
-  | { t: 'sample'; op: string; fraction: number; seed: number | null };
+  | { t: 'sample'; op: string; fraction: number; seed: number | null }
+  /** the map side of an aggregation, fused into the task that makes the block: one row of partial states per key */
+  | { t: 'partialAgg'; op: string; keys: string[]; aggs: AggSpec[] };
 
 /** What one read task reads. */
 export type ReadSpec = { kind: 'range'; start: number; end: number } | { kind: 'file'; task: ReadTask };
@@ -56,7 +58,8 @@ export type AllToAll =
   | { kind: 'sort'; key: SortKey }
   | { kind: 'randomShuffle'; seed: number | undefined }
   | { kind: 'repartition'; n: number; shuffle: boolean }
-  | { kind: 'aggregate'; keys: string[]; aggs: AggSpec[] }
+  /** `partial`: the input's blocks already hold partial states (the map side was fused into the tasks that make them) */
+  | { kind: 'aggregate'; keys: string[]; aggs: AggSpec[]; partial?: boolean }
   | { kind: 'mapGroups'; keys: string[]; fn: UserFn; op: string; format: BatchFormat }
   | { kind: 'randomizeBlocks'; seed: number | undefined };
 

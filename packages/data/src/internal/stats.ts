@@ -25,15 +25,17 @@ export class OpStats {
     this.firstStart ??= performance.now();
   }
 
-  taskDone(meta: TaskMeta): void {
-    this.running--;
+  /** A task ended; `output` false for an intermediate task of a stage (its block is not an output of the operator). */
+  taskDone(meta: TaskMeta, output = true): void {
     this.tasks++;
-    this.blocks++;
-    this.rows += meta.numRows;
-    this.bytes += meta.sizeBytes;
     this.taskWallMs.push(meta.wallMs);
     this.cpuMs += meta.cpuMs;
     if (meta.nodeId) this.nodes.add(meta.nodeId);
+    if (!output) return;
+    this.running--;
+    this.blocks++;
+    this.rows += meta.numRows;
+    this.bytes += meta.sizeBytes;
     this.lastEnd = performance.now();
   }
 

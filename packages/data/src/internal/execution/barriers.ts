@@ -107,13 +107,29 @@ export class AllToAllOp extends BarrierOp {
         return this.reduce(parts, n, (j) => (reduce.kind === 'shuffle' ? { kind: 'shuffle', seed: seed + 7919 * (j + 1) } : reduce));
       }
       case 'aggregate': {
-        const partials = bundles.map((b) => partialAggTask.options({ name: `${this.name}.partial` }).remote(spec.keys, spec.aggs, b.ref));
-        if (spec.keys.length === 0) return this.reduce([partials], 1, () => ({ kind: 'aggregate', keys: spec.keys, aggs: spec.aggs }), true);
+        const final = (): Reduce => ({ kind: 'aggregate', keys: spec.keys, aggs: spec.aggs });
+        let partials: ray.ObjectRef<Block>[];
+        let partialRows: number;
+        if (spec.partial) {
+          // the blocks are partial states already (fused into the tasks that made them)
+          partials = bundles.map((b) => b.ref);
+          partialRows = rows;
+        } else {
+          const out = bundles.map((b) => partialAggTask.options({ numReturns: 2, name: `${this.name}.partial` }).remote(spec.keys, spec.aggs, b.ref) as unknown as [ray.ObjectRef<Block>, ray.ObjectRef<TaskMeta>]);
+          partials = out.map((o) => o[0]);
+          if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
+          const metas = (await ray.get(out.map((o) => o[1]))) as TaskMeta[];
+          for (const m of metas) this.stats.taskDone(m, false);
+          partialRows = metas.reduce((a, m) => a + m.numRows, 0);
+        }
+        if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
+        // the partials have one row per key of their block: few keys reduce in one task, without sampling and partitioning
+        const n = partitionsFor(partialRows, partials.length);
+        if (n === 1) return this.reduce([partials], 1, final, true);
         const key = K.compileSortKey(spec.keys);
-        const n = partitionsFor(rows, bundles.length);
         const how = await this.boundaries(partials, key, n);
         const parts = partials.map((p) => partitionRefs(how, p, n, `${this.name}.map`));
-        return this.reduce(parts, n, () => ({ kind: 'aggregate', keys: spec.keys, aggs: spec.aggs }));
+        return this.reduce(parts, n, final);
       }
       case 'randomizeBlocks':
         for (const b of bundles) this.complete(this.reserve(), [{ ...b, owned: false }]);

@@ -128,9 +128,9 @@ export function partitionRefs(how: Partitioning, block: ray.ObjectRef<Block>, n:
   return partitionTask.options({ numReturns: n, name }).remote(how, block) as unknown as ray.ObjectRef<Block>[];
 }
 
-/** Partial aggregation of one block (one row per key). */
-export const partialAggTask = ray.remote({ name: 'data.aggregate.partial' }, async function partialAggTask(keys: string[], aggs: K.AggSpec[], block: Block): Promise<Block> {
-  return K.partialAggregate(block, keys, aggs);
+/** Partial aggregation of one block (one row per key), with its metadata (the reduce stage is sized by the partials' rows). */
+export const partialAggTask = ray.remote({ name: 'data.aggregate.partial' }, async function partialAggTask(keys: string[], aggs: K.AggSpec[], block: Block): Promise<BlockAndMeta> {
+  return timed(async () => K.partialAggregate(block, keys, aggs));
 });
 
 /** A reduce stage: what one output partition gets from every map task. */

@@ -22,6 +22,7 @@ import {
 } from '../block';
 import * as arrow from 'apache-arrow';
 import type { Step, UserFn } from '../plan';
+import { partialAggregate } from '../kernels';
 import { sampleRows } from '../sample';
 
 /** The instance of the user's class in a pool actor (for 'callBatches'). */
@@ -189,6 +190,9 @@ export async function applySteps(block: Block, steps: readonly Step[], target?: 
         break;
       case 'sample':
         b = sampleRows(b, step.fraction, step.seed);
+        break;
+      case 'partialAgg':
+        b = partialAggregate(b, step.keys, step.aggs);
         break;
       case 'limit': {
         const seen = state.seen.get(i) ?? 0;
