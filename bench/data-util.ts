@@ -36,16 +36,32 @@ function children(pid: number): number[] {
   return out;
 }
 
-/** RSS and PSS (shared pages split among the processes that map them) of a process, bytes. */
-function memOf(pid: number): { rss: number; pss: number } {
+/** RSS, PSS (shared pages split among the processes that map them) and shared memory in RSS of a process, bytes. */
+function memOf(pid: number): { rss: number; pss: number; shmem: number } {
+  const kb = (t: string, re: RegExp): number => {
+    const m = re.exec(t);
+    return m ? Number(m[1]) * 1024 : 0;
+  };
   try {
     const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
-    const rss = /^Rss:\s+(\d+) kB/m.exec(t);
-    const pss = /^Pss:\s+(\d+) kB/m.exec(t);
-    return { rss: rss ? Number(rss[1]) * 1024 : 0, pss: pss ? Number(pss[1]) * 1024 : 0 };
+    const st = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return { rss: kb(t, /^Rss:\s+(\d+) kB/m), pss: kb(t, /^Pss:\s+(\d+) kB/m), shmem: kb(st, /^RssShmem:\s+(\d+) kB/m) };
   } catch {
-    return { rss: 0, pss: 0 };
+    return { rss: 0, pss: 0, shmem: 0 };
   }
+}
+
+/** What a process of the cluster is, from its command line. */
+function labelOf(pid: number): string {
+  let cmd = '';
+  try {
+    cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return `pid ${pid}`;
+  }
+  if (pid === process.pid) return 'driver';
+  for (const [re, name] of [[/raylet|node-manager|node_manager/, 'node manager'], [/head/, 'head'], [/worker/, 'worker']] as const) if (re.test(cmd)) return name;
+  return cmd.split(' ').slice(0, 2).join(' ').slice(0, 40);
 }
 
 /** Samples every 200 ms until stopped; stop() returns the peaks. */
@@ -53,6 +69,9 @@ export class RssSampler {
   private peakRss = 0;
   private peakPss = 0;
   private peakStore = 0;
+  private peakOnce = 0;
+  /** peak RSS of each process, by a short label */
+  private readonly byProcess = new Map<number, { label: string; rss: number; shmem: number }>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly store: () => number) {
@@ -64,8 +83,17 @@ export class RssSampler {
     const all = [process.pid];
     for (let i = 0; i < all.length; i++) all.push(...children(all[i] as number));
     const mems = all.map(memOf);
+    for (const [i, pid] of all.entries()) {
+      const m = mems[i] as { rss: number; shmem: number };
+      const cur = this.byProcess.get(pid) ?? { label: labelOf(pid), rss: 0, shmem: 0 };
+      if (m.rss > cur.rss) Object.assign(cur, { rss: m.rss, shmem: m.shmem });
+      this.byProcess.set(pid, cur);
+    }
     this.peakRss = Math.max(this.peakRss, mems.reduce((a, m) => a + m.rss, 0));
     this.peakPss = Math.max(this.peakPss, mems.reduce((a, m) => a + m.pss, 0));
+    // private memory of every process, plus the shared object store once (the largest share of it any process maps: the
+    // node manager maps the whole arena once it is pre-faulted)
+    this.peakOnce = Math.max(this.peakOnce, mems.reduce((a, m) => a + m.rss - m.shmem, 0) + Math.max(0, ...mems.map((m) => m.shmem)));
     try {
       this.peakStore = Math.max(this.peakStore, this.store());
     } catch {
@@ -73,8 +101,17 @@ export class RssSampler {
     }
   }
 
-  stop(): { rss: number; pss: number; store: number } {
+  stop(): { rss: number; pss: number; store: number; rssStoreOnce: number } {
     clearInterval(this.timer);
-    return { rss: this.peakRss, pss: this.peakPss, store: this.peakStore };
+    return { rss: this.peakRss, pss: this.peakPss, store: this.peakStore, rssStoreOnce: this.peakOnce };
+  }
+
+  /** Each process's peak RSS (and the shared memory in it), largest first: "node manager 1.02 GiB (shm 1.00)". */
+  breakdown(): string {
+    const g = (b: number): string => (b / 1024 ** 3).toFixed(2);
+    return [...this.byProcess.values()]
+      .sort((a, b) => b.rss - a.rss)
+      .map((p) => `${p.label} ${g(p.rss)} GiB (shm ${g(p.shmem)})`)
+      .join(', ');
   }
 }

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as ray from '@tsray/core';
 import * as data from '@tsray/data';
 import * as arrow from 'apache-arrow';
@@ -135,6 +138,48 @@ describe('all-to-all', () => {
     expect(await ds.mean('v')).toBe(4.5);
     expect(await ds.std('v')).toBeCloseTo(3.0276503540974917, 10);
     expect((await ds.unique('k')).sort()).toEqual(['a', 'b']);
+  });
+
+  test('aggregations agree on every path: integer keys read in place, fused into a read, or in tasks of their own', async () => {
+    const n = 3000;
+    const k = Int32Array.from({ length: n }, (_, i) => ((i * 7) % 11) - 5);
+    const v = Float64Array.from({ length: n }, (_, i) => (i % 13) / 3);
+    const tables = [0, 1, 2].map((b) => new arrow.Table({ k: arrow.makeVector(k.subarray(b * 1000, (b + 1) * 1000)), v: arrow.makeVector(v.subarray(b * 1000, (b + 1) * 1000)) }));
+    const expected = new Map<number, number[]>();
+    for (let i = 0; i < n; i++) expected.set(k[i] as number, [...(expected.get(k[i] as number) ?? []), v[i] as number]);
+    const keys = [...expected.keys()].sort((a, b) => a - b);
+    const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;
+    const std = (xs: number[]): number => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-data-agg-'));
+    try {
+      await data.fromArrow(tables).writeParquet(dir);
+      const items = Array.from({ length: n }, (_, i) => ({ k: k[i] as number, v: v[i] as number }));
+      const paths: Array<[string, data.Dataset]> = [
+        ['Arrow blocks, partial tasks', data.fromArrow(tables)],
+        ['Parquet, fused into the reads', data.readParquet(dir)],
+        ['rows, partial tasks', data.fromItems(items)],
+        ['rows, fused into a map', data.fromItems(items).map((r) => r)],
+      ];
+      for (const [what, ds] of paths) {
+        const g = ds.groupBy('k');
+        const got = await Promise.all([g.count(), g.sum('v'), g.mean('v'), g.std('v'), g.min('v'), g.max('v')].map((d) => d.takeAll()));
+        expect([what, got[0]?.map((r) => r.k)]).toEqual([what, keys]);
+        for (const [j, key] of keys.entries()) {
+          const xs = expected.get(key) as number[];
+          const row = (i: number, col: string): number => (got[i]?.[j] as data.Row)[col] as number;
+          expect([what, row(0, 'count()'), row(4, 'min(v)'), row(5, 'max(v)')]).toEqual([what, xs.length, Math.min(...xs), Math.max(...xs)]);
+          expect(row(1, 'sum(v)')).toBeCloseTo(xs.reduce((a, x) => a + x, 0), 9);
+          expect(row(2, 'mean(v)')).toBeCloseTo(mean(xs), 12);
+          expect(row(3, 'std(v)')).toBeCloseTo(std(xs), 12);
+        }
+      }
+      const fused = data.readParquet(dir).groupBy('k').sum('v');
+      await fused.takeAll();
+      // the map side ran inside the read tasks: no task of its own, one row per key and block reached the store
+      expect(fused.stats()).toMatch(/Operator 0 ReadParquet->Aggregate\(k: sum\(v\)\)\.partial: \d+ tasks, \d+ blocks, 33 rows/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('mapGroups runs a function on each group', async () => {

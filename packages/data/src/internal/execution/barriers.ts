@@ -12,8 +12,10 @@ import { SchemaMismatchError } from '../../errors';
 import { type ExecBundle, type ExecContext, PhysicalOp } from './operator';
 import { type Reduce, type Slice, type TaskMeta, partialAggTask, partitionRefs, reduceTask, sampleTask, sliceTask, zipTask } from './tasks';
 
-/** Rows of the reduce outputs of an all-to-all op aim at this many per block. */
+/** Reduce outputs of an all-to-all op aim at this many rows per block… */
 const TARGET_ROWS_PER_BLOCK = 1 << 20;
+/** …and at most this many bytes (a reduce task holds its inputs and its output at once). */
+const TARGET_BYTES_PER_BLOCK = 64 << 20;
 
 /** Base of the barriers: collects every input bundle, then runs `run` once. */
 abstract class BarrierOp extends PhysicalOp {
@@ -68,8 +70,8 @@ abstract class BarrierOp extends PhysicalOp {
 }
 
 /** Partitions for `rows` rows in `blocks` input blocks. */
-function partitionsFor(rows: number, blocks: number): number {
-  return Math.max(1, Math.min(blocks, Math.ceil(rows / TARGET_ROWS_PER_BLOCK)) || 1);
+function partitionsFor(rows: number, bytes: number, blocks: number): number {
+  return Math.max(1, Math.min(blocks, Math.max(Math.ceil(rows / TARGET_ROWS_PER_BLOCK), Math.ceil(bytes / TARGET_BYTES_PER_BLOCK))) || 1);
 }
 
 const seedOf = (seed: number | undefined): number => seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -88,14 +90,15 @@ export class AllToAllOp extends BarrierOp {
   protected async run([input]: ExecBundle[][]): Promise<void> {
     const bundles = (input as ExecBundle[]).filter((b) => b.meta.numRows > 0);
     const rows = bundles.reduce((a, b) => a + b.meta.numRows, 0);
+    const bytes = bundles.reduce((a, b) => a + b.meta.sizeBytes, 0);
     if (bundles.length === 0) return;
     const spec = this.spec;
     switch (spec.kind) {
       case 'sort':
-        return this.rangePartitioned(bundles, spec.key, partitionsFor(rows, bundles.length), { kind: 'merge', key: spec.key });
+        return this.rangePartitioned(bundles, spec.key, partitionsFor(rows, bytes, bundles.length), { kind: 'merge', key: spec.key });
       case 'mapGroups': {
         const key = K.compileSortKey(spec.keys);
-        return this.rangePartitioned(bundles, key, partitionsFor(rows, bundles.length), { kind: 'mapGroups', key, fn: spec.fn, op: spec.op, format: spec.format });
+        return this.rangePartitioned(bundles, key, partitionsFor(rows, bytes, bundles.length), { kind: 'mapGroups', key, fn: spec.fn, op: spec.op, format: spec.format });
       }
       case 'randomShuffle':
       case 'repartition': {
@@ -110,10 +113,12 @@ export class AllToAllOp extends BarrierOp {
         const final = (): Reduce => ({ kind: 'aggregate', keys: spec.keys, aggs: spec.aggs });
         let partials: ray.ObjectRef<Block>[];
         let partialRows: number;
+        let partialBytes: number;
         if (spec.partial) {
           // the blocks are partial states already (fused into the tasks that made them)
           partials = bundles.map((b) => b.ref);
           partialRows = rows;
+          partialBytes = bytes;
         } else {
           const out = bundles.map((b) => partialAggTask.options({ numReturns: 2, name: `${this.name}.partial` }).remote(spec.keys, spec.aggs, b.ref) as unknown as [ray.ObjectRef<Block>, ray.ObjectRef<TaskMeta>]);
           partials = out.map((o) => o[0]);
@@ -121,10 +126,11 @@ export class AllToAllOp extends BarrierOp {
           const metas = (await ray.get(out.map((o) => o[1]))) as TaskMeta[];
           for (const m of metas) this.stats.taskDone(m, false);
           partialRows = metas.reduce((a, m) => a + m.numRows, 0);
+          partialBytes = metas.reduce((a, m) => a + m.sizeBytes, 0);
         }
         if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
         // the partials have one row per key of their block: few keys reduce in one task, without sampling and partitioning
-        const n = partitionsFor(partialRows, partials.length);
+        const n = partitionsFor(partialRows, partialBytes, partials.length);
         if (n === 1) return this.reduce([partials], 1, final, true);
         const key = K.compileSortKey(spec.keys);
         const how = await this.boundaries(partials, key, n);

@@ -13,8 +13,9 @@ function fuse(op: LogicalOp): LogicalOp {
   const below = op.input;
   const step: Step = { t: 'partialAgg', op: `${op.name}.partial`, keys: op.spec.keys, aggs: op.spec.aggs };
   const spec = { ...op.spec, partial: true };
-  if (below.kind === 'Source' && below.source.kind !== 'blocks') return { ...op, spec, input: { ...below, steps: [...below.steps, step] } };
-  if (below.kind === 'Map' && below.compute.kind === 'tasks') return { ...op, spec, input: { ...below, steps: [...below.steps, step] } };
+  const name = `${below.kind === 'Source' || below.kind === 'Map' ? below.name : ''}->${step.op}`;
+  if (below.kind === 'Source' && below.source.kind !== 'blocks') return { ...op, spec, input: { ...below, name, steps: [...below.steps, step] } };
+  if (below.kind === 'Map' && below.compute.kind === 'tasks') return { ...op, spec, input: { ...below, name, steps: [...below.steps, step] } };
   return op;
 }
 
