@@ -34,3 +34,13 @@ test.each([
   expect(r.out.trim()).toBe(expected);
   expect(r.code).toBe(0);
 });
+
+test('the data example reads CSV and Parquet, featurizes, aggregates, writes Parquet and streams batches', () => {
+  const r = run(tsx, ['examples/data-preprocessing.ts']);
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/cleaned 4948 of 5000 trips; columns: trip_id, city, distance_km, minutes, paid, fare, kmh/);
+  expect(r.out).toMatch(/Lisbon: mean speed \d+\.\d km\/h/);
+  expect(r.out).toMatch(/wrote 4 Parquet files, 4948 rows/);
+  expect(r.out).toMatch(/epoch 1: 20 batches, 4948 rows/);
+});

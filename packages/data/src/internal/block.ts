@@ -3,8 +3,8 @@
  * from rows or a batch, to read it back as rows or as a batch in a user's
  * format, and to slice, concatenate and measure them.
  *
- * Type rules (JS values → Arrow): numbers that are all integers → Int64,
- * other numbers → Float64; strings → Utf8; booleans → Bool; bigints →
+ * Type rules (JS values → Arrow): numbers → Float64 (JS does not tell 1 from
+ * 1.0, and every block of a column must agree); strings → Utf8; booleans → Bool; bigints →
  * Int64; Dates → Timestamp (ms); Uint8Arrays/Buffers → Binary; arrays →
  * List; plain objects → Struct; null/undefined → null in any column. Back
  * to JS: Int64 → number (bigint only beyond 2^53), Utf8 → string, Struct →
@@ -118,7 +118,6 @@ function inferType(column: string, values: readonly unknown[], where = ''): arro
     case 'null':
       return new arrow.Null();
     case 'int':
-      return new arrow.Int64();
     case 'float':
       return new arrow.Float64();
     case 'string':
@@ -315,10 +314,11 @@ export function columnOf(t: Block, name: string): Column {
   if (numeric && col.nullCount === 0) {
     if (arrow.DataType.isInt(type) && type.bitWidth === 64) {
       const raw = col.toArray() as BigInt64Array | BigUint64Array;
+      if (raw instanceof BigInt64Array) return int64ToFloat64(raw) ?? raw;
       const out = new Float64Array(raw.length);
       for (let i = 0; i < raw.length; i++) {
         const v = raw[i] as bigint;
-        if (v > MAX_SAFE || v < MIN_SAFE) return raw;
+        if (v > MAX_SAFE) return raw;
         out[i] = Number(v);
       }
       return out;
@@ -349,7 +349,7 @@ export function blockSizeBytes(t: Block): number {
   let n = 0;
   const visit = (d: arrow.Data): void => {
     for (const b of [d.values, d.valueOffsets, d.nullBitmap, d.typeIds] as Array<ArrayBufferView | undefined>) if (b) n += b.byteLength;
-    for (const c of d.children) visit(c);
+    for (const c of d.children ?? []) visit(c);
     if (d.dictionary) for (const dd of d.dictionary.data) visit(dd);
   };
   for (const b of t.batches) visit(b.data);
@@ -435,7 +435,7 @@ export function concatBlocks(blocks: readonly Block[]): Block {
   const first = nonEmpty[0] as Block;
   const same = nonEmpty.every((b) => b.schema.fields.length === u.fields.size && b.schema.fields.every((f) => typeKey(f.type) === typeKey(u.fields.get(f.name) as arrow.DataType)));
   if (same && nonEmpty.every((b) => b.schema.fields.every((f, i) => f.name === first.schema.fields[i]?.name))) {
-    return new arrow.Table(first.schema, nonEmpty.flatMap((b) => b.batches));
+    return new arrow.Table(first.schema, nonEmpty.flatMap((b) => b.batches.map((rb) => (rb.schema === first.schema ? rb : new arrow.RecordBatch(first.schema, rb.data)))));
   }
   const parts = nonEmpty.map((b) => {
     const cols: Record<string, arrow.Vector> = {};
@@ -457,4 +457,64 @@ export function selectBlockColumns(t: Block, columns: readonly string[]): Block 
 /** Column names of a block. */
 export function blockColumns(t: Block): string[] {
   return t.schema.fields.map((f) => f.name);
+}
+
+/** Rows `indices` of a block, in that order (a gather). */
+export function takeIndices(t: Block, indices: ArrayLike<number>): Block {
+  const cols: Record<string, arrow.Vector> = {};
+  for (const f of t.schema.fields) {
+    const col = t.getChild(f.name) as arrow.Vector;
+    const numeric = arrow.DataType.isInt(f.type) || arrow.DataType.isFloat(f.type);
+    if (numeric && col.nullCount === 0) {
+      const src = col.toArray() as TypedArray;
+      const out = new (src.constructor as new (n: number) => TypedArray)(indices.length);
+      for (let i = 0; i < indices.length; i++) out[i] = src[indices[i] as number] as never;
+      cols[f.name] = arrow.makeVector(out as Float64Array);
+    } else {
+      const vals = new Array<unknown>(indices.length);
+      for (let i = 0; i < indices.length; i++) vals[i] = col.get(indices[i] as number);
+      cols[f.name] = arrow.vectorFromArray(vals, f.type);
+    }
+  }
+  return new arrow.Table(cols);
+}
+
+/** A seeded pseudo-random generator (mulberry32): numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const TWO32 = 4294967296;
+
+/** An Int64 column of safe integers `f(0..n-1)`, written through 32-bit halves (no BigInt per value). */
+export function int64Of(n: number, f: (i: number) => number): BigInt64Array {
+  const out = new BigInt64Array(n);
+  const w = new Int32Array(out.buffer);
+  for (let i = 0; i < n; i++) {
+    const v = f(i);
+    const hi = Math.floor(v / TWO32);
+    w[2 * i] = (v - hi * TWO32) | 0;
+    w[2 * i + 1] = hi | 0;
+  }
+  return out;
+}
+
+/** Int64 values as numbers; undefined when one is beyond 2^53 (little-endian halves, no BigInt per value). */
+export function int64ToFloat64(raw: BigInt64Array): Float64Array | undefined {
+  const lo = new Uint32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+  const hi = new Int32Array(raw.buffer, raw.byteOffset, raw.length * 2);
+  const out = new Float64Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const h = hi[2 * i + 1] as number;
+    if (h >= 2097152 || h < -2097152) return undefined;
+    out[i] = h * TWO32 + (lo[2 * i] as number);
+  }
+  return out;
 }
