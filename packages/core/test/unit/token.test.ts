@@ -134,6 +134,30 @@ describe('Endpoint with a cluster token', () => {
     expect((await plain.receive()).length).toBe(1);
   });
 
+  test('a server bound right after the last one closed still checks peers: the ZAP handler restarts, and servers fail closed', async () => {
+    const lines: string[] = [];
+    const spy = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      // closing the last server stops the handler; the next one binds while the old one is still going away
+      for (let i = 0; i < 10; i++) (await server()).close();
+      const s = await server();
+      const tcp = s.addresses.find((a) => a.startsWith('tcp://')) as string;
+      const other = deriveClusterKeys(generateClusterToken());
+      const p = rawDealer(tcp, { curveServerKey: deriveClusterKeys(token).server.publicKey, curvePublicKey: other.client.publicKey, curveSecretKey: other.client.secretKey });
+      const sent = await p.send(encodeFrame([{ t: MT.NodeStats, reqId: 1 }])).then(
+        () => true,
+        (e: { code?: string }) => (e.code === 'EAGAIN' ? false : Promise.reject(e)),
+      );
+      if (sent) await expect(p.receive()).rejects.toMatchObject({ code: 'EAGAIN' });
+      expect(lines.filter((l) => l.includes('could not start the ZAP handler'))).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   test('a tcp peer without CURVE, with another token, or with the server key but not the client key gets no answer, and is logged', async () => {
     const s = await server();
     const tcp = s.addresses.find((a) => a.startsWith('tcp://')) as string;

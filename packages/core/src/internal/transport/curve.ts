@@ -72,7 +72,8 @@ function zapDomainOf(keys: ClusterKeys): string {
 /** Socket options of a ROUTER bound with `security` for the cluster of `keys`. */
 export function serverOptions(security: Security, keys: ClusterKeys | undefined): Record<string, unknown> {
   if (security === 'none' || !keys) return {};
-  const zap = { zapDomain: zapDomainOf(keys) };
+  // fail closed: without a ZAP handler running, libzmq would admit any peer that completes the handshake
+  const zap = { zapDomain: zapDomainOf(keys), zapEnforceDomain: true };
   if (security === 'plain') return { plainServer: true, ...zap };
   return { curveServer: true, curveSecretKey: keys.server.secretKey, curvePublicKey: keys.server.publicKey, ...zap };
 }
@@ -100,13 +101,22 @@ class ZapHandler {
 
   static async start(): Promise<ZapHandler | undefined> {
     const z = new ZapHandler();
-    try {
-      await z.sock.bind(ZAP_ADDRESS);
-    } catch (e) {
-      // someone else in this process handles ZAP: the server key's secrecy still keeps tokenless peers out
-      z.sock.close();
-      log.warn(`could not start the ZAP handler (${(e as Error).message}); peers are still checked by the CURVE handshake`);
-      return undefined;
+    // the handler of an earlier server of this process may still hold the address: libzmq unbinds a closed socket soon, not at once
+    const deadline = Date.now() + 2000;
+    for (;;) {
+      try {
+        await z.sock.bind(ZAP_ADDRESS);
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'EADDRINUSE' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+          continue;
+        }
+        // someone else in this process handles ZAP; servers enforce the ZAP domain, so peers are refused rather than let in unchecked
+        z.sock.close();
+        log.warn(`could not start the ZAP handler (${(e as Error).message}); tcp servers of this process refuse every peer until it runs`);
+        return undefined;
+      }
     }
     void z.loop();
     return z;
