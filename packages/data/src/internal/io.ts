@@ -74,24 +74,6 @@ function parseTable(buffer: ArrayBuffer, arrayAddrs: ArrayLike<number>, schemaAd
   return parseTableFn(buffer, arrayAddrs, schemaAddr, copy);
 }
 
-/** The Parquet file a worker read last (its footer parsed once for all its row groups), while the file is unchanged. */
-let lastParquet: { key: string; file: import('parquet-wasm/node').ParquetFile } | undefined;
-
-async function openParquetCached(file: string): Promise<import('parquet-wasm/node').ParquetFile> {
-  let key: string;
-  try {
-    const st = fs.statSync(file);
-    key = `${file}\0${st.size}\0${st.mtimeMs}`;
-  } catch (e) {
-    throw new DataReadError(`${file} could not be read: ${(e as Error).message}`, file, undefined, { cause: e });
-  }
-  if (lastParquet?.key === key) return lastParquet.file;
-  const f = await parquetFile(file);
-  lastParquet?.file.free();
-  lastParquet = { key, file: f };
-  return f;
-}
-
 /** A wasm Table as an Arrow JS table: viewed in place inside a task, copied elsewhere. */
 function fromWasm(t: import('parquet-wasm/node').Table): arrow.Table {
   const ffi = t.intoFFI();
@@ -183,7 +165,7 @@ export async function runReadTask(task: ReadTask, opts: ReadOptions = {}): Promi
   const file = task.path;
   if (task.format === 'parquet') {
     for (const h of heldInWasm.splice(0)) h.drop();
-    const f = await openParquetCached(file);
+    const f = await parquetFile(file);
     try {
       const options: Record<string, unknown> = { rowGroups: [task.rowGroup ?? 0], batchSize: 1 << 20 };
       if (opts.columns) options.columns = opts.columns;
@@ -192,6 +174,9 @@ export async function runReadTask(task: ReadTask, opts: ReadOptions = {}): Promi
     } catch (e) {
       if (e instanceof DataReadError) throw e;
       throw new DataReadError(`${file}: row group ${task.rowGroup ?? 0} could not be read (${e instanceof Error ? e.message : String(e)})`, file, undefined, { cause: e });
+    } finally {
+      // the table read from it lives on in wasm memory (heldInWasm) without the file
+      f.free();
     }
   }
   let bytes: Buffer;

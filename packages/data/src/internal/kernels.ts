@@ -246,11 +246,8 @@ export function aggName(a: AggSpec): string {
   return a.kind === 'count' ? 'count()' : `${a.kind}(${a.column})`;
 }
 
-/**
- * Groups of integer keys in a small range, through a table indexed by key
- * (no hashing); false (nothing written) when the keys are not such.
- */
-function denseGroups(v: Float64Array, group: Uint32Array, firsts: number[]): boolean {
+/** The smallest and largest of `v` ([Infinity, -Infinity] when empty). */
+function minMax(v: ArrayLike<number>): [number, number] {
   let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < v.length; i++) {
@@ -258,6 +255,15 @@ function denseGroups(v: Float64Array, group: Uint32Array, firsts: number[]): boo
     if (x < min) min = x;
     if (x > max) max = x;
   }
+  return [min, max];
+}
+
+/**
+ * Groups of integer keys in a small range, through a table indexed by key
+ * (no hashing); false (nothing written) when the keys are not such.
+ */
+function denseGroups(v: Float64Array, group: Uint32Array, firsts: number[]): boolean {
+  const [min, max] = minMax(v);
   if (!(max - min <= 1 << 22) || !Number.isInteger(min) || !Number.isInteger(max)) return false;
   for (let i = 0; i < v.length; i++) if (!Number.isInteger(v[i] as number)) return false;
   const slot = new Int32Array(max - min + 1).fill(-1);
@@ -325,13 +331,7 @@ function denseKey(block: Block, keyColumns: string[]): { raw: IntArray; min: num
   const col = checkHas(block, keyColumns[0] as string, 'groupBy');
   if (!arrow.DataType.isInt(col.type) || col.type.bitWidth === 64 || col.nullCount > 0 || col.length === 0) return undefined;
   const raw = col.toArray() as IntArray;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < raw.length; i++) {
-    const x = raw[i] as number;
-    if (x < min) min = x;
-    if (x > max) max = x;
-  }
+  const [min, max] = minMax(raw);
   const range = max - min + 1;
   return range <= Math.min(1 << 20, 4 * raw.length + 1024) ? { raw, min, range } : undefined;
 }

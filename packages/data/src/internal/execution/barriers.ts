@@ -111,24 +111,20 @@ export class AllToAllOp extends BarrierOp {
       }
       case 'aggregate': {
         const final = (): Reduce => ({ kind: 'aggregate', keys: spec.keys, aggs: spec.aggs });
-        let partials: ray.ObjectRef<Block>[];
-        let partialRows: number;
-        let partialBytes: number;
-        if (spec.partial) {
-          // the blocks are partial states already (fused into the tasks that made them)
-          partials = bundles.map((b) => b.ref);
-          partialRows = rows;
-          partialBytes = bytes;
-        } else {
-          const out = bundles.map((b) => partialAggTask.options({ numReturns: 2, name: `${this.name}.partial` }).remote(spec.keys, spec.aggs, b.ref) as unknown as [ray.ObjectRef<Block>, ray.ObjectRef<TaskMeta>]);
-          partials = out.map((o) => o[0]);
-          if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
+        // with `partial`, the blocks are partial states already (fused into the tasks that made them)
+        const out = spec.partial
+          ? undefined
+          : bundles.map((b) => partialAggTask.options({ numReturns: 2, name: `${this.name}.partial` }).remote(spec.keys, spec.aggs, b.ref) as unknown as [ray.ObjectRef<Block>, ray.ObjectRef<TaskMeta>]);
+        const partials = out ? out.map((o) => o[0]) : bundles.map((b) => b.ref);
+        if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
+        let partialRows = rows;
+        let partialBytes = bytes;
+        if (out) {
           const metas = (await ray.get(out.map((o) => o[1]))) as TaskMeta[];
           for (const m of metas) this.stats.taskDone(m, false);
           partialRows = metas.reduce((a, m) => a + m.numRows, 0);
           partialBytes = metas.reduce((a, m) => a + m.sizeBytes, 0);
         }
-        if (spec.keys.length === 0) return this.reduce([partials], 1, final, true);
         // the partials have one row per key of their block: few keys reduce in one task, without sampling and partitioning
         const n = partitionsFor(partialRows, partialBytes, partials.length);
         if (n === 1) return this.reduce([partials], 1, final, true);
