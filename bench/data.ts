@@ -192,7 +192,7 @@ const streaming: Section = {
       log('streaming_peak_store_bytes', { value: peak.store / 1024 ** 3, unit: 'GiB', target: '< 2 GiB' });
       log('streaming_peak_summed_pss', { value: peak.pss / 1024 ** 3, unit: 'GiB', target: '< 2 GiB', note: 'PSS of the driver + every process it started (shared memory counted once), sampled every 200 ms' });
       log('streaming_peak_summed_rss_store_once', { value: peak.rssStoreOnce / 1024 ** 3, unit: 'GiB', target: '< 2 GiB', note: 'RSS summed with the shared object store counted once: private RSS of every process + the most of the store one process maps' });
-      log('streaming_peak_summed_rss', { value: peak.rss / 1024 ** 3, unit: 'GiB', note: `RSS summed (counts a shared page once per process that maps it); peaks: ${rss.breakdown()}` });
+      log('streaming_peak_summed_rss', { value: peak.rss / 1024 ** 3, unit: 'GiB', target: '< 2 GiB', note: `RSS summed (counts a shared page once per process that maps it); peaks: ${rss.breakdown()}` });
     } finally {
       rss.stop();
       await ray.shutdown();

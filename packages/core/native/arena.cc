@@ -376,19 +376,21 @@ struct PrefaultJob {
   arena_t* a;
   uint64_t len;
   int duty;
+  int map;
 };
 
 void* PrefaultThread(void* p) {
   PrefaultJob* job = static_cast<PrefaultJob*>(p);
   pthread_setname_np(pthread_self(), "tsray-prefault");
-  prefault_run(job->a, job->len, job->duty);
+  prefault_run(job->a, job->len, job->duty, job->map);
   delete job;
   return nullptr;
 }
 
-// prefault(handle, length, dutyPercent): faults in the first `length` bytes
-// of this process's mapping on a background thread (prefault_run); true if
-// it started, false if this handle already started one
+// prefault(handle, length, dutyPercent, map = true): faults in the first
+// `length` bytes of this process's mapping on a background thread
+// (prefault_run), or with map false only allocates them in the memfd; true
+// if it started, false if this handle already started one
 void Prefault(const FunctionCallbackInfo<Value>& args) {
   arena_t* a = Open(args);
   uint64_t len, duty;
@@ -402,7 +404,8 @@ void Prefault(const FunctionCallbackInfo<Value>& args) {
     return;
   }
   a->maprefs.fetch_add(1); /* the thread's: the mapping stays until it ends */
-  PrefaultJob* job = new PrefaultJob{a, len, static_cast<int>(duty)};
+  bool map = args.Length() < 4 || args[3]->BooleanValue(args.GetIsolate());
+  PrefaultJob* job = new PrefaultJob{a, len, static_cast<int>(duty), map ? 1 : 0};
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);

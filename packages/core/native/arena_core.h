@@ -318,8 +318,13 @@ static void arena_unref_map(arena_t *a) {
    `(100 - duty) / duty` times as long as the chunk took, so that it uses at
    most `duty` percent of one CPU even when the machine is otherwise idle.
    It stops early when the handle is closed. The caller has taken a mapping
-   reference for it (maprefs), which it drops at the end. */
-static void prefault_run(arena_t *a, uint64_t len, int duty) {
+   reference for it (maprefs), which it drops at the end.
+   With `map` 0 it allocates the memfd's pages (fallocate, zeroed) without
+   mapping them in this process: a node manager does this for the node, so
+   that the pages are there for the processes that write objects but do not
+   count in its own RSS (nor cost it page-table entries); each process that
+   writes then maps them cheaply (no allocation, no zeroing). */
+static void prefault_run(arena_t *a, uint64_t len, int duty, int map) {
   arena_hdr_t *h = hdr(a);
   int state = PF_DONE;
   for (uint64_t off = 0; off < len; off += PREFAULT_CHUNK) {
@@ -330,9 +335,10 @@ static void prefault_run(arena_t *a, uint64_t len, int duty) {
     uint64_t n = len - off < PREFAULT_CHUNK ? len - off : PREFAULT_CHUNK;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (madvise(a->base + off, n, MADV_POPULATE_WRITE) != 0) {
+    int rc = map ? madvise(a->base + off, n, MADV_POPULATE_WRITE) : fallocate(a->fd, 0, (off_t)off, (off_t)n);
+    if (rc != 0) {
       /* EINVAL: the kernel predates MADV_POPULATE_WRITE (Linux 5.14);
-         ENOMEM/EFAULT: the memory is not there (limits, memory pressure) */
+         ENOMEM/EFAULT/ENOSPC: the memory is not there (limits, memory pressure) */
       a->prefault_errno.store(errno);
       state = PF_FAILED;
       break;

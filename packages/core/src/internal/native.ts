@@ -67,10 +67,12 @@ export interface ArenaAddon {
   /**
    * Faults in the first `length` bytes of this process's mapping on a
    * background thread (normal priority, 1 MiB steps), using at most `dutyPercent` of
-   * one CPU; stops when the handle is closed. Returns false when this handle
-   * already started one (or `length` is under a page).
+   * one CPU; stops when the handle is closed. With `map` false it only
+   * allocates the pages in the store's memfd (fallocate), mapping none in
+   * this process. Returns false when this handle already started one (or
+   * `length` is under a page).
    */
-  prefault(h: ArenaHandle, length: number, dutyPercent: number): boolean;
+  prefault(h: ArenaHandle, length: number, dutyPercent: number, map?: boolean): boolean;
   /** Where this handle's prefault stands (a closed handle answers too). */
   prefaultStatus(h: ArenaHandle): PrefaultStatus;
   /** Allocator statistics. */

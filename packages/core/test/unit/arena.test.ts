@@ -121,6 +121,25 @@ describe('shared-memory arena', () => {
     expect(A.check(h)).toBeNull();
   });
 
+  test('prefault with map false allocates the pages of the memfd without mapping them in this process', async () => {
+    const shmem = (): number => Number(/RssShmem:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1]) * 1024;
+    const g = A.create(64 * MiB, 'unit-alloc-only');
+    try {
+      const allocated = (): number => fs.statSync(`/proc/self/fd/${A.fd(g)}`).blocks * 512;
+      const before = { rss: shmem(), allocated: allocated() };
+      expect(before.allocated).toBeLessThan(MiB);
+      expect(A.prefault(g, 32 * MiB, 100, false)).toBe(true);
+      await until(() => A.prefaultStatus(g).state !== 'running', 'the prefault to end');
+      expect(A.prefaultStatus(g)).toEqual({ state: 'done', bytes: 32 * MiB });
+      expect(A.stats(g).prefaulted).toBe(32 * MiB);
+      expect(allocated()).toBeGreaterThanOrEqual(32 * MiB);
+      expect(shmem() - before.rss).toBeLessThan(MiB); // allocated, not mapped here
+      expect(A.check(g)).toBeNull();
+    } finally {
+      A.close(g);
+    }
+  });
+
   test('closing the handle stops a prefault that is still running', async () => {
     const g = A.create(256 * MiB, 'unit-stop');
     expect(A.prefault(g, 256 * MiB, 1)).toBe(true); // 1% of a CPU: far from done when closed

@@ -216,7 +216,7 @@ export class ObjectStoreClient {
   prefault(bytes: number): void {
     this.ensureOpen('pre-fault it');
     this.cancelPrefault?.();
-    this.cancelPrefault = prefaultLater(this.A, this.handle, this.A.stats(this.handle).capacity, bytes);
+    this.cancelPrefault = prefaultLater(this.A, this.handle, this.A.stats(this.handle).capacity, bytes, true);
   }
 
   /** Where this process's prefault stands. */

@@ -222,7 +222,7 @@ export class Raylet {
       isClient: (id) => this.clients.has(id),
     });
     await this.register(false);
-    this.cancelPrefault = prefaultLater(arenaAddon(), this.arena, this.cfg.objectStoreMemory, prefaultSetting());
+    this.cancelPrefault = prefaultLater(arenaAddon(), this.arena, this.cfg.objectStoreMemory, prefaultSetting(), false);
     this.driverWatch = setInterval(() => this.checkDrivers(), 500);
     // resources double as the heartbeat: the head marks a node that goes quiet dead
     this.heartbeat = setInterval(() => this.reportResources(), HEARTBEAT_MS);
