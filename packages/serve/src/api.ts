@@ -95,6 +95,12 @@ export function deployment(a: unknown, b?: unknown): unknown {
   return new Deployment(target as Target, (options ?? {}) as DeploymentOptions, resolved);
 }
 
+/**
+ * The handle type of a deployment or application:
+ * `let h: serve.HandleOf<typeof Model>` (for `serve.getAppHandle<…>()`, class fields).
+ */
+export type HandleOf<D> = D extends Deployment<infer T> ? DeploymentHandle<T> : D extends Application<infer T> ? DeploymentHandle<T> : never;
+
 /** Options of {@link start}. */
 export interface StartOptions {
   /** where the HTTP proxies listen @default { host: '127.0.0.1', port: 8000 } */

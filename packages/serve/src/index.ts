@@ -23,7 +23,7 @@
  *
  * @packageDocumentation
  */
-export { Application, Deployment, deployment, run, start, status, deleteApp as delete, shutdown, getAppHandle, getDeploymentHandle, type RunOptions, type StartOptions } from './api';
+export { Application, Deployment, deployment, run, start, status, deleteApp as delete, shutdown, getAppHandle, getDeploymentHandle, type HandleOf, type RunOptions, type StartOptions } from './api';
 export { batch, multiplexed, getMultiplexedModelId, type BatchOptions, type MultiplexedOptions } from './batch';
 export { DeploymentResponse, DeploymentResponseGenerator, type DeploymentHandle, type DeploymentHandleBase, type DeploymentStreamHandle, type HandleMethod, type HandleMethods, type HandleOptions, type ResultOptions, type StreamMethod } from './handle';
 export { Request } from './request';

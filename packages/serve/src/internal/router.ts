@@ -132,39 +132,50 @@ export class Router {
     })();
   }
 
-  /** A replica with room, by the power of two choices; waits for one. */
+  /** A replica with room now, by the power of two choices (undefined: all full, or none yet). */
+  private tryPick(multiplexedModelId: string): ReplicaInfo | undefined {
+    if (this.closed) throw new DeploymentUnavailableError(`the router of deployment '${this.deployment}' (application '${this.app}') was closed: Serve shut down`);
+    const s = this.set;
+    if (!s) return undefined;
+    if (!s.exists) throw new DeploymentUnavailableError(`there is no deployment '${this.deployment}' in application '${this.app}' (deleted, or never deployed): see serve.status()`);
+    const max = s.maxOngoingRequests;
+    let free = s.replicas.filter((r) => (this.inFlight.get(r.replicaId) ?? 0) < max);
+    if (multiplexedModelId !== '') {
+      const having = free.filter((r) => r.models.includes(multiplexedModelId));
+      if (having.length > 0) free = having;
+    }
+    if (free.length === 0) return undefined;
+    if (free.length === 1) return free[0] as ReplicaInfo;
+    const i = Math.floor(Math.random() * free.length);
+    let j = Math.floor(Math.random() * (free.length - 1));
+    if (j >= i) j++;
+    const a = free[i] as ReplicaInfo;
+    const b = free[j] as ReplicaInfo;
+    return (this.inFlight.get(a.replicaId) ?? 0) <= (this.inFlight.get(b.replicaId) ?? 0) ? a : b;
+  }
+
+  /** A replica with room; waits for one (waking a deployment scaled to zero). */
   private async pick(multiplexedModelId: string): Promise<ReplicaInfo> {
     this.startPolling();
     let woke = false;
     for (;;) {
-      if (this.closed) throw new DeploymentUnavailableError(`the router of deployment '${this.deployment}' (application '${this.app}') was closed: Serve shut down`);
+      const r = this.tryPick(multiplexedModelId);
+      if (r) return r;
       const s = this.set;
-      if (s && !s.exists) throw new DeploymentUnavailableError(`there is no deployment '${this.deployment}' in application '${this.app}' (deleted, or never deployed): see serve.status()`);
-      if (s) {
-        const max = s.maxOngoingRequests;
-        let free = s.replicas.filter((r) => (this.inFlight.get(r.replicaId) ?? 0) < max);
-        if (multiplexedModelId !== '') {
-          const having = free.filter((r) => r.models.includes(multiplexedModelId));
-          if (having.length > 0) free = having;
-        }
-        if (free.length > 0) {
-          if (free.length === 1) return free[0] as ReplicaInfo;
-          const i = Math.floor(Math.random() * free.length);
-          let j = Math.floor(Math.random() * (free.length - 1));
-          if (j >= i) j++;
-          const a = free[i] as ReplicaInfo;
-          const b = free[j] as ReplicaInfo;
-          return (this.inFlight.get(a.replicaId) ?? 0) <= (this.inFlight.get(b.replicaId) ?? 0) ? a : b;
-        }
-        if (s.replicas.length === 0 && s.scaledToZero && !woke) {
-          woke = true;
-          void controller()
-            .then((c) => c.wakeUp.remote(this.app, this.deployment))
-            .catch(() => undefined);
-        }
+      if (s && s.replicas.length === 0 && s.scaledToZero && !woke) {
+        woke = true;
+        void controller()
+          .then((c) => c.wakeUp.remote(this.app, this.deployment))
+          .catch(() => undefined);
       }
       await this.change(1000);
     }
+  }
+
+  /** Waits for the first replica set from the controller. */
+  private async known(): Promise<void> {
+    this.startPolling();
+    while (!this.set && !this.closed) await this.change(1000);
   }
 
   private checkQueue(): void {
@@ -190,46 +201,44 @@ export class Router {
    * stream to the accepted generator).
    */
   private async run<R>(meta: CallMeta, d: Dispatch, send: (h: ReplicaHandle) => Promise<{ reply: ReplicaReply; out?: R }>): Promise<R | unknown> {
-    this.checkQueue();
-    this.queued++;
-    let queued = true;
+    if (!this.set) await this.known();
     let deathRetries = 1;
     let rejections = 0;
-    try {
-      for (;;) {
-        const r = await this.pick(meta.multiplexedModelId);
-        if (d.cancelled) throw new ray.TaskCancelledError(`the request ${meta.requestId} was cancelled before it reached a replica`);
-        this.queued--;
-        queued = false;
-        this.inFlight.set(r.replicaId, (this.inFlight.get(r.replicaId) ?? 0) + 1);
-        let res: { reply: ReplicaReply; out?: R };
-        try {
-          res = await send(r.actor as unknown as ReplicaHandle);
-        } catch (e) {
-          if (!isDeath(e)) throw e;
-          this.forget(r.replicaId);
-          if (deathRetries-- > 0) {
-            this.queued++;
-            queued = true;
-            continue;
-          }
-          throw new DeploymentUnavailableError(`the replica of deployment '${this.deployment}' (application '${this.app}') running request ${meta.requestId} died, and so did the one it was retried on`, { cause: e });
-        } finally {
-          const n = (this.inFlight.get(r.replicaId) ?? 1) - 1;
-          if (n <= 0) this.inFlight.delete(r.replicaId);
-          else this.inFlight.set(r.replicaId, n);
-          this.wake();
-        }
-        if (res.reply.k === 1) return res.out !== undefined ? res.out : res.reply.v;
-        if (res.reply.k === 2) return new StreamTicket(r.actor, meta.requestId);
-        // rejected (full because of other callers, or draining): back off and pick again
+    // a request that finds no replica with room waits here, up to maxQueuedRequests of them
+    let r = this.tryPick(meta.multiplexedModelId);
+    if (!r) this.checkQueue();
+    for (;;) {
+      if (!r) {
         this.queued++;
-        queued = true;
-        rejections++;
-        await this.change(Math.min(100, 2 ** Math.min(rejections, 7)));
+        try {
+          r = await this.pick(meta.multiplexedModelId);
+        } finally {
+          this.queued--;
+        }
       }
-    } finally {
-      if (queued) this.queued--;
+      if (d.cancelled) throw new ray.TaskCancelledError(`the request ${meta.requestId} was cancelled before it reached a replica`);
+      const replica = r;
+      r = undefined;
+      this.inFlight.set(replica.replicaId, (this.inFlight.get(replica.replicaId) ?? 0) + 1);
+      let res: { reply: ReplicaReply; out?: R };
+      try {
+        res = await send(replica.actor as unknown as ReplicaHandle);
+      } catch (e) {
+        if (!isDeath(e)) throw e;
+        this.forget(replica.replicaId);
+        if (deathRetries-- > 0) continue;
+        throw new DeploymentUnavailableError(`the replica of deployment '${this.deployment}' (application '${this.app}') running request ${meta.requestId} died, and so did the one it was retried on`, { cause: e });
+      } finally {
+        const n = (this.inFlight.get(replica.replicaId) ?? 1) - 1;
+        if (n <= 0) this.inFlight.delete(replica.replicaId);
+        else this.inFlight.set(replica.replicaId, n);
+        this.wake();
+      }
+      if (res.reply.k === 1) return res.out !== undefined ? res.out : res.reply.v;
+      if (res.reply.k === 2) return new StreamTicket(replica.actor, meta.requestId);
+      // rejected (full because of other callers, or draining): back off and pick again
+      rejections++;
+      await this.change(Math.min(100, 2 ** Math.min(rejections, 7)));
     }
   }
 
