@@ -18,6 +18,8 @@ type ProxyHandle = ray.ActorHandleOf<HttpProxy>;
 
 /** How often the controller reconciles. */
 const TICK_MS = 100;
+/** How often replicas of a deployment that is not autoscaled report their loaded models. */
+const MODELS_INTERVAL_MS = 500;
 /** Failed starts of one version before the deployment is DEPLOY_FAILED. */
 const MAX_START_FAILURES = 3;
 
@@ -80,8 +82,8 @@ export interface DeploymentStatus {
   message: string;
   targetReplicas: number;
   replicaStates: Record<string, number>;
-  /** the running replicas' processes */
-  replicas: Array<{ replicaId: string; state: string; pid?: number; nodeId?: string }>;
+  /** the replicas: their processes and (multiplexing) loaded models */
+  replicas: Array<{ replicaId: string; state: string; pid?: number; nodeId?: string; models: string[] }>;
 }
 
 /** `serve.status()`. */
@@ -352,7 +354,7 @@ export class ServeController {
           message: d.message,
           targetReplicas: d.target,
           replicaStates: states,
-          replicas: d.replicas.map((r) => ({ replicaId: r.id, state: r.state, pid: r.pid, nodeId: r.nodeId })),
+          replicas: d.replicas.map((r) => ({ replicaId: r.id, state: r.state, pid: r.pid, nodeId: r.nodeId, models: r.models })),
         };
       }
       applications[name] = {
@@ -398,6 +400,7 @@ export class ServeController {
     const now = Date.now();
     const o = d.spec.options;
     const uc = json(o.userConfig);
+    if (!d.deleting) this.sample(d, now);
     if (o.autoscaling && !d.deleting) this.autoscale(d, now);
     const live = d.replicas.filter((r) => r.state !== 'STOPPING');
     const cur = live.filter((r) => r.codeVersion === d.spec.codeVersion);
@@ -564,26 +567,53 @@ export class ServeController {
     ray.get(r.actor.drain.remote(ms), { timeoutMs: ms + 5000 }).then(done, done);
   }
 
+  /**
+   * Every metrics interval (autoscaled deployments; otherwise every
+   * {@link MODELS_INTERVAL_MS}, for multiplexing) asks the running replicas
+   * for their ongoing requests and loaded models.
+   */
+  private sample(d: DeploymentState, now: number): void {
+    const a = d.spec.options.autoscaling;
+    const st = d.autoscale;
+    const every = a ? a.metricsIntervalS * 1000 : MODELS_INTERVAL_MS;
+    if (st.sampling || now - st.lastSample < every) return;
+    const running = d.replicas.filter((r) => r.state === 'RUNNING');
+    st.sampling = true;
+    st.lastSample = now;
+    let modelsChanged = false;
+    Promise.all(
+      running.map((r) =>
+        ray.get(r.actor.stats.remote(), { timeoutMs: 5000 }).then(
+          (s) => {
+            if (s.models.join('\0') !== r.models.join('\0')) modelsChanged = true;
+            r.models = s.models;
+            return s.ongoing;
+          },
+          () => 0,
+        ),
+      ),
+    ).then(
+      (xs) => {
+        st.sampling = false;
+        if (modelsChanged) {
+          d.version++;
+          this.changed();
+        }
+        if (!a) return;
+        const t = Date.now();
+        st.samples.push({ t, ongoing: xs.reduce((x, y) => x + y, 0) });
+        st.samples = st.samples.filter((x) => t - x.t <= a.lookBackPeriodS * 1000);
+      },
+      () => {
+        st.sampling = false;
+      },
+    );
+  }
+
   private autoscale(d: DeploymentState, now: number): void {
     const a = d.spec.options.autoscaling;
     if (!a) return;
     const st = d.autoscale;
-    const running = d.replicas.filter((r) => r.state === 'RUNNING');
-    if (!st.sampling && now - st.lastSample >= a.metricsIntervalS * 1000) {
-      st.sampling = true;
-      st.lastSample = now;
-      Promise.all(running.map((r) => ray.get(r.actor.stats.remote(), { timeoutMs: 5000 }).then((s) => {
-        r.models = s.models;
-        return s.ongoing;
-      }, () => 0))).then((xs) => {
-        st.sampling = false;
-        const t = Date.now();
-        st.samples.push({ t, ongoing: xs.reduce((x, y) => x + y, 0) });
-        st.samples = st.samples.filter((s) => t - s.t <= a.lookBackPeriodS * 1000);
-      }, () => {
-        st.sampling = false;
-      });
-    }
     if (st.samples.length === 0) return;
     const avg = st.samples.reduce((x, s) => x + s.ongoing, 0) / st.samples.length;
     const desired = Math.min(a.maxReplicas, Math.max(a.minReplicas, Math.ceil(avg / a.targetOngoingRequests)));
