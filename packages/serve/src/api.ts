@@ -39,7 +39,7 @@ export class Deployment<T = unknown> {
   constructor(
     readonly target: Target,
     /** the options as given (for options()) */
-    private readonly given: DeploymentOptions,
+    protected readonly given: DeploymentOptions,
     /** @internal */
     readonly resolved: ResolvedOptions,
     code?: ray.util.Shippable<AnyFunction | AnyClass>,

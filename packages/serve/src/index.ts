@@ -30,3 +30,9 @@ export { Request } from './request';
 export { ServeError, BackPressureError, DeploymentUnavailableError, DeployFailedError, RequestTimeoutError, BadRequestError } from './errors';
 export type { DeploymentOptions, AutoscalingConfig, RayActorOptions } from './internal/options';
 export type { ServeStatus, ApplicationStatus, DeploymentStatus } from './internal/controller';
+import { OnnxModel, onnxDeployment, type OnnxDeploymentOptions, type OnnxInputs, type OnnxOutputs, type TensorLike } from './onnx';
+import { mlp, type DenseLayer, type MlpOptions } from './onnx-export';
+/** `serve.onnx`: the ready-made ONNX deployment and an MLP writer. */
+export const onnx = { deployment: onnxDeployment, mlp, OnnxModel };
+export type { OnnxDeploymentOptions, OnnxInputs, OnnxOutputs, TensorLike, DenseLayer, MlpOptions };
+export type { OnnxModel };

@@ -14,6 +14,9 @@ export const SERVE_NAMESPACE = 'serve';
 /** The method name HTTP requests call (a class's `call`, or a function deployment itself). */
 export const HTTP_METHOD = 'call';
 
+/** A method a deployment's class may have that the replica awaits before it takes requests (serve.onnx loads its model so). */
+export const ASYNC_INIT: unique symbol = Symbol.for('tsray.serve.asyncInit');
+
 /** A deployment as the controller keeps it. */
 export interface DeploymentSpec {
   name: string;

@@ -9,7 +9,7 @@ import type { AnyClass, AnyFunction } from '@tsray/core';
 import { loadedModels } from '../batch';
 import { makeHandle } from '../handle';
 import { Request } from '../request';
-import { HTTP_METHOD, isHandleRef, type CallMeta, type ReplicaReply, type RequestWire } from './common';
+import { ASYNC_INIT, HTTP_METHOD, isHandleRef, type CallMeta, type ReplicaReply, type RequestWire } from './common';
 import { requestContext } from './context';
 
 /** What the controller starts a replica with. */
@@ -50,6 +50,8 @@ export class Replica {
     if (this.s.kind === 'class') {
       const C = loaded as unknown as new (...a: unknown[]) => Instance;
       this.instance = new C(...args);
+      const init = (this.instance as { [ASYNC_INIT]?: () => Promise<void> })[ASYNC_INIT];
+      if (typeof init === 'function') await init.call(this.instance);
       if (this.s.userConfig !== undefined) await this.reconfigure(this.s.userConfig);
     } else {
       if (args.length > 0) throw new TypeError(`${this.where} is a function: bind() it with no arguments`);
