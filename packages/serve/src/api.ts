@@ -101,6 +101,28 @@ export function deployment(a: unknown, b?: unknown): unknown {
  */
 export type HandleOf<D> = D extends Deployment<infer T> ? DeploymentHandle<T> : D extends Application<infer T> ? DeploymentHandle<T> : never;
 
+/**
+ * A copy of an application with some of its deployments' options changed
+ * (by deployment name), as a config file's `deployments:` list does.
+ * @throws TypeError for a name that is not a deployment of the application
+ */
+export function withOverrides<T>(app: Application<T>, overrides: Record<string, DeploymentOptions>): Application<T> {
+  const used = new Set<string>();
+  const names = new Set<string>();
+  const copy = (a: Application): Application => {
+    names.add(a.deployment.name);
+    const o = overrides[a.deployment.name];
+    if (o) used.add(a.deployment.name);
+    const d = o ? a.deployment.options(o) : a.deployment;
+    return new Application(d, a.args.map((x) => (x instanceof Application ? copy(x) : x)));
+  };
+  const out = copy(app as Application) as Application<T>;
+  for (const k of Object.keys(overrides)) {
+    if (!used.has(k)) throw new TypeError(`the config names a deployment '${k}' that the application does not have; its deployments are: ${[...names].join(', ')}`);
+  }
+  return out;
+}
+
 /** Options of {@link start}. */
 export interface StartOptions {
   /** where the HTTP proxies listen @default { host: '127.0.0.1', port: 8000 } */
