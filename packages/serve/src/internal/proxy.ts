@@ -29,6 +29,17 @@ export interface HttpOptions {
 }
 
 const MULTIPLEX_HEADER = 'serve_multiplexed_model_id';
+const EMPTY = new Uint8Array(0);
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
 
 function errorName(e: unknown): string {
   const c = e instanceof ray.TaskError ? e.cause : e;
@@ -49,7 +60,7 @@ export class HttpProxy {
    */
   async ready(): Promise<boolean> {
     if (this.server) return true;
-    const server = http.createServer((req, res) => void this.serve(req, res));
+    const server = http.createServer((req, res) => this.serve(req, res));
     server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
@@ -94,55 +105,67 @@ export class HttpProxy {
     return undefined;
   }
 
-  private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://proxy');
-    const send = (status: number, body: unknown): void => {
-      if (res.headersSent) {
-        res.end();
-        return;
+  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    let pathname = q < 0 ? raw : raw.slice(0, q);
+    if (pathname.includes('%')) {
+      try {
+        pathname = decodeURIComponent(pathname);
+      } catch {
+        // keep it as sent
       }
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    if (url.pathname === '/-/healthz') {
+    }
+    if (pathname === '/-/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.end('success');
       return;
     }
-    if (url.pathname === '/-/routes') {
-      send(200, Object.fromEntries(this.routes.routes.map((r) => [r.prefix, r.app])));
+    if (pathname === '/-/routes') {
+      sendJson(res, 200, Object.fromEntries(this.routes.routes.map((r) => [r.prefix, r.app])));
       return;
     }
-    const route = this.match(url.pathname);
+    const route = this.match(pathname);
     if (!route) {
-      send(404, { error: `no application is routed at ${url.pathname}; the routes are: ${this.routes.routes.map((r) => r.prefix).join(', ') || '(none)'}` });
+      sendJson(res, 404, { error: `no application is routed at ${pathname}; the routes are: ${this.routes.routes.map((r) => r.prefix).join(', ') || '(none)'}` });
+      return;
+    }
+    const query: Record<string, string | string[]> = {};
+    if (q >= 0) {
+      for (const [k, v] of new URLSearchParams(raw.slice(q + 1))) {
+        const had = query[k];
+        query[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+      }
+    }
+    const headers: Record<string, string> = {};
+    for (const k in req.headers) {
+      const v = req.headers[k];
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    const requestId = headers['x-request-id'] ?? randomId();
+    const go = (body: Uint8Array): void => {
+      const wire: RequestWire = { method: req.method ?? 'GET', path: pathname, routePrefix: route.prefix, query, headers, body, requestId };
+      void this.forward(route, wire, res);
+    };
+    // a request without a body (no length, not chunked) goes at once
+    if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) {
+      go(EMPTY);
       return;
     }
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const body = Buffer.concat(chunks);
-    const query: Record<string, string | string[]> = {};
-    for (const [k, v] of url.searchParams) {
-      const had = query[k];
-      query[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
-    }
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const requestId = (headers['x-request-id'] as string | undefined) ?? randomId();
-    const wire: RequestWire = {
-      method: req.method ?? 'GET',
-      path: url.pathname,
-      routePrefix: route.prefix,
-      query,
-      headers,
-      body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
-      requestId,
-    };
-    const resp = callDeployment(route.app, route.ingress, HTTP_METHOD, [wire], { http: true, requestId, multiplexedModelId: headers[MULTIPLEX_HEADER] ?? '' }) as DeploymentResponse<unknown>;
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const b = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      go(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+    });
+  }
+
+  private async forward(route: RouteTable['routes'][number], wire: RequestWire, res: http.ServerResponse): Promise<void> {
+    const requestId = wire.requestId;
+    const resp = callDeployment(route.app, route.ingress, HTTP_METHOD, [wire], { http: true, requestId, multiplexedModelId: wire.headers[MULTIPLEX_HEADER] ?? '' }) as DeploymentResponse<unknown>;
     let finished = false;
     let pulling: ray.ObjectRefGenerator<unknown> | undefined;
-    res.on('close', () => {
+    res.once('close', () => {
       if (finished) return;
       resp.cancel();
       if (pulling) ray.cancel(pulling);
@@ -160,13 +183,13 @@ export class HttpProxy {
     } catch (e) {
       finished = true;
       const name = errorName(e);
-      if (name === 'BadRequestError') send(400, { error: (e instanceof ray.TaskError ? e.cause : (e as Error)).message, requestId });
-      else if (e instanceof BackPressureError || e instanceof DeploymentUnavailableError) send(503, { error: e.message, requestId });
-      else if (e instanceof ray.TaskCancelledError) send(499, { error: 'the client went away', requestId });
+      if (name === 'BadRequestError') sendJson(res, 400, { error: (e instanceof ray.TaskError ? e.cause : (e as Error)).message, requestId });
+      else if (e instanceof BackPressureError || e instanceof DeploymentUnavailableError) sendJson(res, 503, { error: e.message, requestId });
+      else if (e instanceof ray.TaskCancelledError) sendJson(res, 499, { error: 'the client went away', requestId });
       else {
         const c = e instanceof ray.TaskError ? e.cause : e;
         const msg = c instanceof Error ? `${c.name}: ${c.message}` : String(c);
-        send(500, { error: msg, errorId: requestId });
+        sendJson(res, 500, { error: msg, errorId: requestId });
       }
     }
   }
