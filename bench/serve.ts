@@ -8,14 +8,13 @@
  * serving. `npm run bench -- serve [section…]`; writes bench/results/serve.json.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as http from 'node:http';
 import { fork } from 'node:child_process';
 import autocannon from 'autocannon';
 import * as ray from '@tsray/core';
 import * as serve from '@tsray/serve';
-import { collect, report, runMeta, summarize, type Log, type Metric } from './harness';
+import { runSections, summarize, type Section } from './harness';
 import { Noop, Sleeper } from './serve-apps';
 
 /** Inputs of the benchmark's MLP. */
@@ -23,11 +22,6 @@ const IN = 256;
 const SECONDS = Number(process.env.BENCH_SERVE_SECONDS ?? 10);
 const PORT = 18600;
 const PEER_PORT = 18601;
-
-interface Section {
-  name: string;
-  run(log: Log, tmp: string): Promise<void>;
-}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -252,16 +246,5 @@ export const SECTION_NAMES: readonly string[] = SECTIONS.map((s) => s.name);
 
 /** Runs the sections (all, or those named) and writes the results. */
 export async function run(only?: string[]): Promise<void> {
-  const { metrics, log } = collect();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-bench-serve-'));
-  try {
-    for (const s of SECTIONS) {
-      if (only && !only.includes(s.name)) continue;
-      console.error(`${s.name} …`);
-      await s.run(log, tmp);
-    }
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-  report(only ? `serve-${only.join('+')}` : 'serve', metrics as Record<string, Metric>, { ...runMeta(), method: 'medians of 3-4 rounds (mean ± sd); ratios of medians measured in the same run', seconds: SECONDS });
+  await runSections('serve', SECTIONS, only, { method: 'medians of 3-4 rounds (mean ± sd); ratios of medians measured in the same run', seconds: SECONDS });
 }

@@ -164,7 +164,17 @@ export async function start(options: StartOptions = {}): Promise<void> {
 async function startWith(http: HttpOptions): Promise<ControllerHandle> {
   if (!ray.isInitialized()) await ray.init();
   started ??= (async () => {
-    const c = ControllerActor.options({ name: CONTROLLER_NAME, namespace: SERVE_NAMESPACE, lifetime: 'detached', getIfExists: true, numCpus: 0, maxConcurrency: 100_000 }).remote(http) as unknown as ControllerHandle;
+    // on the head node, which lives as long as the cluster (a node that dies takes its actors with it)
+    const head = (await ray.nodes()).find((n) => n.isHead && n.alive);
+    const c = ControllerActor.options({
+      name: CONTROLLER_NAME,
+      namespace: SERVE_NAMESPACE,
+      lifetime: 'detached',
+      getIfExists: true,
+      numCpus: 0,
+      maxConcurrency: 100_000,
+      ...(head ? { scheduling: { nodeId: head.nodeId, soft: true } } : {}),
+    }).remote(http) as unknown as ControllerHandle;
     try {
       await ray.get(c.ensureProxies.remote());
     } catch (e) {

@@ -80,6 +80,17 @@ export type DeploymentStreamHandle<T = unknown> = {
   options(options: HandleOptions): DeploymentHandle<T> | DeploymentStreamHandle<T>;
 } & { readonly [K in keyof T as K extends 'constructor' | 'then' ? never : T[K] extends AnyFn ? K : never]: StreamMethod<T[K]> };
 
+/** Marks a request cancelled and cancels its call if it was sent. */
+function cancelDispatch(d: Dispatch): void {
+  d.cancelled = true;
+  if (!d.ref) return;
+  try {
+    ray.cancel(d.ref);
+  } catch {
+    // already done
+  }
+}
+
 /**
  * The response of a handle call: awaitable (`await resp`), with a timeout
  * (`resp.result({ timeoutMs })`), cancellable, and passable as an argument to
@@ -119,15 +130,7 @@ export class DeploymentResponse<T = unknown> implements PromiseLike<T> {
 
   /** Cancels the request: on its replica if it reached one, before it does otherwise. */
   cancel(): void {
-    this.#dispatch.cancelled = true;
-    const ref = this.#dispatch.ref;
-    if (ref) {
-      try {
-        ray.cancel(ref);
-      } catch {
-        // already done
-      }
-    }
+    cancelDispatch(this.#dispatch);
   }
 }
 
@@ -160,15 +163,7 @@ export class DeploymentResponseGenerator<T = unknown> implements AsyncIterable<T
 
   /** Cancels the stream. */
   cancel(): void {
-    this.#dispatch.cancelled = true;
-    const ref = this.#dispatch.ref;
-    if (ref) {
-      try {
-        ray.cancel(ref);
-      } catch {
-        // already done
-      }
-    }
+    cancelDispatch(this.#dispatch);
   }
 }
 

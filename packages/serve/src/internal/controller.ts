@@ -20,6 +20,8 @@ type ProxyHandle = ray.ActorHandleOf<HttpProxy>;
 const TICK_MS = 100;
 /** How often replicas of a deployment that is not autoscaled report their loaded models. */
 const MODELS_INTERVAL_MS = 500;
+/** How often the controller looks for hosts that have no proxy yet. */
+const PROXY_CHECK_MS = 5000;
 /** Failed starts of one version before the deployment is DEPLOY_FAILED. */
 const MAX_START_FAILURES = 3;
 
@@ -103,6 +105,9 @@ export class ServeController {
   private readonly proxies = new Map<string, { actor: ProxyHandle; state: 'HEALTHY' | 'STARTING' | 'UNHEALTHY'; error?: string }>();
   private ticking = false;
   private stopped = false;
+  /** when the nodes were last checked for hosts without a proxy */
+  private proxiesChecked = Date.now();
+  private proxiesChecking = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly http: HttpOptions) {
@@ -381,6 +386,16 @@ export class ServeController {
     if (this.ticking || this.stopped) return;
     this.ticking = true;
     try {
+      // nodes that joined since get their proxies
+      if (!this.proxiesChecking && Date.now() - this.proxiesChecked > PROXY_CHECK_MS) {
+        this.proxiesChecking = true;
+        this.ensureProxies()
+          .catch((e: unknown) => console.error(`[serve] a new node's HTTP proxy did not start: ${e instanceof Error ? e.message : String(e)}`))
+          .finally(() => {
+            this.proxiesChecking = false;
+            this.proxiesChecked = Date.now();
+          });
+      }
       for (const [name, app] of [...this.apps]) {
         for (const [dn, d] of [...app.deployments]) {
           this.reconcile(name, d);

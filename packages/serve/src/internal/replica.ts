@@ -10,7 +10,7 @@ import { loadedModels } from '../batch';
 import { makeHandle } from '../handle';
 import { Request } from '../request';
 import { ASYNC_INIT, HTTP_METHOD, isHandleRef, type CallMeta, type ReplicaReply, type RequestWire } from './common';
-import { requestContext } from './context';
+import { type RequestContext, requestContext } from './context';
 
 /** What the controller starts a replica with. */
 export interface ReplicaStart {
@@ -121,7 +121,7 @@ export class Replica {
     console.error(`[serve] ${this.s.app}#${this.s.deployment} replica ${this.s.replicaId}: request ${meta.requestId} (${meta.method}) failed, error id ${meta.requestId}: ${err}`);
   }
 
-  private context(meta: CallMeta): { requestId: string; multiplexedModelId: string; app: string; deployment: string; replicaId: string } {
+  private context(meta: CallMeta): RequestContext {
     return { requestId: meta.requestId, multiplexedModelId: meta.multiplexedModelId, app: this.s.app, deployment: this.s.deployment, replicaId: this.s.replicaId };
   }
 
@@ -161,10 +161,18 @@ export class Replica {
     const it = this.streams.get(requestId);
     if (!it) throw new Error(`no stream for request ${requestId} on this replica (pulled already, or dropped after a minute)`);
     this.streams.delete(requestId);
-    const meta: CallMeta = { method, requestId, multiplexedModelId: '', http: true };
+    yield* this.items(it, { method, requestId, multiplexedModelId: '', http: true }, undefined);
+  }
+
+  /**
+   * Yields what a stream of a request yields (each step in the request's
+   * context, when given), logs its failure, and ends the request: the
+   * `ongoing` count taken when it started goes back.
+   */
+  private async *items(it: AsyncIterator<unknown>, meta: CallMeta, ctx: RequestContext | undefined): AsyncGenerator<unknown> {
     try {
       for (;;) {
-        const n = await it.next();
+        const n = ctx ? await requestContext.run(ctx, () => it.next()) : await it.next();
         if (n.done) break;
         yield n.value;
       }
@@ -184,25 +192,23 @@ export class Replica {
       return;
     }
     this.ongoing++;
+    let it: AsyncIterator<unknown> | undefined;
+    const ctx = this.context(meta);
     try {
       yield { k: 1, v: null };
-      const ctx = this.context(meta);
-      const out = requestContext.run(ctx, () => this.target(meta, args)()) as AsyncIterator<unknown> | Iterator<unknown> | Promise<unknown>;
-      const it = out as Partial<AsyncIterator<unknown>>;
-      if (typeof it?.next !== 'function') {
+      const out = requestContext.run(ctx, () => this.target(meta, args)()) as Partial<AsyncIterator<unknown>> | undefined;
+      if (typeof out?.next !== 'function') {
         throw new TypeError(`${this.where}'s '${meta.method}' was called with stream: true but is not a generator (write it as async *${meta.method}(...))`);
       }
-      for (;;) {
-        const n = await requestContext.run(ctx, () => (it as AsyncIterator<unknown>).next());
-        if (n.done) break;
-        yield n.value;
-      }
+      it = out as AsyncIterator<unknown>;
     } catch (e) {
       this.logFailure(meta, e);
       throw e;
     } finally {
-      this.ongoing--;
+      // ended before its items (a failure, or the caller went away): the request is over
+      if (!it) this.ongoing--;
     }
+    yield* this.items(it, meta, ctx);
   }
 }
 
