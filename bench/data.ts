@@ -7,21 +7,15 @@
  * writes bench/results/data.json. `BENCH_DATA_SCALE=0.1` shrinks every size.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
 import * as ray from '@tsray/core';
 import * as data from '@tsray/data';
-import { collect, report, runMeta, summarize, type Log, type Metric } from './harness';
+import { runSections, summarize, type Section } from './harness';
 import { RssSampler, timeOnce, warmTimes } from './data-util';
 
 const SCALE = Number(process.env.BENCH_DATA_SCALE ?? 1);
 const scaled = (n: number): number => Math.max(1, Math.round(n * SCALE));
-
-interface Section {
-  name: string;
-  run(log: Log, tmp: string): Promise<void>;
-}
 
 /** The CPU-bound transform both sides run: 50 rounds of x = sqrt(x*x + 1). */
 function burn(xs: Float64Array): Float64Array {
@@ -234,16 +228,5 @@ export const SECTION_NAMES: readonly string[] = SECTIONS.map((s) => s.name);
 
 /** Runs the sections (all, or those named) and writes the results. */
 export async function run(only?: string[]): Promise<void> {
-  const { metrics, log } = collect();
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-bench-data-'));
-  try {
-    for (const s of SECTIONS) {
-      if (only && !only.includes(s.name)) continue;
-      console.error(`${s.name} …`);
-      await s.run(log, tmp);
-    }
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-  report(only ? `data-${only.join('+')}` : 'data', metrics as Record<string, Metric>, { ...runMeta(), method: 'each figure: 3 runs, median (and mean ± sd); ratios of medians measured in the same run', scale: SCALE });
+  await runSections('data', SECTIONS, only, { method: 'each figure: 3 runs, median (and mean ± sd); ratios of medians measured in the same run', scale: SCALE });
 }

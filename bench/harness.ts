@@ -123,3 +123,29 @@ export function runMeta(): Record<string, unknown> {
     method: 'Ray timeit: 1 s warm-up, 4 rounds of ≥ 2 s; value is the mean of rounds',
   };
 }
+
+/** A part of a suite: a name `npm run bench -- <suite> <name>` picks, and what it runs. */
+export interface Section {
+  name: string;
+  run(log: Log, tmp: string): Promise<void>;
+}
+
+/**
+ * Runs a suite's sections (all, or those in `only`) with a temporary
+ * directory each may use, then writes the results as `<suite>.json` (or
+ * `<suite>-<sections>.json` for some sections).
+ */
+export async function runSections(suite: string, sections: readonly Section[], only: string[] | undefined, meta: Record<string, unknown>): Promise<void> {
+  const { metrics, log } = collect();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `tsray-bench-${suite}-`));
+  try {
+    for (const s of sections) {
+      if (only && !only.includes(s.name)) continue;
+      console.error(`${s.name} …`);
+      await s.run(log, tmp);
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  report(only ? `${suite}-${only.join('+')}` : suite, metrics, { ...runMeta(), ...meta });
+}

@@ -44,3 +44,20 @@ test('the data example reads CSV and Parquet, featurizes, aggregates, writes Par
   expect(r.out).toMatch(/wrote 4 Parquet files, 4948 rows/);
   expect(r.out).toMatch(/epoch 1: 20 batches, 4948 rows/);
 });
+
+test('the serve example serves an ONNX model with batching over HTTP and queries it with fetch', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const s = require('node:net').createServer() as import('node:net').Server;
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as import('node:net').AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const r = run(tsx, ['examples/serve-model.ts'], { PORT: String(port) });
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/xor\(0, 0\) = 0\nxor\(0, 1\) = 1\nxor\(1, 0\) = 1\nxor\(1, 1\) = 0\n/);
+  const m = /64 concurrent requests: 0 wrong; the model ran (\d+) times for 68 requests/.exec(r.out);
+  expect(m).not.toBeNull();
+  expect(Number(m?.[1])).toBeLessThan(68);
+});

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ray from '@tsray/core';
-import { BadCtorActor, CallerActor, CounterActor, EnvReaderActor, HolderActor, OverlapActor, StreamerActor, callThroughTask } from './fixtures/actors';
+import { BadCtorActor, CallerActor, type Counter, CounterActor, EnvReaderActor, HolderActor, MakerActor, OverlapActor, StreamerActor, callThroughTask } from './fixtures/actors';
 import { collectGarbage, until } from './helpers/poll';
 import { alive } from './helpers/procs';
 
@@ -74,6 +74,16 @@ describe('actors', () => {
     expect(await ray.get(callThroughTask.remote(c, 3))).toBe(3);
     const caller = CallerActor.remote(c);
     expect(await ray.get(caller.bump.remote(2))).toBe(5);
+  });
+
+  test('a handle to an actor made in a worker comes back inside a return value as a handle', async () => {
+    const m = MakerActor.options({ numCpus: 0 }).remote();
+    const { counter } = await ray.get(m.make.remote());
+    expect(String(counter)).toMatch(/^ActorHandle\(Counter, /);
+    const [again] = await ray.get(m.again.remote());
+    expect(again?.actorId).toBe(counter.actorId);
+    expect(await ray.get((again as ray.ActorHandleOf<Counter>).inc.remote(2))).toBe(2);
+    expect(typeof again?.inc.remote).toBe('function');
   });
 
   test('an actor can hold refs it was given and get them later', async () => {

@@ -152,3 +152,18 @@ test('a removed node is marked dead; its actor restarts on another node', async 
   expect(where).not.toBe(extra.nodeId);
   ray.kill(actor);
 }, 60_000);
+
+test('an actor waiting at a node with no room starts on a node that joins with room', async () => {
+  const full = await cluster.addNode({ numCpus: 0, resources: { slot: 1 } });
+  await cluster.waitForNodes();
+  const first = WhereActor.options({ numCpus: 0, resources: { slot: 1 } }).remote();
+  expect(await ray.get(first.node.remote())).toBe(full.nodeId);
+  // the only node with a slot is full: this one's request waits there
+  const second = WhereActor.options({ numCpus: 0, resources: { slot: 1 } }).remote();
+  const roomy = await cluster.addNode({ numCpus: 0, resources: { slot: 1 } });
+  expect(await ray.get(second.node.remote(), { timeoutMs: 30_000 })).toBe(roomy.nodeId);
+  ray.kill(first);
+  ray.kill(second);
+  await cluster.removeNode(full);
+  await cluster.removeNode(roomy);
+}, 60_000);

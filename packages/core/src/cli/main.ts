@@ -318,6 +318,26 @@ async function status(): Promise<void> {
   for (const [shape, count] of demand) console.log(`  ${shape}: ${count} pending`);
 }
 
+/**
+ * `tsray <name> …` of a library (`tsray serve …`): its `cli` entry's
+ * `main(argv)`, from the project in the working directory (or next to core).
+ */
+async function library(pkg: string, name: string, argv: string[]): Promise<void> {
+  let entry: string;
+  try {
+    entry = require.resolve(`${pkg}/cli`, { paths: [process.cwd(), __dirname] });
+  } catch {
+    throw new Error(`tsray ${name} needs ${pkg}: install it in your project (npm install ${pkg})`);
+  }
+  const mod = require(entry) as { main: (argv: string[]) => Promise<void>; ServeUsageError?: new () => Error };
+  try {
+    await mod.main(argv);
+  } catch (e) {
+    if (mod.ServeUsageError && e instanceof mod.ServeUsageError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 const HELP = `usage:
   tsray start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
                      [--object-store-memory BYTES] [--node-ip-address IP] [--restore]
@@ -325,6 +345,7 @@ const HELP = `usage:
                      [--object-store-memory BYTES] [--node-ip-address IP]
   tsray status
   tsray stop
+  tsray serve run|deploy|status|shutdown …   (with @tsray/serve installed; tsray serve --help)
   tsray --version`;
 
 async function main(): Promise<void> {
@@ -336,6 +357,8 @@ async function main(): Promise<void> {
       return stop();
     case 'status':
       return status();
+    case 'serve':
+      return library('@tsray/serve', 'serve', rest);
     case '--version':
     case '-v':
       // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -34,6 +34,8 @@ interface ActorRecord {
   nodeId: string | undefined;
   workerId: string | undefined;
   leaseReqId: string | undefined;
+  /** its lease request waits at a node that had no room when it was sent (another node may take it sooner) */
+  queued?: boolean;
   noRestart: boolean;
   /** why it is being killed, if it is */
   killReason: string | undefined;
@@ -125,6 +127,8 @@ export class Head {
   private readonly jobs = new Map<string, Job>();
   private jobCounter = 0;
   private readonly actors = new Map<string, ActorRecord>();
+  /** actors whose lease request waits at a node that had no room (see placeQueuedElsewhere) */
+  private readonly queuedActors = new Set<ActorRecord>();
   /** indexes of `actors`: by pending lease request, by worker, by owner */
   private readonly byLeaseReq = new Map<string, ActorRecord>();
   private readonly byWorker = new Map<string, ActorRecord>();
@@ -317,6 +321,7 @@ export class Head {
             n.total = m.total;
             this.viewChanged();
             this.pgs.retry();
+            if (this.queuedActors.size > 0) this.retryQueued();
           }
         }
         break;
@@ -566,6 +571,9 @@ export class Head {
       node = pool[this.spreadNext++ % pool.length];
     } else node = candidates.find((n) => fits(need, n.available)) ?? candidates[0];
     if (!node) return;
+    rec.queued = !fits(need, node.available) && pg === undefined && sched?.nodeId === undefined;
+    if (rec.queued) this.queuedActors.add(rec);
+    else this.queuedActors.delete(rec);
     // the head's view lags: count the actor's resources now, so the next one goes elsewhere
     subtractView(node.available, need);
     rec.nodeId = node.nodeId;
@@ -590,13 +598,46 @@ export class Head {
     });
   }
 
+  /** Moves lease requests that wait at a full node to nodes with room (see placeQueuedElsewhere). */
+  private retryQueued(): void {
+    for (const rec of [...this.queuedActors]) {
+      if (!rec.queued || !rec.leaseReqId || rec.workerId || rec.info.state === ActorState.Dead) {
+        rec.queued = false;
+        this.queuedActors.delete(rec);
+        continue;
+      }
+      this.placeQueuedElsewhere(rec);
+    }
+  }
+
   private scheduleWaiting(): void {
+    this.retryQueued();
     for (const rec of this.actors.values()) {
+      if (rec.queued) continue; // retryQueued
       if ((rec.info.state !== ActorState.Pending && rec.info.state !== ActorState.Restarting) || rec.leaseReqId || rec.workerId) continue;
       // an actor an earlier head placed on a node that has not registered again yet waits for it
       if (rec.nodeId !== undefined && this.nodes.get(rec.nodeId)?.restored) continue;
       this.schedule(rec);
     }
+  }
+
+  /**
+   * An actor whose lease waits at a node that had no room (the only one that
+   * could ever hold it then): when another node has room now (one joined),
+   * its request moves there. A grant that crosses the cancel is refused in
+   * onActorLease (no record waits for that request any more).
+   */
+  private placeQueuedElsewhere(rec: ActorRecord): void {
+    if (rec.info.state !== ActorState.Pending && rec.info.state !== ActorState.Restarting) return;
+    const need: Resources = { ...rec.spec.placement, ...rec.spec.hold };
+    const better = [...this.nodes.values()].some((n) => n.alive && !n.restored && n.nodeId !== rec.nodeId && fits(need, n.available));
+    if (!better) return;
+    const old = rec.nodeId ? this.nodes.get(rec.nodeId) : undefined;
+    if (old?.alive && rec.leaseReqId) this.endpoint.send(old.endpoint, { t: MT.CancelLeaseRequest, leaseReqId: rec.leaseReqId });
+    this.setLeaseReq(rec, undefined);
+    rec.queued = false;
+    this.queuedActors.delete(rec);
+    this.schedule(rec);
   }
 
   private setLeaseReq(rec: ActorRecord, id: string | undefined): void {

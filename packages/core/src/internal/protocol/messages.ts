@@ -34,7 +34,8 @@ export const LocationS = S.obj({
 export type Location = Infer<typeof LocationS>;
 
 /** A reference as it travels: object id and its owner. */
-export const RefWireS = S.obj({ id: S.str, owner: AddressS });
+/** A reference on the wire: an object's, or (`a: 1`) an actor's. */
+export const RefWireS = S.obj({ id: S.str, owner: AddressS, a: S.optional(S.int) });
 /** A value RefWireS accepts. */
 export type RefWire = Infer<typeof RefWireS>;
 

@@ -163,7 +163,7 @@ export class ObjectManager {
     if (v.refs && v.refs.length > 0) {
       const inner: RefEntry[] = [];
       for (const w of v.refs) {
-        const { entry, created } = this.refs.getOrCreate(w.id, w.owner, RefKind.Object);
+        const { entry, created } = this.refs.getOrCreate(w.id, w.owner, w.a === 1 ? RefKind.Actor : RefKind.Object);
         if (created && !entry.owned) entry.registered = true;
         inner.push(entry);
       }
@@ -238,7 +238,7 @@ export class ObjectManager {
 
   private wireValue(e: RefEntry): ObjectValue {
     const v: ObjectValue = e.blob ? { blob: e.blob } : { loc: e.loc as NonNullable<RefEntry['loc']> };
-    if (e.contains && e.contains.length > 0) v.refs = e.contains.map((c) => ({ id: c.id, owner: c.owner }));
+    if (e.contains && e.contains.length > 0) v.refs = e.contains.map(refWire);
     return v;
   }
 
@@ -542,7 +542,7 @@ export class ObjectManager {
     if (contained.length > 0) {
       val.refs = [];
       for (const c of contained) {
-        val.refs.push({ id: c.id, owner: c.owner });
+        val.refs.push(refWire(c));
         if (c.owner.workerId === owner.workerId) continue;
         if (c.owned) this.refs.addBorrower(c, owner);
         else this.borrowing.registerFor(owner, c, ctx);
@@ -573,4 +573,9 @@ function safeString(v: unknown): string {
   } catch {
     return typeof v;
   }
+}
+
+/** How a contained entry travels (an actor's says so: the receiver makes a handle of it, not an ObjectRef). */
+function refWire(c: RefEntry): { id: string; owner: Address; a?: number } {
+  return c.kind === RefKind.Actor ? { id: c.id, owner: c.owner, a: 1 } : { id: c.id, owner: c.owner };
 }

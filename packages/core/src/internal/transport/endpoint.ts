@@ -75,7 +75,14 @@ class Outbox {
     }
     if (!this.busy) {
       this.busy = true;
-      queueMicrotask(() => void this.pump());
+      // after the I/O callbacks of this turn of the event loop, not after this
+      // one's microtasks: messages that callbacks of one turn queue (many HTTP
+      // requests arriving at once, replies to a batch of calls) leave in one
+      // frame. Each ZeroMQ send wakes the socket's I/O thread, which costs
+      // tens of microseconds on a VM; one send per turn instead of one per
+      // message raised async tasks from 42k/s to 60k/s and sync calls from
+      // 3.1k/s to 3.9k/s on the 2-core VM (same session).
+      setImmediate(() => void this.pump());
     }
   }
 
