@@ -16,7 +16,7 @@ import type { ExecBundle } from './internal/execution/operator';
 import * as K from './internal/kernels';
 import { GroupedData } from './grouped';
 import { writeDataset, type WriteOptions } from './internal/write';
-import { splitDataset, splitAtIndices, type DataIterator, streamingSplit } from './internal/split';
+import { splitDataset, splitAtIndices, DataIterator, streamingSplit } from './internal/split';
 import { sampleRowsStep } from './internal/sample';
 
 export type { IterBatchesOptions };
@@ -412,6 +412,15 @@ export class Dataset {
     if (!Number.isInteger(test) || test > total) throw new RangeError(`ds.trainTestSplit: testSize ${testSize} is more rows than the dataset has (${total})`);
     const [a, b] = await m.splitAtIndices([total - test]);
     return [a as MaterializedDataset, b as MaterializedDataset];
+  }
+
+  /**
+   * An iterator over the whole dataset (Ray's `ds.iterator()`): it can be sent
+   * to another process (an actor, a task; rebuild it there with
+   * `DataIterator.from(value)`), which runs the plan when it iterates.
+   */
+  iterator(): DataIterator {
+    return new DataIterator({ kind: 'dataset', plan: this.plan });
   }
 
   /** `n` iterators over disjoint parts of the dataset, for `n` consumers (in any processes). */

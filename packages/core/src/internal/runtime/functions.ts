@@ -270,6 +270,64 @@ export function exportedAs(def: object, file: string): { name: string; byIdentit
   return undefined;
 }
 
+const importsOf = new Map<string, string[]>();
+
+/** The files `file` imports (relative specifiers and packages), resolved; cached. */
+function importedFiles(file: string): string[] {
+  const hit = importsOf.get(file);
+  if (hit) return hit;
+  const out: string[] = [];
+  const src = file.startsWith('file:') ? undefined : sourceOf(file);
+  if (src !== undefined) {
+    const specs = new Set<string>();
+    for (const m of src.matchAll(/\b(?:from|import|require)\s*\(?\s*['"]([^'"\n]+)['"]/g)) specs.add(m[1] as string);
+    const dir = path.dirname(file);
+    for (const spec of specs) {
+      if (spec.startsWith('node:')) continue;
+      const r = resolveFrom(spec, dir);
+      if (r && !out.includes(r)) out.push(r);
+    }
+  }
+  importsOf.set(file, out);
+  return out;
+}
+
+const EXTS = ['', '.ts', '.tsx', '.mts', '.cts', '.js', '.mjs', '.cjs', '/index.ts', '/index.js'];
+
+/** `spec` resolved from `dir`: through the running loader, else by trying the TypeScript and JavaScript extensions. */
+function resolveFrom(spec: string, dir: string): string | undefined {
+  try {
+    return require.resolve(spec, { paths: [dir] });
+  } catch {
+    if (!spec.startsWith('.')) return undefined;
+  }
+  const base = path.resolve(dir, spec);
+  for (const e of EXTS) {
+    const f = base + e;
+    try {
+      if (fs.statSync(f).isFile()) return f;
+    } catch {
+      // not this one
+    }
+  }
+  // `./x.js` written for a `./x.ts` source (TypeScript's ESM convention)
+  const ts = base.replace(/\.(c|m)?js$/, '.$1ts');
+  return ts !== base && fs.existsSync(ts) ? ts : undefined;
+}
+
+/**
+ * The module that `file` imports `def` from, and the name it exports it
+ * under: a top-level function or class of another module, imported by the
+ * module that hands it to tsray (`import { trainLoop } from './loops'`).
+ */
+export function importedExport(def: object, file: string): { file: string; name: string; byIdentity: boolean } | undefined {
+  for (const f of importedFiles(file)) {
+    const found = exportedAs(def, f);
+    if (found && found.name !== '') return { file: f, ...found };
+  }
+  return undefined;
+}
+
 /**
  * The key of a definition. Evaluating a module again (test runners do)
  * registers its definitions again from the same call sites and gets the same

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RemoteDefinitionError } from '../../errors';
 import type { CodeRef } from '../protocol/messages';
-import { EXPORT_KEY, definitionSite, exportedAs, register, sourceOf, type DefinitionSite } from '../runtime/functions';
+import { EXPORT_KEY, definitionSite, exportedAs, importedExport, register, sourceOf, type DefinitionSite } from '../runtime/functions';
 import type { Analysis } from './scope';
 
 // The by-value machinery (and acorn) loads on first use: a process whose
@@ -62,6 +62,12 @@ export function shipmentOf(def: object, req: ShipRequest): Shipment {
       if (v) return v;
       const name = req.explicitName ?? (found.name || (def as { name?: string }).name || path.basename(file));
       return { ok: true, code: { module: file, key: EXPORT_KEY + found.name, name } };
+    }
+    const imported = importedExport(def, file);
+    if (imported !== undefined) {
+      const v = imported.byIdentity ? undefined : byValue(def, site, req, false);
+      if (v) return v;
+      return { ok: true, code: { module: imported.file, key: EXPORT_KEY + imported.name, name: req.explicitName ?? imported.name } };
     }
   }
   if (file !== undefined && site.topLevel === 'maybe') {
