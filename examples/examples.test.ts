@@ -61,3 +61,15 @@ test('the serve example serves an ONNX model with batching over HTTP and queries
   expect(m).not.toBeNull();
   expect(Number(m?.[1])).toBeLessThan(68);
 });
+
+test('the train example fits an MLP on the penguins on 2 workers and exports it to ONNX', () => {
+  const r = run(tsx, ['examples/train-mlp.ts']);
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/penguins: \d+ to train on, \d+ to validate/);
+  const acc = /validation accuracy (\d+\.\d)%/.exec(r.out);
+  expect(Number(acc?.[1])).toBeGreaterThanOrEqual(90);
+  const dir = /results in (\S+);/.exec(r.out)?.[1] as string;
+  expect(require('node:fs').existsSync(require('node:path').join(dir, 'model.onnx'))).toBe(true);
+  require('node:fs').rmSync(dir, { recursive: true, force: true });
+});

@@ -4,7 +4,6 @@
  * else the WASM backend (`@tensorflow/tfjs-backend-wasm`, SIMD where the CPU
  * has it), else tfjs's plain CPU backend. TSRAY_TRAIN_BACKEND=wasm|cpu|tensorflow
  * picks one.
- * @internal
  */
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -31,10 +30,12 @@ export function noGpuBackend(): string {
 }
 
 /**
- * Sets up tfjs in this process for training; resolves to the backend's name
- * (and how it was chosen), for the log line.
+ * Sets up tfjs in this process as Train's workers do (see the module's
+ * notes) — call it in the driver before evaluating a trained model there.
+ * Resolves to the backend's name (`'wasm (SIMD)'`, `'cpu'`, …).
+ * @throws TrainConfigError (rejects) with `useGpu` when @tensorflow/tfjs-node-gpu is not installed
  */
-export async function setupTfjs(useGpu: boolean, from?: string): Promise<string> {
+export async function setupTfjs(useGpu = false, from?: string): Promise<string> {
   const tfjs = require('@tensorflow/tfjs') as typeof tf;
   const forced = process.env.TSRAY_TRAIN_BACKEND;
   const native = useGpu ? '@tensorflow/tfjs-node-gpu' : '@tensorflow/tfjs-node';

@@ -47,4 +47,5 @@ export { Result, type CheckpointWithMetrics } from './result';
 export { report, getContext, getCheckpoint, getDatasetShard, allreduce, barrier, type TrainContext, type ReportOptions, type DatasetShard } from './session';
 export { prepareModel, prepareOptimizer } from './prepare';
 export { exportOnnx, type ExportOnnxOptions } from './export';
+export { setupTfjs } from './backend';
 export { TrainError, TrainingFailedError, TrainConfigError, NotInTrainingLoopError } from './errors';

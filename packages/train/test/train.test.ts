@@ -3,12 +3,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ray from '@tsray/core';
 import * as data from '@tsray/data';
-import { DataParallelTrainer, Result, TensorflowTrainer, TrainingFailedError } from '@tsray/train';
+import { DataParallelTrainer, Result, TensorflowTrainer, TrainingFailedError, setupTfjs } from '@tsray/train';
 import { contextLoop, mlpLoop } from './fixtures/loops';
 
 let storage: string;
 
 beforeAll(async () => {
+  await setupTfjs();
   await ray.init({ numCpus: 2, logToDriver: false });
   storage = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-train-test-'));
 });

@@ -50,6 +50,8 @@ const ctrl = new Int32Array(workerData.ctrl);
 const text = new Uint8Array(workerData.ctrl, ${TEXT_AT}, ${TEXT_LEN});
 let data = new Float32Array(0);
 let pull, push, rank = 0, size = 1, warned = false;
+// a context of its own: core's ZAP handler (in the process's shared context) would judge the group's CURVE peers by the cluster's keys
+const context = new zmq.Context();
 const token = Buffer.from(workerData.token, 'hex');
 const MAGIC = 0x54524e47; // 'TRNG'
 function finish(err) {
@@ -105,7 +107,7 @@ parentPort.on('message', async (m) => {
   try {
     if (m.op === 'bind') {
       rank = m.rank; size = m.size;
-      pull = new zmq.Pull({ linger: 0, receiveHighWaterMark: 0 });
+      pull = new zmq.Pull({ context, linger: 0, receiveHighWaterMark: 0 });
       if (m.spec.kind === 'ipc') {
         const at = 'ipc://@' + m.name;
         await pull.bind(at);
@@ -116,7 +118,7 @@ parentPort.on('message', async (m) => {
         parentPort.postMessage({ op: 'bound', address: pull.lastEndpoint });
       }
     } else if (m.op === 'connect') {
-      push = new zmq.Push({ linger: 0, sendHighWaterMark: 0 });
+      push = new zmq.Push({ context, linger: 0, sendHighWaterMark: 0 });
       if (m.spec.publicKey) { push.curveServerKey = m.spec.publicKey; push.curvePublicKey = m.spec.publicKey; push.curveSecretKey = m.spec.secretKey; }
       push.connect(m.spec.address);
       parentPort.postMessage({ op: 'connected' });

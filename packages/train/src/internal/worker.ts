@@ -52,7 +52,8 @@ export class TrainWorker {
   async info(): Promise<WorkerInfo> {
     const nodeId = ray.getRuntimeContext().nodeId;
     const node = (await ray.nodes()).find((n) => n.nodeId === nodeId);
-    const host = /^tcp:\/\/([^:]+|\[[^\]]+\]):\d+$/.exec(node?.address ?? '')?.[1] ?? '127.0.0.1';
+    // the node's address: a host, or tcp://host:port
+    const host = (node?.address ?? '127.0.0.1').replace(/^tcp:\/\//, '').replace(/:\d+$/, '') || '127.0.0.1';
     return { nodeId, pid: process.pid, host };
   }
 
