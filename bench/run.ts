@@ -10,13 +10,14 @@ import * as core from './core';
 import * as cluster from './cluster';
 import * as data from './data';
 import * as serve from './serve';
+import * as train from './train';
 
 interface Suite {
   SECTION_NAMES: readonly string[];
   run(only?: string[]): Promise<void>;
 }
 
-const suites: Record<string, Suite> = { core, cluster, data, serve };
+const suites: Record<string, Suite> = { core, cluster, data, serve, train };
 
 function usage(problem: string): never {
   console.error(`${problem}\nusage: npm run bench -- <suite> [section ...]\n${Object.entries(suites)
