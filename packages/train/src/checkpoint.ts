@@ -48,11 +48,6 @@ export class Checkpoint {
     return new Checkpoint(abs, false);
   }
 
-  /** @internal a checkpoint in a directory the library made */
-  static temporaryIn(dir: string): Checkpoint {
-    return new Checkpoint(dir, true);
-  }
-
   /**
    * A new checkpoint (in a fresh temporary directory) holding a tfjs
    * LayersModel — topology, weights and, with `includeOptimizer`, the

@@ -148,8 +148,6 @@ export class Ring {
   private readonly replies: Array<(m: { op: string; address?: string; message?: string }) => void> = [];
   private dead: Error | undefined;
   private busy = false;
-  /** values moved by allreduce so far (for throughput) */
-  calls = 0;
 
   /** `token`: the group's secret (hex), carried by every message; messages without it are dropped. */
   constructor(
@@ -197,7 +195,6 @@ export class Ring {
     const done = Atomics.load(this.ctrl, DONE);
     this.busy = true;
     this.thread.postMessage({ op: 'allreduce', len: values.length });
-    this.calls++;
     return done;
   }
 
