@@ -29,6 +29,7 @@ test('a trained model exported to ONNX is served by serve.onnx.deployment with t
   const file = await exportOnnx(model, path.join(storage, 'model.onnx'));
   const xs = Array.from({ length: 10 }, (_, i) => Array.from({ length: 8 }, (_, j) => Math.sin(i * 8 + j)));
   const expected = (model.predict(tf.tensor2d(xs)) as tf.Tensor).arraySync() as number[][];
+  await serve.start({ http: { port: 18435 } }); // a port of its own: suites run side by side
   const app = serve.onnx.deployment({ modelPath: file, deployment: { name: 'exported', rayActorOptions: { numCpus: 0 } } }).bind();
   const h = await serve.run(app, { name: 'exported', routePrefix: '/exported' });
   const out = (await h.predict.remote(xs)).outputs.output as number[][];
