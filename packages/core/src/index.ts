@@ -460,6 +460,7 @@ export async function nodes(): Promise<NodeInfo[]> {
     isHead: n.isHead,
     resources: n.total,
     available: n.available,
+    ...(n.deathReason !== undefined ? { deathReason: n.deathReason } : {}),
   }));
 }
 

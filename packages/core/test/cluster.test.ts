@@ -153,6 +153,21 @@ test('a removed node is marked dead; its actor restarts on another node', async 
   ray.kill(actor);
 }, 60_000);
 
+test('a node whose node manager is killed is found dead by its closed connection, not only by the heartbeat timeout', async () => {
+  const doomed = await cluster.addNode({ numCpus: 1, resources: { doomed: 1 } });
+  await cluster.waitForNodes();
+  const actor = WhereActor.options({ numCpus: 0, resources: { doomed: 1 } }).remote();
+  expect(await ray.get(actor.node.remote())).toBe(doomed.nodeId);
+  await cluster.removeNode(doomed);
+  const err = await ray.get(actor.node.remote(), { timeoutMs: 30_000 }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ray.ActorDiedError);
+  await cluster.waitForNodes();
+  const info = (await ray.nodes()).find((n) => n.nodeId === doomed.nodeId);
+  expect(info?.alive).toBe(false);
+  expect(info?.deathReason).toMatch(/its connection closed and stayed closed .* \(its node manager exited or was killed\)/);
+  expect((await ray.nodes()).find((n) => n.nodeId === a.nodeId)?.deathReason).toBeUndefined();
+}, 60_000);
+
 test('an actor waiting at a node with no room starts on a node that joins with room', async () => {
   const full = await cluster.addNode({ numCpus: 0, resources: { slot: 1 } });
   await cluster.waitForNodes();

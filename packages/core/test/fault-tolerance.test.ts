@@ -14,12 +14,15 @@ let tmp: string;
 const lines = (file: string): string[] => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
 
 beforeAll(async () => {
+  // the heartbeat timeout itself is under test here (a stopped node, a paused head): short, so that a pause can outlast it
+  process.env.TSRAY_NODE_TIMEOUT_MS = '3000';
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsray-ft-'));
   ({ cluster, nodes: [a] } = await startCluster({ numCpus: 1 }, [{ numCpus: 2 }], { namespace: 'ft' }));
 }, 60_000);
 
 afterAll(async () => {
   await stopCluster(cluster);
+  delete process.env.TSRAY_NODE_TIMEOUT_MS;
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

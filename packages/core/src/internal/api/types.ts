@@ -362,6 +362,8 @@ export interface NodeInfo {
   resources: Record<string, number>;
   /** resources not in use */
   available: Record<string, number>;
+  /** why the head marked it dead (Ray's `death_info`); only for dead nodes */
+  deathReason?: string;
 }
 
 /** What `getRuntimeContext()` returns. */

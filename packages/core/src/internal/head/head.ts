@@ -77,12 +77,22 @@ const VIEW_INTERVAL_MS = 10;
 
 /**
  * A node that sends nothing for this long is dead (its node manager reports
- * every HEARTBEAT_MS). TSRAY_NODE_TIMEOUT_MS overrides it.
+ * every HEARTBEAT_MS). TSRAY_NODE_TIMEOUT_MS overrides it. It is long (Ray's
+ * health check gives a node 10 s and more) because a loaded machine can keep
+ * a live process from running for seconds; a node whose process exits is
+ * found sooner, when its connection closes (NODE_LOST_GRACE_MS).
  */
 function nodeTimeoutMs(): number {
   const v = Number(process.env.TSRAY_NODE_TIMEOUT_MS);
-  return Number.isFinite(v) && v > 0 ? v : 3000;
+  return Number.isFinite(v) && v > 0 ? v : 10_000;
 }
+
+/**
+ * A node whose connection closed (its node manager exited or was killed; a
+ * live process's connection comes back within ZeroMQ's reconnect interval)
+ * and that sent nothing since is dead after this long.
+ */
+const NODE_LOST_GRACE_MS = 1000;
 
 /** How the head keeps its tables. */
 export interface HeadOptions {
@@ -152,6 +162,8 @@ export class Head {
   /** when checkHealth last ran (a late run means the head itself was stalled) */
   private lastHealthCheck = 0;
   private readonly nodeTimeout = nodeTimeoutMs();
+  /** nodes whose connection is watched, and when it dropped (while it is down) */
+  private readonly watched = new Map<string, { lostAt?: number; timer?: NodeJS.Timeout }>();
   /** round-robin position of SPREAD actors */
   private spreadNext = 0;
   private readonly pgs: PlacementGroupTable = this.makePlacementGroupTable();
@@ -295,6 +307,7 @@ export class Head {
           peer: from,
         });
         this.endpoint.respond(from, m.reqId, true);
+        if (!m.isHead) this.watchNode(m.nodeId, m.endpoint);
         if (known?.restored || m.actors) this.takeBackActors(m.nodeId, m.actors ?? []);
         for (const w of this.nodeWaiters.splice(0)) w();
         this.viewChanged();
@@ -818,6 +831,29 @@ export class Head {
     return Math.min(500, this.nodeTimeout / 4);
   }
 
+  /** A node whose connection drops and stays down, with nothing heard from it, is dead (see NODE_LOST_GRACE_MS). */
+  private watchNode(nodeId: string, endpoint: string): void {
+    if (this.watched.has(nodeId)) return;
+    const w: { lostAt?: number; timer?: NodeJS.Timeout } = {};
+    this.watched.set(nodeId, w);
+    this.endpoint.watch(endpoint, (up) => {
+      if (this.watched.get(nodeId) !== w) return;
+      if (w.timer) clearTimeout(w.timer);
+      w.timer = undefined;
+      if (up) {
+        w.lostAt = undefined;
+        return;
+      }
+      const lostAt = Date.now();
+      w.lostAt = lostAt;
+      w.timer = setTimeout(() => {
+        w.timer = undefined;
+        if (w.lostAt !== lostAt || (this.lastSeen.get(nodeId) ?? 0) > lostAt) return;
+        this.onNodeDied(nodeId, `its connection closed and stayed closed for ${Date.now() - lostAt} ms with nothing heard from it (its node manager exited or was killed)`);
+      }, NODE_LOST_GRACE_MS);
+    });
+  }
+
   private checkHealth(): void {
     const now = Date.now();
     // Time the head itself did not run (a stalled event loop, a machine too
@@ -846,8 +882,12 @@ export class Head {
     n.alive = false;
     n.restored = false;
     n.available = {};
+    n.deathReason = why;
     delete n.demand;
     this.lastSeen.delete(nodeId);
+    const w = this.watched.get(nodeId);
+    if (w?.timer) clearTimeout(w.timer);
+    this.watched.delete(nodeId);
     log.warn(`node ${nodeId} (${n.address}) is dead: ${why}`);
     this.pgs.onNodeDied(nodeId);
     this.endpoint.disconnect(n.endpoint, `node ${nodeId} died`);
@@ -1050,6 +1090,8 @@ export class Head {
     this.state?.close();
     if (this.viewTimer) clearTimeout(this.viewTimer);
     if (this.healthTimer) clearInterval(this.healthTimer);
+    for (const w of this.watched.values()) if (w.timer) clearTimeout(w.timer);
+    this.watched.clear();
     this.pgs.stop();
     this.endpoint?.close();
   }

@@ -243,6 +243,8 @@ export const NodeInfoS = S.obj({
   arenaPath: S.str,
   /** requests waiting there for resources */
   demand: S.optional(S.arr(DemandS)),
+  /** why the head marked it dead */
+  deathReason: S.optional(S.str),
 });
 /** A value NodeInfoS accepts. */
 export type NodeInfo = Infer<typeof NodeInfoS>;

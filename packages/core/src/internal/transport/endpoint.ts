@@ -121,6 +121,13 @@ class Outbox {
   }
 }
 
+/** A DEALER to one peer, with its outbox and who watches its connection. */
+interface DealerRecord {
+  sock: zmq.Dealer;
+  out: Outbox;
+  watchers?: Set<(up: boolean) => void>;
+}
+
 let requestCounter = 0;
 
 interface PendingRequest {
@@ -165,7 +172,7 @@ const IDLE_POLL_MS = 25;
 export class Endpoint {
   /** one ROUTER, or with a cluster token one for ipc and one (CURVE) for tcp */
   private readonly routers: Array<{ sock: zmq.Router; out: Outbox; curve: boolean }>;
-  private readonly dealers = new Map<string, { sock: zmq.Dealer; out: Outbox }>();
+  private readonly dealers = new Map<string, DealerRecord>();
   private readonly pending = new Map<number, PendingRequest>();
   private readonly dropLog = new RateLimitedLog();
   private closed = false;
@@ -371,6 +378,47 @@ export class Endpoint {
     d.sock.close();
   }
 
+  /**
+   * Tells `onChange(false)` when the connection to `address` drops (the
+   * process there exited or was killed: its kernel closed the socket, or the
+   * network reset it) and `onChange(true)` when it is up again (a process
+   * accepts the connection there). A host that vanishes without
+   * closing anything is not seen here: heartbeats find that. Watching ends
+   * with `disconnect(address)` or `close()`. Not for idle-exit endpoints: the
+   * watch keeps the process alive.
+   */
+  watch(address: string, onChange: (up: boolean) => void): void {
+    if (this.idleExit) throw new RaySystemError('watch() is not for idle-exit endpoints');
+    const d = this.dealer(address);
+    if (d.watchers) {
+      d.watchers.add(onChange);
+      return;
+    }
+    const watchers = new Set([onChange]);
+    d.watchers = watchers;
+    const events = d.sock.events;
+    void (async () => {
+      while (!events.closed) {
+        let ev: zmq.Event;
+        try {
+          ev = await events.receive();
+        } catch {
+          return; // the socket closed
+        }
+        if (ev.type === 'end') return;
+        const up = ev.type === 'connect' || ev.type === 'handshake' ? true : ev.type === 'disconnect' ? false : undefined;
+        if (up === undefined) continue;
+        for (const w of watchers) {
+          try {
+            w(up);
+          } catch (e) {
+            log.warn(`a connection watcher of ${address} failed: ${(e as Error).stack ?? String(e)}`);
+          }
+        }
+      }
+    })();
+  }
+
   /** Rejects every request waiting for an answer from `address`. */
   failRequestsTo(address: string, reason: string): void {
     for (const [id, p] of this.pending) {
@@ -411,7 +459,7 @@ export class Endpoint {
     }
   }
 
-  private dealer(address: string): { sock: zmq.Dealer; out: Outbox } {
+  private dealer(address: string): DealerRecord {
     let d = this.dealers.get(address);
     if (!d) {
       const sock = new zmq.Dealer({ ...SOCKET_OPTIONS, routingId: this.identity, ...(this.idleExit ? { receiveTimeout: ACTIVE_POLL_MS } : {}), ...curveClientOptions(address, this.keys) });
